@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Runs the linter and the whole test suite inside the project's own virtual environment.
+set -euo pipefail
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bootstrap.sh"
+cd "$ROOT"
+ruff check smart_core smart_langchain smart_llamaindex tests
+ruff format --check smart_core smart_langchain smart_llamaindex tests
+exec python -m pytest -q "$@"

@@ -1,0 +1,83 @@
+"""SMART: cut LLM token bills with a stated quality guarantee.
+
+Name a reference model, a few cheaper candidates and a target -- "at most ``epsilon`` of answers
+may differ from the reference's, with confidence ``1 - delta``" -- and SMART profiles the
+candidates on live traffic, mixes them by linear programming so the target holds, and keeps
+auditing. This package is the framework-free engine; ``smart_langchain`` and
+``smart_llamaindex`` adapt it to those frameworks.
+"""
+
+from ._answer import Answer
+from ._certificate import Certificate
+from ._comparators import (
+    CallableMatch,
+    ChoiceMatch,
+    Comparator,
+    ExactMatch,
+    JsonMatch,
+    NumberMatch,
+    RegexMatch,
+    ToolCallMatch,
+    parse_comparator,
+)
+from ._confidence import (
+    BetaMixtureSequence,
+    ClopperPearsonBound,
+    ConfidenceSequence,
+    make_confidence_sequence,
+)
+from ._config import ModelSpec, SmartConfig
+from ._errors import ConfigError, ReplayFormatError, SmartError, StoreError
+from ._ledger import Ledger, RouteStats
+from ._mix import mix_cost, solve_mix
+from ._policy import Decision, MixPolicy, PolicyView, split_delta
+from ._pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPriceError
+from ._router import Endpoint, Routed, SmartRouter
+from ._usage import Usage
+from .stores import MemoryStore, SqliteStore, Store, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_PRICES",
+    "Answer",
+    "BetaMixtureSequence",
+    "CallableMatch",
+    "Certificate",
+    "ChoiceMatch",
+    "ClopperPearsonBound",
+    "Comparator",
+    "ConfidenceSequence",
+    "ConfigError",
+    "Decision",
+    "Endpoint",
+    "ExactMatch",
+    "JsonMatch",
+    "Ledger",
+    "MemoryStore",
+    "MixPolicy",
+    "ModelSpec",
+    "NumberMatch",
+    "PolicyView",
+    "Price",
+    "PriceTable",
+    "RegexMatch",
+    "ReplayFormatError",
+    "RouteStats",
+    "Routed",
+    "SmartConfig",
+    "SmartError",
+    "SmartRouter",
+    "SqliteStore",
+    "Store",
+    "StoreError",
+    "ToolCallMatch",
+    "UnknownPriceError",
+    "Usage",
+    "make_confidence_sequence",
+    "mix_cost",
+    "open_store",
+    "parse_comparator",
+    "solve_mix",
+    "split_delta",
+]

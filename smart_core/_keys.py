@@ -1,0 +1,81 @@
+"""Names of the per-task counters the engine keeps in a store, defined once.
+
+Every statistic SMART uses is a sum of these counters, so any backend with atomic increments can
+hold the state and every worker derives the same policy from it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AUDITS",
+    "PROBES",
+    "REF_COST",
+    "REF_COST_SQ",
+    "REF_N",
+    "REQUESTS",
+    "SPENT",
+    "SPENT_PROBE_CANDIDATES",
+    "agreements",
+    "call_cost",
+    "calls",
+    "dropped",
+    "failures",
+    "fallbacks",
+    "probes_of",
+    "routed",
+]
+
+#: Requests decided (reserved at decision time, so the batch budget counts in-flight work).
+REQUESTS = "requests"
+#: Requests answered by the reference because they were probes (profiling or audit).
+PROBES = "probes"
+#: Probes drawn on requests the mix had sent to a candidate.
+AUDITS = "audits"
+#: USD spent on every call of the task.
+SPENT = "spent"
+#: USD spent on candidate calls made only to measure agreement during probes.
+SPENT_PROBE_CANDIDATES = "spent.probe_candidates"
+#: Reference calls observed, their cost and squared cost (for the reference-only estimate).
+REF_N = "ref.n"
+REF_COST = "ref.cost"
+REF_COST_SQ = "ref.cost_sq"
+
+
+def probes_of(route: str) -> str:
+    """Probes on which ``route`` answered and was compared with the reference."""
+    return f"probe.n:{route}"
+
+
+def agreements(route: str) -> str:
+    """Probes on which ``route`` agreed with the reference."""
+    return f"probe.agree:{route}"
+
+
+def failures(route: str) -> str:
+    """Calls of ``route`` that raised (not counted as disagreements)."""
+    return f"fail:{route}"
+
+
+def routed(route: str) -> str:
+    """Requests the mix sent to ``route`` (reserved at decision time)."""
+    return f"route.n:{route}"
+
+
+def fallbacks(route: str) -> str:
+    """Requests sent to ``route`` that fell back to the reference after a failure."""
+    return f"fallback:{route}"
+
+
+def calls(model: str) -> str:
+    """Calls of ``model`` whose cost is known."""
+    return f"call.n:{model}"
+
+
+def call_cost(model: str) -> str:
+    """USD spent on ``model``."""
+    return f"call.cost:{model}"
+
+
+def dropped(route: str) -> str:
+    """Set to 1 once ``route`` is judged unable to pay back further probes."""
+    return f"dropped:{route}"

@@ -1,0 +1,448 @@
+"""The routing policy: from a task's counters to a decision for the next request.
+
+Per request the policy (1) bounds every live candidate's agreement with the reference,
+(2) solves the two-constraint LP for the cheapest mix whose guaranteed agreement meets the
+target, and (3) draws a route from that mix. Whatever the mix sends to the reference becomes a
+*probe*: the live candidates are called too and their agreement is recorded. Probing therefore
+costs only the candidates' calls, it is an unbiased sample of traffic (the draw never looks at
+the request), and it fades out by itself as the bounds tighten. Candidates whose best case cannot
+pay back further probes are dropped.
+
+Two guarantees are available:
+
+* ``request`` mode (online): every request is answered by a mix whose agreement is at least
+  ``1 - epsilon`` with probability ``1 - delta``, simultaneously at all times.
+* ``batch`` mode (``batch_size`` known): the expected share of differing answers over the batch
+  is at most ``epsilon`` with probability ``1 - delta``. Reference answers already returned agree
+  by definition, and every routed item is charged ``1 - L`` at the *current* bound, which only
+  tightens; the slack this leaves is spent on the remaining items.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from . import _keys as K
+from ._certificate import Certificate
+from ._confidence import ConfidenceSequence, make_confidence_sequence
+from ._mix import mix_cost, solve_mix
+
+__all__ = ["Decision", "MixPolicy", "PolicyView", "split_delta"]
+
+#: Probes a candidate gets before it may be dropped: enough to tell 0.3 from 0.9 agreement.
+_MIN_PROBES_BEFORE_DROP = 8
+#: Batch mode: probes a candidate needs before batch items may be sent to it.
+_MIN_PROBES_BEFORE_ROUTING = 20
+#: Exploration looks this many times the current probes ahead, and explores only when the
+#: predicted saving beats the probes' premium by this factor (predictions are optimistic).
+_EXPLORE_GROWTH = 2.0
+_EXPLORE_MARGIN = 3.0
+
+
+def split_delta(
+    delta: float, routes: Sequence[str], weights: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """Split the failure probability over routes (union bound), by fixed data-free weights."""
+    if not routes:
+        return {}
+    w = {r: float((weights or {}).get(r, 1.0)) for r in routes}
+    if any(v <= 0 for v in w.values()):
+        raise ValueError("delta weights must be positive")
+    total = sum(w.values())
+    return {r: delta * w[r] / total for r in routes}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """How to serve one request.
+
+    ``route`` is the model whose answer the user gets. When ``probe`` is true that is the
+    reference, and ``probe_models`` are the candidates to call alongside it so their agreement can
+    be measured; ``audit`` marks probes drawn on requests the mix had sent to a candidate.
+    ``increments`` must be written to the store as soon as the decision is taken: they reserve
+    the request (and its share of a batch budget) before any model is called.
+    """
+
+    route: str
+    probe: bool
+    probe_models: tuple[str, ...]
+    audit: bool
+    certificate: Certificate
+    increments: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyView:
+    """Everything the policy derived from one snapshot of counters."""
+
+    routes: tuple[str, ...]  # reference first, then every candidate
+    live: tuple[str, ...]  # candidates still being probed
+    lower: dict[str, float]
+    upper: dict[str, float]
+    cost: dict[str, float]
+    weights: tuple[float, ...]
+    effective_epsilon: float
+    budget_left: float  # batch mode: disagreement budget left (in requests); inf online
+    to_drop: tuple[str, ...]
+    bound: float
+    explore: bool  # more probes than the mix needs are expected to pay for themselves
+
+    @property
+    def mix(self) -> dict[str, float]:
+        return {r: w for r, w in zip(self.routes, self.weights, strict=True) if w > 0}
+
+
+class MixPolicy:
+    """Decides probe vs route for a task from its counters alone (stateless between calls).
+
+    Holding no state of its own is what lets several workers share one store: each derives the
+    same view from the same counters, and stale counters only make a bound older, never invalid,
+    because the bound holds at every time.
+    """
+
+    def __init__(
+        self,
+        *,
+        task: str,
+        reference: str,
+        candidates: Sequence[str],
+        epsilon: float,
+        delta: float,
+        prior_costs: Mapping[str, float],
+        method: str = "anytime",
+        batch_size: int | None = None,
+        expected_requests: int | None = None,
+        audit_rate: float = 0.0,
+        delta_weights: Mapping[str, float] | None = None,
+        bound: ConfidenceSequence | None = None,
+    ) -> None:
+        self.task = task
+        self.reference = reference
+        self.candidates = tuple(candidates)
+        self.epsilon = epsilon
+        self.delta = delta
+        self.batch_size = batch_size
+        self.expected_requests = expected_requests
+        self.audit_rate = audit_rate
+        self.bound = bound or make_confidence_sequence(method, epsilon)
+        self.method = self.bound.name
+        self.alphas = split_delta(delta, self.candidates, delta_weights)
+        self.mode = "batch" if batch_size else "request"
+        self._prior_costs = dict(prior_costs)
+        self._econ_cache: dict[tuple, tuple[tuple[str, ...], bool]] = {}
+
+    @classmethod
+    def from_config(cls, config, *, task: str | None = None) -> MixPolicy:
+        """Build from a :class:`~smart_core.SmartConfig` (prices give the costs before usage)."""
+        table = config.price_table
+        prior = {}
+        for spec in [config.reference, *config.candidates]:
+            price = spec.resolve_price(table)
+            prior[spec.name] = (price.input + price.output) / 1e6  # per 1k-in + 1k-out tokens
+        return cls(
+            task=task or config.task,
+            reference=config.reference.name,
+            candidates=[c.name for c in config.candidates],
+            epsilon=config.epsilon,
+            delta=config.delta,
+            prior_costs=prior,
+            method=config.method,
+            batch_size=config.batch_size,
+            expected_requests=config.expected_requests,
+            audit_rate=_audit_rate(config),
+            delta_weights=getattr(config, "delta_weights", None),
+        )
+
+    # -- derived quantities ------------------------------------------------------------------
+
+    def expected_cost(self, counters: Mapping[str, float], model: str) -> float:
+        """Mean observed cost per call; before any call, the price table scaled to what is seen."""
+        n = counters.get(K.calls(model), 0.0)
+        if n > 0:
+            return counters.get(K.call_cost(model), 0.0) / n
+        # Scale the price-based guess by what we have seen of the reference, if anything.
+        ref_n = counters.get(K.calls(self.reference), 0.0)
+        prior = self._prior_costs.get(model, 0.0)
+        if ref_n > 0 and self._prior_costs.get(self.reference, 0.0) > 0:
+            ref_mean = counters.get(K.call_cost(self.reference), 0.0) / ref_n
+            return prior * ref_mean / self._prior_costs[self.reference]
+        return prior
+
+    def view(self, counters: Mapping[str, float]) -> PolicyView:
+        """Bounds, costs and the cheapest admissible mix for the current counters."""
+        ref = self.reference
+        lower: dict[str, float] = {ref: 1.0}
+        upper: dict[str, float] = {ref: 1.0}
+        live = []
+        for c in self.candidates:
+            n = int(counters.get(K.probes_of(c), 0))
+            s = int(counters.get(K.agreements(c), 0))
+            alpha = self.alphas[c]
+            lower[c] = self.bound.lower(s, n, alpha)
+            upper[c] = self.bound.upper(s, n, alpha)
+            if not counters.get(K.dropped(c)):
+                live.append(c)
+        cost = {r: self.expected_cost(counters, r) for r in (ref, *self.candidates)}
+
+        # The target this request must meet.
+        budget_left = math.inf
+        eps_eff = self.epsilon
+        requests = counters.get(K.REQUESTS, 0.0)
+        if self.batch_size:
+            budget_left = self._budget_left(counters, lower)
+            remaining = max(self.batch_size - requests, 1.0)
+            eps_eff = min(1.0, max(0.0, budget_left / remaining))
+
+        # Dropped candidates are no longer probed but may still be routed at their last bound.
+        routes = (ref, *self.candidates)
+        probe_overhead = sum(cost[c] for c in live)
+        costs = [cost[ref] + probe_overhead] + [cost[c] for c in self.candidates]
+        bounds = [lower[r] for r in routes]
+        if self.batch_size:
+            bounds = self._batch_bounds(counters, routes, costs, bounds, upper, 1.0 - eps_eff)
+        weights = solve_mix(costs, bounds, 1.0 - eps_eff)
+        assert weights is not None  # the reference alone (bound 1) is always feasible
+        bound = sum(w * b for w, b in zip(weights, bounds, strict=True))
+
+        horizon = None
+        if self.batch_size:
+            horizon = max(self.batch_size - requests, 0.0)
+        elif self.expected_requests:
+            horizon = max(self.expected_requests - requests, 0.0)
+        # The economic choices (drop a candidate, probe beyond the mix) only move when evidence
+        # or volume moves by a noticeable step, so they are cached; they never affect validity.
+        econ_key = (
+            tuple(int(counters.get(K.probes_of(c), 0.0)) for c in self.candidates),
+            tuple(live),
+            round(math.log1p(requests) * 50),
+        )
+        econ = self._econ_cache.get(econ_key)
+        if econ is None:
+            to_drop = self._hopeless(
+                counters, routes, live, costs, lower, upper, 1.0 - eps_eff, horizon
+            )
+            still_live = [c for c in live if c not in to_drop]
+            explore = bool(still_live) and self._worth_probing(
+                counters, routes, still_live, costs, bounds, weights, horizon
+            )
+            if len(self._econ_cache) > 10_000:
+                self._econ_cache.clear()
+            econ = self._econ_cache[econ_key] = (to_drop, explore)
+        to_drop, explore = econ
+        return PolicyView(
+            routes=routes,
+            live=tuple(c for c in live if c not in to_drop),
+            lower=lower,
+            upper=upper,
+            cost=cost,
+            weights=tuple(weights),
+            effective_epsilon=eps_eff,
+            budget_left=budget_left,
+            to_drop=to_drop,
+            bound=bound,
+            explore=explore,
+        )
+
+    def _batch_bounds(
+        self,
+        counters: Mapping[str, float],
+        routes: Sequence[str],
+        costs: Sequence[float],
+        bounds: Sequence[float],
+        upper: Mapping[str, float],
+        target: float,
+    ) -> list[float]:
+        """Batch mode: bar routes that would waste the batch budget.
+
+        A batch item sent to a candidate is charged ``1 - L`` at the *final* bound, so budget
+        spent on a candidate that turns out poor is lost for good. Routes therefore need a few
+        probes first, and must belong to the cheapest mix under a middle estimate of where their
+        bounds will end up. Barred routes get bound 0 here, which only removes options.
+        """
+        mid = [1.0] + [0.5 * (lo + upper[r]) for lo, r in zip(bounds[1:], routes[1:], strict=True)]
+        planned = solve_mix(costs, mid, target) or [1.0] + [0.0] * (len(routes) - 1)
+        out = [bounds[0]]
+        for i, r in enumerate(routes[1:], start=1):
+            ready = counters.get(K.dropped(r)) or (
+                counters.get(K.probes_of(r), 0.0) >= _MIN_PROBES_BEFORE_ROUTING
+            )
+            out.append(bounds[i] if ready and planned[i] > 0 else 0.0)
+        return out
+
+    def _worth_probing(
+        self,
+        counters: Mapping[str, float],
+        routes: Sequence[str],
+        live: Sequence[str],
+        costs: Sequence[float],
+        bounds: Sequence[float],
+        weights: Sequence[float],
+        horizon: float | None,
+    ) -> bool:
+        """Would doubling the live candidates' probes pay for itself over the horizon?
+
+        Predicts each live bound after twice as many probes at today's agreement rate, re-solves
+        the mix (in batch mode with the budget those tighter bounds would free) and compares the
+        saving over the remaining requests with the extra cost of the probes. Online tasks without
+        ``expected_requests`` assume as many requests again as seen so far (at least 1,000).
+        """
+        requests = counters.get(K.REQUESTS, 0.0)
+        if horizon is None:
+            horizon = max(requests, 1000.0)
+        now = mix_cost(costs, weights)
+        extra = 0.0
+        future = list(bounds)
+        predicted = dict.fromkeys(self.candidates, None)
+        for i, r in enumerate(routes[1:], start=1):
+            if r not in live:
+                continue
+            n = int(counters.get(K.probes_of(r), 0.0))
+            s = int(counters.get(K.agreements(r), 0.0))
+            n2 = max(int(_EXPLORE_GROWTH * n), n + 20)
+            p_hat = s / n if n else 0.5
+            predicted[r] = self.bound.lower(round(p_hat * n2), n2, self.alphas[r])
+            extra = max(extra, n2 - n)
+            if bounds[i] > 0 or self.batch_size is None:
+                future[i] = max(bounds[i], predicted[r])
+        if extra >= horizon:
+            return False
+        eps = self.epsilon
+        if self.batch_size:
+            used = 0.0
+            for c in self.candidates:
+                lo = predicted[c] if predicted[c] is not None else 0.0
+                lo = max(
+                    lo,
+                    self.bound.lower(
+                        int(counters.get(K.agreements(c), 0.0)),
+                        int(counters.get(K.probes_of(c), 0.0)),
+                        self.alphas[c],
+                    ),
+                )
+                used += counters.get(K.routed(c), 0.0) * (1.0 - lo)
+            eps = (self.epsilon * self.batch_size - used) / max(horizon - extra, 1.0)
+            eps = min(1.0, max(0.0, eps))
+        w_future = solve_mix(costs, future, 1.0 - eps)
+        assert w_future is not None
+        gain = (now - mix_cost(costs, w_future)) * (horizon - extra)
+        probe_premium = max(costs[0] - now, 0.0) * extra
+        return gain > _EXPLORE_MARGIN * probe_premium
+
+    def _budget_left(self, counters: Mapping[str, float], lower: Mapping[str, float]) -> float:
+        """Batch mode: differing answers the batch may still afford, in requests.
+
+        Each request routed to a candidate is charged ``1 - L`` at the bound given, which may be
+        older than the counters (a stale bound is still a valid one) but never newer.
+        """
+        assert self.batch_size is not None
+        used = sum(counters.get(K.routed(c), 0.0) * (1.0 - lower[c]) for c in self.candidates)
+        return self.epsilon * self.batch_size - used
+
+    def _hopeless(
+        self,
+        counters: Mapping[str, float],
+        routes: Sequence[str],
+        live: Sequence[str],
+        costs: Sequence[float],
+        lower: Mapping[str, float],
+        upper: Mapping[str, float],
+        target: float,
+        horizon: float | None,
+    ) -> tuple[str, ...]:
+        """Candidates that cannot pay for more probes even in their own best case.
+
+        Each candidate is put at its *upper* bound while the others stay at their lower bounds;
+        the LP then says the most it could ever save per request. Over the remaining horizon that
+        must beat what keeping it in the probes costs (about as many probes again as it has had).
+        Dropping only stops probing; it never touches validity.
+        """
+        out = []
+        base = [lower[r] for r in routes]
+        for i, c in enumerate(routes[1:], start=1):
+            n = counters.get(K.probes_of(c), 0.0)
+            if c not in live or n < _MIN_PROBES_BEFORE_DROP:
+                continue
+            # Without c its probe cost disappears from the reference route as well.
+            sub_costs = [costs[0] - costs[i]] + [x for j, x in enumerate(costs[1:], 1) if j != i]
+            sub_bounds = [base[0]] + [x for j, x in enumerate(base[1:], 1) if j != i]
+            w_sub = solve_mix(sub_costs, sub_bounds, target)
+            best = list(base)
+            best[i] = upper[c]
+            w_best = solve_mix(costs, best, target)
+            assert w_sub is not None and w_best is not None  # the reference is always feasible
+            gain = mix_cost(sub_costs, w_sub) - mix_cost(costs, w_best)
+            if gain <= 0 or (horizon is not None and gain * horizon < costs[i] * max(n, 30.0)):
+                out.append(c)
+        return tuple(out)
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def decide(self, counters: Mapping[str, float], rng: random.Random) -> Decision:
+        """Draw the route for one request; the returned increments reserve it in the store."""
+        view = self.view(counters)
+        return self.decide_from(view, counters, rng)
+
+    def decide_from(
+        self, view: PolicyView, counters: Mapping[str, float], rng: random.Random
+    ) -> Decision:
+        """Like :meth:`decide` for a view already computed (simulations reuse views)."""
+        ref = self.reference
+        u = rng.random()
+        acc = 0.0
+        route = view.routes[-1]
+        for r, w in zip(view.routes, view.weights, strict=True):
+            acc += w
+            if u < acc:
+                route = r
+                break
+        live = view.live
+        audit = False
+        if route != ref:
+            over_budget = (
+                self.batch_size is not None
+                and self._budget_left(counters, view.lower) < 1.0 - view.lower[route]
+            )
+            if over_budget or view.explore:
+                route = ref
+            elif self.audit_rate and live and rng.random() < self.audit_rate:
+                route, audit = ref, True
+        probe = route == ref and bool(live)
+        inc: dict[str, float] = {K.REQUESTS: 1.0, K.routed(route): 1.0}
+        if probe:
+            inc[K.PROBES] = 1.0
+        if audit:
+            inc[K.AUDITS] = 1.0
+        for c in view.to_drop:
+            inc[K.dropped(c)] = 1.0
+        cert = Certificate(
+            task=self.task,
+            route=route,
+            probe=probe,
+            mix=view.mix,
+            bound=view.bound,
+            probes=int(counters.get(K.PROBES, 0.0)),
+            epsilon=self.epsilon,
+            delta=self.delta,
+            method=self.method,
+            mode=self.mode,
+            effective_epsilon=view.effective_epsilon,
+            bounds={r: view.lower[r] for r in view.routes},
+        )
+        return Decision(
+            route=route,
+            probe=probe,
+            probe_models=live if probe else (),
+            audit=audit,
+            certificate=cert,
+            increments=inc,
+        )
+
+
+def _audit_rate(config) -> float:
+    rate = getattr(config, "audit_rate", None)
+    if rate is None:
+        return 0.0 if config.batch_size else 0.01
+    return float(rate)

@@ -1,0 +1,255 @@
+"""``smart replay``: run the real engine over logged model outputs, in many random orders.
+
+Each order is one simulated batch deployment: items arrive in a shuffled order, every model call
+is answered from the log (with the logged cost, or tokens x price), and the engine decides probes
+and routes exactly as it would live. The realized share of answers that differ from the
+reference's, under the task's comparator, is then checked against epsilon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._answer import Answer
+from ._comparators import Comparator, parse_comparator
+from ._config import ModelSpec, SmartConfig
+from ._errors import ReplayFormatError
+from ._usage import Usage
+from .stores import MemoryStore
+
+__all__ = ["ReplayItem", "ReplayOrder", "ReplayReport", "load_replay", "replay"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayItem:
+    """One logged request and every model's logged answer to it."""
+
+    id: str
+    input: Any
+    outputs: dict[str, Answer]
+    label: Any = None
+
+
+def _answer(model: str, raw: Any, where: str) -> Answer:
+    if not isinstance(raw, dict) or "text" not in raw:
+        raise ReplayFormatError(f"{where}: outputs[{model!r}] must be an object with a 'text' key")
+    cost = raw.get("cost")
+    if cost is not None and (not isinstance(cost, int | float) or cost < 0):
+        raise ReplayFormatError(f"{where}: outputs[{model!r}].cost must be a number >= 0")
+    usage = Usage(int(raw.get("input_tokens") or 0), int(raw.get("output_tokens") or 0))
+    return Answer(text=raw["text"], model=model, usage=usage, cost=cost, value=raw.get("value"))
+
+
+def load_replay(path: str | Path) -> list[ReplayItem]:
+    """Parse a replay file; errors name the line number and what is wrong."""
+    items = []
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ReplayFormatError(f"{where}: not valid JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise ReplayFormatError(f"{where}: each line must be a JSON object")
+            outputs = obj.get("outputs")
+            if not isinstance(outputs, dict) or not outputs:
+                raise ReplayFormatError(
+                    f"{where}: missing 'outputs' (an object mapping model name to its answer)"
+                )
+            items.append(
+                ReplayItem(
+                    id=str(obj.get("id", lineno)),
+                    input=obj.get("input"),
+                    outputs={m: _answer(m, raw, where) for m, raw in outputs.items()},
+                    label=obj.get("label"),
+                )
+            )
+    if not items:
+        raise ReplayFormatError(f"{path}: no items")
+    return items
+
+
+@dataclass(frozen=True)
+class ReplayOrder:
+    """One simulated deployment (one random order of the items)."""
+
+    seed: int
+    cost: float
+    reference_cost: float
+    savings: float
+    disagreement: float
+    exceeded: bool
+    probes: int
+    routes: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """All orders and their aggregate, as printed by ``smart replay``."""
+
+    file: str
+    reference: str
+    candidates: list[str]
+    comparator: str
+    epsilon: float
+    delta: float
+    method: str
+    items: int
+    cost: float  # median over orders
+    reference_cost: float
+    savings: float  # median over orders
+    disagreement: float  # mean realized share of differing answers
+    max_disagreement: float
+    violation_rate: float  # share of orders whose realized share exceeded epsilon
+    probes: float  # median
+    routes: dict[str, float] = field(default_factory=dict)  # mean share of items per route
+    orders: list[ReplayOrder] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_models(items: Sequence[ReplayItem], reference: str, candidates: Sequence[str]) -> None:
+    for lineno, item in enumerate(items, start=1):
+        if reference not in item.outputs:
+            raise ReplayFormatError(
+                f"item {lineno} (id {item.id!r}) has no output for the reference {reference!r}; "
+                f"models there: {sorted(item.outputs)}"
+            )
+    known = {m for item in items for m in item.outputs}
+    unknown = [c for c in candidates if c not in known]
+    if unknown:
+        raise ReplayFormatError(
+            f"candidates {unknown} never appear in the file; models there: {sorted(known)}"
+        )
+
+
+def _spec(model: str, items: Sequence[ReplayItem], prices: dict[str, Any]) -> ModelSpec:
+    # Logged costs make prices irrelevant; name a zero price so unknown models need none.
+    if model not in prices and all(
+        it.outputs[model].cost is not None for it in items if model in it.outputs
+    ):
+        return ModelSpec(name=model, input_price=0.0, output_price=0.0)
+    return ModelSpec(name=model)
+
+
+async def _run_order(
+    items: Sequence[ReplayItem], config: SmartConfig, comparator: Comparator, seed: int
+) -> ReplayOrder:
+    from ._router import SmartRouter
+
+    order = list(items)
+    random.Random(seed).shuffle(order)
+    ref = config.reference.name
+
+    def endpoint(model: str):
+        async def call(item: ReplayItem) -> Answer:
+            logged = item.outputs.get(model)
+            if logged is None:
+                raise LookupError(f"no logged output of {model} for item {item.id}")
+            return Answer(logged.text, logged.value, model, logged.usage, logged.cost)
+
+        return call
+
+    endpoints = {m: endpoint(m) for m in config.model_names()}
+    router = SmartRouter(config, endpoints, store=MemoryStore(), seed=seed, wait_for_probes=True)
+    differing = 0
+    routes: Counter[str] = Counter()
+    ref_cost = 0.0
+    for item in order:
+        routed = await router.arun(item)
+        routes[routed.route] += 1
+        ref_cost += router.cost_of(item.outputs[ref])
+        if routed.route != ref and not comparator(routed.answer, item.outputs[ref]):
+            differing += 1
+    ledger = router.ledger()
+    router.close()
+    share = differing / len(order)
+    return ReplayOrder(
+        seed=seed,
+        cost=ledger.spent,
+        reference_cost=ref_cost,
+        savings=ref_cost / ledger.spent if ledger.spent > 0 else float("inf"),
+        disagreement=share,
+        exceeded=share > config.epsilon,
+        probes=ledger.probes,
+        routes=dict(routes),
+    )
+
+
+def replay(
+    path: str | Path,
+    *,
+    reference: str,
+    candidates: Sequence[str] | None = None,
+    epsilon: float,
+    delta: float = 0.05,
+    comparator: str | Comparator = "exact",
+    orders: int = 10,
+    seed: int = 0,
+    method: str = "anytime",
+    prices: dict[str, Any] | None = None,
+    items: Sequence[ReplayItem] | None = None,
+    progress=None,
+) -> ReplayReport:
+    """Replay ``path`` in ``orders`` random orders as batch deployments and aggregate."""
+    items = list(items) if items is not None else load_replay(path)
+    if candidates is None:
+        seen: dict[str, None] = {}
+        for it in items:
+            seen.update(dict.fromkeys(it.outputs))
+        candidates = [m for m in seen if m != reference]
+    _check_models(items, reference, candidates)
+    prices = dict(prices or {})
+    config = SmartConfig(
+        task="replay",
+        epsilon=epsilon,
+        delta=delta,
+        reference=_spec(reference, items, prices),
+        candidates=[_spec(c, items, prices) for c in candidates],
+        comparator=comparator,
+        method=method,
+        batch_size=len(items),
+        prices=prices,
+    )
+    comp = parse_comparator(comparator)
+    results = []
+    for k in range(orders):
+        results.append(asyncio.run(_run_order(items, config, comp, seed + k)))
+        if progress:
+            progress(1)
+    n = len(items)
+    route_share: Counter[str] = Counter()
+    for r in results:
+        for route, count in r.routes.items():
+            route_share[route] += count / n / len(results)
+    return ReplayReport(
+        file=str(path),
+        reference=reference,
+        candidates=list(candidates),
+        comparator=comp.name,
+        epsilon=epsilon,
+        delta=delta,
+        method=method,
+        items=n,
+        cost=statistics.median(r.cost for r in results),
+        reference_cost=statistics.median(r.reference_cost for r in results),
+        savings=statistics.median(r.savings for r in results),
+        disagreement=statistics.fmean(r.disagreement for r in results),
+        max_disagreement=max(r.disagreement for r in results),
+        violation_rate=sum(r.exceeded for r in results) / len(results),
+        probes=statistics.median(r.probes for r in results),
+        routes=dict(sorted(route_share.items(), key=lambda kv: -kv[1])),
+        orders=results,
+    )

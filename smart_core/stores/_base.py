@@ -1,0 +1,72 @@
+"""The state-store interface every backend implements: exact counters per task, written atomically.
+
+Everything the engine learns (probe outcomes, routed requests, spend) is a sum, so a store only
+needs atomic, idempotent increments and a consistent read. That maps directly onto SQLite
+transactions, Redis hashes + Lua, and PostgreSQL upserts, and lets every worker recompute the
+policy from the same shared numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+__all__ = ["Store"]
+
+
+class Store(ABC):
+    """Per-task counters and metadata.
+
+    ``add`` applies all ``increments`` in one atomic step. When ``event_id`` is given, the step is
+    idempotent: a second ``add`` with the same ``(task, event_id)`` changes nothing and returns
+    ``False``. This is what keeps a retried or replayed probe from being counted twice, and a
+    crash mid-write from leaving half an event behind.
+    """
+
+    url: str
+
+    @abstractmethod
+    def add(
+        self, task: str, increments: Mapping[str, float], *, event_id: str | None = None
+    ) -> bool:
+        """Atomically add ``increments`` to ``task``'s counters; False if ``event_id`` was seen."""
+
+    @abstractmethod
+    def read(self, task: str) -> dict[str, float]:
+        """A consistent snapshot of all of ``task``'s counters (missing counters are absent)."""
+
+    @abstractmethod
+    def tasks(self) -> list[str]:
+        """Names of all tasks that have counters or metadata, sorted."""
+
+    @abstractmethod
+    def set_meta(self, task: str, key: str, value: str) -> None:
+        """Store a string under ``(task, key)``, replacing any previous value."""
+
+    @abstractmethod
+    def get_meta(self, task: str, key: str) -> str | None:
+        """The string stored under ``(task, key)``, or None."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the store must not be used afterwards."""
+
+    # Async twins. Local backends are sub-millisecond, so the default runs them inline;
+    # network backends (Redis, PostgreSQL) override these with real async clients.
+    async def aadd(
+        self, task: str, increments: Mapping[str, float], *, event_id: str | None = None
+    ) -> bool:
+        return self.add(task, increments, event_id=event_id)
+
+    async def aread(self, task: str) -> dict[str, float]:
+        return self.read(task)
+
+    async def aclose(self) -> None:
+        await asyncio.sleep(0)
+        self.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,88 @@
+"""In-process store: plain dicts behind one lock, for tests and single-process deployments."""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Mapping
+
+from .._errors import StoreError
+from ._base import Store
+
+__all__ = ["MemoryStore"]
+
+
+def _clean_increments(increments: Mapping[str, float]) -> dict[str, float]:
+    """Coerce increments to floats up front so a bad value fails before anything is written."""
+    cleaned: dict[str, float] = {}
+    for key, value in increments.items():
+        number = float(value)
+        if not math.isfinite(number):
+            raise ValueError(f"increment {key!r} must be a finite number, got {value!r}")
+        cleaned[str(key)] = number
+    return cleaned
+
+
+class MemoryStore(Store):
+    """Counters held in this process only; lost when it exits.
+
+    Every operation takes a single lock, so concurrent threads see the same atomic, idempotent
+    behaviour as the durable backends (which is what makes it a faithful test double).
+    """
+
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, dict[str, float]] = {}
+        self._events: set[tuple[str, str]] = set()
+        self._meta: dict[str, dict[str, str]] = {}
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("MemoryStore is closed; open a new store with open_store('memory://')")
+
+    def add(
+        self, task: str, increments: Mapping[str, float], *, event_id: str | None = None
+    ) -> bool:
+        cleaned = _clean_increments(increments)
+        with self._lock:
+            self._check_open()
+            if event_id is not None:
+                marker = (task, event_id)
+                if marker in self._events:
+                    return False
+                self._events.add(marker)
+            if cleaned:
+                counters = self._counters.setdefault(task, {})
+                for key, value in cleaned.items():
+                    counters[key] = counters.get(key, 0.0) + value
+            return True
+
+    def read(self, task: str) -> dict[str, float]:
+        with self._lock:
+            self._check_open()
+            return dict(self._counters.get(task, {}))
+
+    def tasks(self) -> list[str]:
+        with self._lock:
+            self._check_open()
+            return sorted(set(self._counters) | set(self._meta))
+
+    def set_meta(self, task: str, key: str, value: str) -> None:
+        with self._lock:
+            self._check_open()
+            self._meta.setdefault(task, {})[key] = value
+
+    def get_meta(self, task: str, key: str) -> str | None:
+        with self._lock:
+            self._check_open()
+            return self._meta.get(task, {}).get(key)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    def __repr__(self) -> str:
+        return "MemoryStore()"

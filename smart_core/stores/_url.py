@@ -1,0 +1,82 @@
+"""Turn a store URL into a Store, so configuration can name its state backend with one string.
+
+Backends register a factory per URL scheme in ``_FACTORIES``; network backends (Redis,
+PostgreSQL) plug in there when they ship.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .._errors import StoreError
+from ._base import Store
+from ._memory import MemoryStore
+from ._sqlite import SqliteStore
+
+__all__ = ["open_store"]
+
+_Factory = Callable[[str], Store]
+
+
+def _open_memory(url: str) -> Store:
+    rest = url.partition("://")[2]
+    if rest:
+        raise StoreError(f"memory store URLs take no path, got {url!r}; use 'memory://'")
+    return MemoryStore()
+
+
+def _open_sqlite(url: str) -> Store:
+    rest = url.partition("://")[2]
+    # "sqlite:///rel.db" -> "rel.db"; "sqlite:////abs/x.db" -> "/abs/x.db" (SQLAlchemy's form).
+    if not rest.startswith("/") or len(rest) < 2:
+        raise StoreError(
+            f"invalid SQLite store URL {url!r}: use three slashes and a path, e.g. "
+            "'sqlite:///state/smart.db' (relative) or 'sqlite:////var/lib/smart.db' (absolute)"
+        )
+    return SqliteStore(rest[1:])
+
+
+def _later(name: str) -> _Factory:
+    def factory(url: str) -> Store:
+        raise StoreError(
+            f"the {name} store backend arrives in a later release (got {url!r}); "
+            "use sqlite:///path.db for now"
+        )
+
+    return factory
+
+
+_FACTORIES: dict[str, _Factory] = {
+    "memory": _open_memory,
+    "sqlite": _open_sqlite,
+    "redis": _later("Redis"),
+    "rediss": _later("Redis"),
+    "postgresql": _later("PostgreSQL"),
+    "postgres": _later("PostgreSQL"),
+}
+
+# Schemes that open a store today, for error messages.
+_AVAILABLE = ("memory://", "sqlite:///path.db")
+
+
+def open_store(url: str | Store) -> Store:
+    """Open the store a URL names (``memory://``, ``sqlite:///path.db``); a Store passes through.
+
+    Relative SQLite paths are resolved against the current directory once, at open time.
+    """
+    if isinstance(url, Store):
+        return url
+    if not isinstance(url, str):
+        raise TypeError(f"open_store expects a URL string or a Store, got {type(url).__name__}")
+    scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise StoreError(
+            f"{url!r} is not a store URL; use one of {', '.join(_AVAILABLE)} "
+            f"(for a file, e.g. 'sqlite:///{url}')"
+        )
+    factory = _FACTORIES.get(scheme.lower())
+    if factory is None:
+        raise StoreError(
+            f"unknown store URL scheme {scheme!r} in {url!r}; supported: {', '.join(_AVAILABLE)}"
+        )
+    return factory(url)
