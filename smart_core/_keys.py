@@ -18,6 +18,7 @@ __all__ = [
     "agreements",
     "call_cost",
     "calls",
+    "charged",
     "dropped",
     "failures",
     "fallbacks",
@@ -74,6 +75,11 @@ def calls(model: str) -> str:
 def call_cost(model: str) -> str:
     """USD spent on ``model``."""
     return f"call.cost:{model}"
+
+
+def charged(route: str) -> str:
+    """Batch mode: sum of ``1 - L`` over the items sent to ``route``, each at its decision."""
+    return f"charged:{route}"
 
 
 def dropped(route: str) -> str:

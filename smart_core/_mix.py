@@ -28,8 +28,13 @@ def solve_mix(costs: Sequence[float], bounds: Sequence[float], target: float) ->
 
     def consider(cost: float, agreement: float, i: int, j: int, w: float) -> None:
         nonlocal best
-        key = (cost, -agreement)
-        if best is None or key < (best[0] - _TOL * max(1.0, abs(best[0])), best[1]):
+        if best is None:
+            best = (cost, -agreement, i, j, w)
+            return
+        tol = _TOL * max(1.0, abs(best[0]))
+        cheaper = cost < best[0] - tol
+        tied_but_safer = abs(cost - best[0]) <= tol and -agreement < best[1]
+        if cheaper or tied_but_safer:
             best = (cost, -agreement, i, j, w)
 
     for i in range(n):

@@ -9,16 +9,18 @@ the live candidates, and the realized share of answers differing from gpt-4's is
 from __future__ import annotations
 
 import math
+import os
 import random
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 
 from . import _keys as K
 from ._mix import mix_cost, solve_mix
 from ._paper_data import DATASETS, PRICES_PER_1K, PUBLISHED_SAVINGS, REFERENCE
-from ._policy import MixPolicy
+from ._policy import MixPolicy, probe_outcome
 
 __all__ = ["PaperRow", "PaperRun", "bench_paper", "oracle_savings", "simulate_paper"]
 
@@ -130,9 +132,8 @@ def simulate_paper(
                 spent += costs[c]
                 counters[K.calls(c)] += 1
                 counters[K.call_cost(c)] += costs[c]
-                counters[K.probes_of(c)] += 1
-                if rng.random() < rates[c]:
-                    counters[K.agreements(c)] += 1
+                for key, value in probe_outcome(decision, c, rng.random() < rates[c]).items():
+                    counters[key] += value
         else:
             routed_since_view += 1
             if rng.random() >= rates[route]:
@@ -155,29 +156,48 @@ def bench_paper(
     seeds: int = 20,
     delta: float = 0.05,
     method: str = "anytime",
-    progress=None,
+    workers: int | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> list[PaperRow]:
-    """Every (dataset, epsilon) point over ``seeds`` seeds, aggregated."""
+    """Every (dataset, epsilon) point over ``seeds`` seeds, aggregated.
+
+    Runs are independent, so they are spread over ``workers`` processes (default: all cores).
+    """
+    jobs = [(ds, eps, seed) for ds in datasets for eps in epsilons for seed in range(seeds)]
+    runs: dict[tuple[str, float], list[PaperRun]] = defaultdict(list)
+    workers = workers or os.cpu_count() or 1
+    if workers == 1:
+        for ds, eps, seed in jobs:
+            runs[ds, eps].append(simulate_paper(ds, eps, delta=delta, seed=seed, method=method))
+            if progress:
+                progress(1)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(simulate_paper, ds, eps, delta=delta, seed=seed, method=method)
+                for ds, eps, seed in jobs
+            ]
+            for future in as_completed(futures):
+                run = future.result()
+                runs[run.dataset, run.epsilon].append(run)
+                if progress:
+                    progress(1)
     rows = []
     for ds in datasets:
         for eps in epsilons:
-            runs = []
-            for seed in range(seeds):
-                runs.append(simulate_paper(ds, eps, delta=delta, seed=seed, method=method))
-                if progress:
-                    progress(1)
+            points = runs[ds, eps]
             rows.append(
                 PaperRow(
                     dataset=ds,
                     epsilon=eps,
                     seeds=seeds,
-                    cost=statistics.median(r.cost for r in runs),
-                    savings=statistics.median(r.savings for r in runs),
-                    violation_rate=sum(r.disagreement > eps for r in runs) / len(runs),
-                    probes=statistics.median(r.probes for r in runs),
+                    cost=statistics.median(r.cost for r in points),
+                    savings=statistics.median(r.savings for r in points),
+                    violation_rate=sum(r.disagreement > eps for r in points) / len(points),
+                    probes=statistics.median(r.probes for r in points),
                     oracle_savings=oracle_savings(ds, eps),
                     published_savings=PUBLISHED_SAVINGS.get(ds, {}).get(eps),
-                    max_disagreement=max(r.disagreement for r in runs),
+                    max_disagreement=max(r.disagreement for r in points),
                 )
             )
     return rows

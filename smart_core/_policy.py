@@ -30,16 +30,23 @@ from ._certificate import Certificate
 from ._confidence import ConfidenceSequence, make_confidence_sequence
 from ._mix import mix_cost, solve_mix
 
-__all__ = ["Decision", "MixPolicy", "PolicyView", "split_delta"]
+__all__ = ["Decision", "MixPolicy", "PolicyView", "probe_outcome", "realized_budget", "split_delta"]
 
 #: Probes a candidate gets before it may be dropped: enough to tell 0.3 from 0.9 agreement.
 _MIN_PROBES_BEFORE_DROP = 8
+#: Batch mode: share of delta spent on the realized batch share (Freedman's inequality).
+_REALIZATION_SHARE = 0.1
 #: Batch mode: probes a candidate needs before batch items may be sent to it.
 _MIN_PROBES_BEFORE_ROUTING = 20
 #: Exploration looks this many times the current probes ahead, and explores only when the
 #: predicted saving beats the probes' premium by this factor (predictions are optimistic).
 _EXPLORE_GROWTH = 2.0
 _EXPLORE_MARGIN = 3.0
+#: Probes before a candidate may be dropped for adding too little to the predicted mix, and by
+#: how much its predicted contribution must beat the cost of its probes to stay.
+_MIN_PROBES_BEFORE_VALUE_DROP = 30
+#: Probe budgets (multiples of a candidate's current probes) the drop rule looks ahead to.
+_LOOKAHEAD_GROWTH = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
 
 def split_delta(
@@ -129,7 +136,10 @@ class MixPolicy:
         self.audit_rate = audit_rate
         self.bound = bound or make_confidence_sequence(method, epsilon)
         self.method = self.bound.name
-        self.alphas = split_delta(delta, self.candidates, delta_weights)
+        # Batch mode promises the *realized* share of the batch, so a tenth of delta covers the
+        # chance fluctuation of the answers around their probabilities; the rest the bounds.
+        self.realization_delta = delta * _REALIZATION_SHARE if batch_size else 0.0
+        self.alphas = split_delta(delta - self.realization_delta, self.candidates, delta_weights)
         self.mode = "batch" if batch_size else "request"
         self._prior_costs = dict(prior_costs)
         self._econ_cache: dict[tuple, tuple[tuple[str, ...], bool]] = {}
@@ -176,11 +186,12 @@ class MixPolicy:
         ref = self.reference
         lower: dict[str, float] = {ref: 1.0}
         upper: dict[str, float] = {ref: 1.0}
+        alphas = self.alphas
         live = []
         for c in self.candidates:
             n = int(counters.get(K.probes_of(c), 0))
             s = int(counters.get(K.agreements(c), 0))
-            alpha = self.alphas[c]
+            alpha = alphas[c]
             lower[c] = self.bound.lower(s, n, alpha)
             upper[c] = self.bound.upper(s, n, alpha)
             if not counters.get(K.dropped(c)):
@@ -201,10 +212,14 @@ class MixPolicy:
         probe_overhead = sum(cost[c] for c in live)
         costs = [cost[ref] + probe_overhead] + [cost[c] for c in self.candidates]
         bounds = [lower[r] for r in routes]
+        allowed = [True] * len(routes)
         if self.batch_size:
-            bounds = self._batch_bounds(counters, routes, costs, bounds, upper, 1.0 - eps_eff)
-        weights = solve_mix(costs, bounds, 1.0 - eps_eff)
-        assert weights is not None  # the reference alone (bound 1) is always feasible
+            allowed = self._batch_allowed(counters, routes, costs, bounds, upper, 1.0 - eps_eff)
+        keep = [i for i, ok in enumerate(allowed) if ok]
+        sub = _solve([costs[i] for i in keep], [bounds[i] for i in keep], 1.0 - eps_eff)
+        weights = [0.0] * len(routes)
+        for i, w in zip(keep, sub, strict=True):
+            weights[i] = w
         bound = sum(w * b for w, b in zip(weights, bounds, strict=True))
 
         horizon = None
@@ -221,12 +236,15 @@ class MixPolicy:
         )
         econ = self._econ_cache.get(econ_key)
         if econ is None:
+            # Candidates are valued at what they save once profiling is over: against the bare
+            # reference cost, without today's probe overhead (which every live candidate inflates).
+            bare = [cost[r] for r in routes]
             to_drop = self._hopeless(
-                counters, routes, live, costs, lower, upper, 1.0 - eps_eff, horizon
+                counters, routes, live, bare, lower, upper, 1.0 - eps_eff, horizon, alphas
             )
             still_live = [c for c in live if c not in to_drop]
             explore = bool(still_live) and self._worth_probing(
-                counters, routes, still_live, costs, bounds, weights, horizon
+                counters, routes, still_live, costs, bounds, weights, horizon, alphas
             )
             if len(self._econ_cache) > 10_000:
                 self._econ_cache.clear()
@@ -246,7 +264,7 @@ class MixPolicy:
             explore=explore,
         )
 
-    def _batch_bounds(
+    def _batch_allowed(
         self,
         counters: Mapping[str, float],
         routes: Sequence[str],
@@ -254,22 +272,20 @@ class MixPolicy:
         bounds: Sequence[float],
         upper: Mapping[str, float],
         target: float,
-    ) -> list[float]:
-        """Batch mode: bar routes that would waste the batch budget.
+    ) -> list[bool]:
+        """Batch mode: which routes the mix may use without wasting the batch budget.
 
-        A batch item sent to a candidate is charged ``1 - L`` at the *final* bound, so budget
-        spent on a candidate that turns out poor is lost for good. Routes therefore need a few
-        probes first, and must belong to the cheapest mix under a middle estimate of where their
-        bounds will end up. Barred routes get bound 0 here, which only removes options.
+        Budget spent on a candidate that turns out poor is lost for good, so a candidate needs a
+        few probes first and must belong to the cheapest mix under a middle estimate of where
+        its bound will end up. Barred routes are left out of the LP (the reference never is).
         """
         mid = [1.0] + [0.5 * (lo + upper[r]) for lo, r in zip(bounds[1:], routes[1:], strict=True)]
         planned = solve_mix(costs, mid, target) or [1.0] + [0.0] * (len(routes) - 1)
-        out = [bounds[0]]
+        out = [True]
         for i, r in enumerate(routes[1:], start=1):
-            ready = counters.get(K.dropped(r)) or (
-                counters.get(K.probes_of(r), 0.0) >= _MIN_PROBES_BEFORE_ROUTING
-            )
-            out.append(bounds[i] if ready and planned[i] > 0 else 0.0)
+            seen = counters.get(K.probes_of(r), 0.0)
+            ready = counters.get(K.dropped(r)) or (seen >= _MIN_PROBES_BEFORE_ROUTING)
+            out.append(bool(ready and planned[i] > 0))
         return out
 
     def _worth_probing(
@@ -281,6 +297,7 @@ class MixPolicy:
         bounds: Sequence[float],
         weights: Sequence[float],
         horizon: float | None,
+        alphas: Mapping[str, float],
     ) -> bool:
         """Would doubling the live candidates' probes pay for itself over the horizon?
 
@@ -303,7 +320,7 @@ class MixPolicy:
             s = int(counters.get(K.agreements(r), 0.0))
             n2 = max(int(_EXPLORE_GROWTH * n), n + 20)
             p_hat = s / n if n else 0.5
-            predicted[r] = self.bound.lower(round(p_hat * n2), n2, self.alphas[r])
+            predicted[r] = self.bound.lower(round(p_hat * n2), n2, alphas[r])
             extra = max(extra, n2 - n)
             if bounds[i] > 0 or self.batch_size is None:
                 future[i] = max(bounds[i], predicted[r])
@@ -319,7 +336,7 @@ class MixPolicy:
                     self.bound.lower(
                         int(counters.get(K.agreements(c), 0.0)),
                         int(counters.get(K.probes_of(c), 0.0)),
-                        self.alphas[c],
+                        alphas[c],
                     ),
                 )
                 used += counters.get(K.routed(c), 0.0) * (1.0 - lo)
@@ -332,14 +349,22 @@ class MixPolicy:
         return gain > _EXPLORE_MARGIN * probe_premium
 
     def _budget_left(self, counters: Mapping[str, float], lower: Mapping[str, float]) -> float:
-        """Batch mode: differing answers the batch may still afford, in requests.
+        """Batch mode: expected differing answers the batch may still afford, in requests.
 
-        Each request routed to a candidate is charged ``1 - L`` at the bound given, which may be
-        older than the counters (a stale bound is still a valid one) but never newer.
+        Each item sent to a candidate was charged ``1 - L`` at its decision; the items sent to a
+        route are also covered by ``(1 - L_now)`` each, since every bound holds at all times. The
+        smaller of the two is used, so a bound that tightens frees budget and one that slips
+        back never overdraws it. The total is capped below ``epsilon * N`` by the margin that
+        keeps the *realized* share within epsilon (see :func:`realized_budget`).
         """
         assert self.batch_size is not None
-        used = sum(counters.get(K.routed(c), 0.0) * (1.0 - lower[c]) for c in self.candidates)
-        return self.epsilon * self.batch_size - used
+        used = 0.0
+        for c in self.candidates:
+            routed = counters.get(K.routed(c), 0.0)
+            if routed:
+                now = routed * (1.0 - lower[c])
+                used += min(counters.get(K.charged(c), now), now)
+        return realized_budget(self.epsilon * self.batch_size, self.realization_delta) - used
 
     def _hopeless(
         self,
@@ -351,32 +376,85 @@ class MixPolicy:
         upper: Mapping[str, float],
         target: float,
         horizon: float | None,
+        alphas: Mapping[str, float],
     ) -> tuple[str, ...]:
-        """Candidates that cannot pay for more probes even in their own best case.
+        """Live candidates whose further probes cannot pay for themselves.
 
-        Each candidate is put at its *upper* bound while the others stay at their lower bounds;
-        the LP then says the most it could ever save per request. Over the remaining horizon that
-        must beat what keeping it in the probes costs (about as many probes again as it has had).
-        Dropping only stops probing; it never touches validity.
+        A candidate is dropped when, even at its *upper* bound, it would not enter the cheapest
+        mix. Once it has had a fair number of probes it is also dropped when no amount of further
+        probing pays: for probe budgets of 2, 4, ... 64 times its current probes, the bounds every
+        live candidate would then have at today's agreement rates give a predicted mix, and what
+        this candidate adds to it over the remaining horizon must beat the cost of its probes (one
+        such drop per call). Dropping only stops probing; it never touches validity.
         """
         out = []
-        base = [lower[r] for r in routes]
         for i, c in enumerate(routes[1:], start=1):
             n = counters.get(K.probes_of(c), 0.0)
             if c not in live or n < _MIN_PROBES_BEFORE_DROP:
                 continue
-            # Without c its probe cost disappears from the reference route as well.
-            sub_costs = [costs[0] - costs[i]] + [x for j, x in enumerate(costs[1:], 1) if j != i]
-            sub_bounds = [base[0]] + [x for j, x in enumerate(base[1:], 1) if j != i]
-            w_sub = solve_mix(sub_costs, sub_bounds, target)
-            best = list(base)
+            best = [lower[r] for r in routes]
             best[i] = upper[c]
-            w_best = solve_mix(costs, best, target)
-            assert w_sub is not None and w_best is not None  # the reference is always feasible
-            gain = mix_cost(sub_costs, w_sub) - mix_cost(costs, w_best)
-            if gain <= 0 or (horizon is not None and gain * horizon < costs[i] * max(n, 30.0)):
+            if not _adds_value(costs, best, i, target):
                 out.append(c)
+        if horizon is None:
+            return tuple(out)
+        still = [c for c in live if c not in out]
+        value = dict.fromkeys(still, -math.inf)
+        for growth in _LOOKAHEAD_GROWTH:
+            plain = [1.0]
+            for r in routes[1:]:
+                p = self._predicted_lower(counters, r, growth, alphas) if r in still else 0.0
+                plain.append(max(lower[r], p))
+            for c in still:
+                n = counters.get(K.probes_of(c), 0.0)
+                extra = max(n * (growth - 1.0), 20.0)
+                if extra >= horizon:
+                    continue
+                # c at a hopeful prediction, its rivals at plain ones: a candidate is not
+                # dropped for looking a little worse than a rival on a few noisy probes.
+                i = routes.index(c)
+                hopeful = list(plain)
+                hopeful[i] = max(
+                    lower[c], self._predicted_lower(counters, c, growth, alphas, hopeful=True)
+                )
+                sub_costs = [x for j, x in enumerate(costs) if j != i]
+                sub_bounds = [x for j, x in enumerate(plain) if j != i]
+                cost_without = mix_cost(sub_costs, _solve(sub_costs, sub_bounds, target))
+                cost_with = mix_cost(costs, _solve(costs, hopeful, target))
+                net = (cost_without - cost_with) * (horizon - extra) - costs[i] * extra
+                value[c] = max(value[c], net)
+        # Candidates that substitute for each other each add little to a mix holding the rest,
+        # so only the least valuable one goes per step; the others are re-valued without it.
+        losers = [
+            c
+            for c in still
+            if counters.get(K.probes_of(c), 0.0) >= _MIN_PROBES_BEFORE_VALUE_DROP and value[c] <= 0
+        ]
+        if losers:
+            out.append(min(losers, key=lambda c: value[c]))
         return tuple(out)
+
+    def _predicted_lower(
+        self,
+        counters: Mapping[str, float],
+        route: str,
+        growth: float,
+        alphas: Mapping[str, float],
+        *,
+        hopeful: bool = False,
+    ) -> float:
+        """The bound ``route`` would have after ``growth`` times its probes at today's rate.
+
+        ``hopeful`` takes the rate at the route's *upper* bound instead of today's estimate, so
+        that a few unlucky early probes do not get a good candidate dropped for good.
+        """
+        n = int(counters.get(K.probes_of(route), 0.0))
+        if n == 0:
+            return 0.0
+        s = int(counters.get(K.agreements(route), 0.0))
+        rate = self.bound.upper(s, n, alphas[route]) if hopeful else s / n
+        n2 = max(int(growth * n), n + 20)
+        return self.bound.lower(round(rate * n2), n2, alphas[route])
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -417,6 +495,8 @@ class MixPolicy:
             inc[K.AUDITS] = 1.0
         for c in view.to_drop:
             inc[K.dropped(c)] = 1.0
+        if self.batch_size is not None and route != ref:
+            inc[K.charged(route)] = 1.0 - view.lower[route]
         cert = Certificate(
             task=self.task,
             route=route,
@@ -439,6 +519,40 @@ class MixPolicy:
             certificate=cert,
             increments=inc,
         )
+
+
+def realized_budget(allowed: float, delta: float) -> float:
+    """The largest expected count of differing answers whose realized count stays <= ``allowed``.
+
+    With a total conditional variance at most ``B`` (each answer differs with probability at
+    most its charge), Freedman's inequality bounds the realized count by
+    ``B + sqrt(2 B l) + 2 l / 3`` with probability ``1 - delta``, ``l = ln(1/delta)``; this solves
+    that for ``B``. ``delta = 0`` means no margin.
+    """
+    if delta <= 0:
+        return allowed
+    log_term = math.log(1.0 / delta)
+    root = math.sqrt(max(allowed - 2.0 * log_term / 3.0 + log_term / 2.0, 0.0))
+    return max(root - math.sqrt(log_term / 2.0), 0.0) ** 2
+
+
+def probe_outcome(decision: Decision, route: str, agreed: bool) -> dict[str, float]:
+    """Counter increments for one candidate's compared answer on a probe."""
+    return {K.probes_of(route): 1.0, K.agreements(route): 1.0 if agreed else 0.0}
+
+
+def _solve(costs: Sequence[float], bounds: Sequence[float], target: float) -> list[float]:
+    weights = solve_mix(costs, bounds, target)
+    assert weights is not None  # the reference (bound 1) is always feasible
+    return weights
+
+
+def _adds_value(costs: Sequence[float], bounds: Sequence[float], i: int, target: float) -> bool:
+    """Does route ``i`` lower the cost of the cheapest mix?"""
+    sub_costs = [x for j, x in enumerate(costs) if j != i]
+    sub_bounds = [x for j, x in enumerate(bounds) if j != i]
+    without = mix_cost(sub_costs, _solve(sub_costs, sub_bounds, target))
+    return mix_cost(costs, _solve(costs, bounds, target)) < without
 
 
 def _audit_rate(config) -> float:

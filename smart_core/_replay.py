@@ -13,7 +13,7 @@ import json
 import random
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,7 +201,7 @@ def replay(
     method: str = "anytime",
     prices: dict[str, Any] | None = None,
     items: Sequence[ReplayItem] | None = None,
-    progress=None,
+    progress: Callable[[int], object] | None = None,
 ) -> ReplayReport:
     """Replay ``path`` in ``orders`` random orders as batch deployments and aggregate."""
     items = list(items) if items is not None else load_replay(path)

@@ -21,7 +21,7 @@ from ._answer import Answer
 from ._certificate import Certificate
 from ._config import SmartConfig
 from ._ledger import Ledger
-from ._policy import Decision, MixPolicy
+from ._policy import Decision, MixPolicy, probe_outcome
 from .stores import Store, open_store
 
 __all__ = ["Endpoint", "Routed", "SmartRouter"]
@@ -220,14 +220,12 @@ class SmartRouter:
             cost = self.cost_of(answer)
             _add_call(inc, c, cost)
             inc[K.SPENT_PROBE_CANDIDATES] = inc.get(K.SPENT_PROBE_CANDIDATES, 0.0) + cost
-            inc[K.probes_of(c)] = 1.0
             try:
                 agreed = bool(comparator(answer, reference))
             except Exception:  # a comparator crash must not lose the probe's other outcomes
                 inc[K.failures(c)] = inc.get(K.failures(c), 0.0) + 1.0
-                del inc[K.probes_of(c)]
                 continue
-            inc[K.agreements(c)] = 1.0 if agreed else 0.0
+            inc.update(probe_outcome(decision, c, agreed))
         task_name = decision.certificate.task
         await self.store.aadd(task_name, inc, event_id=f"{request_id}:probe")
 

@@ -157,7 +157,9 @@ def test_valid_task_names(task: str) -> None:
 
 
 def test_volumes_and_rates_accepted() -> None:
-    config = make(expected_requests=10_000, batch_size=500, audit_rate=0.0, delta_weights={"gpt-4o-mini": 2.0})
+    config = make(
+        expected_requests=10_000, batch_size=500, audit_rate=0.0, delta_weights={"gpt-4o-mini": 2.0}
+    )
     assert (config.expected_requests, config.batch_size) == (10_000, 500)
     assert (config.audit_rate, config.delta_weights) == (0.0, {"gpt-4o-mini": 2.0})
 

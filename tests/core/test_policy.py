@@ -1,0 +1,420 @@
+"""MixPolicy: guarantees and behaviour of the stateless counters -> view/decision policy.
+
+The simulations drive the real policy with a plain dict of counters, exactly as
+``smart_core._paper`` does: the policy decides, its increments are applied, and probes draw each
+live candidate's agreement from a Bernoulli law with a known true rate (recorded through
+``probe_outcome``, as the router does).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import pytest
+
+from smart_core import MixPolicy, PolicyView, split_delta
+from smart_core import _keys as K
+from smart_core._policy import probe_outcome, realized_budget
+
+REF = "gpt-4o"
+MINI = "gpt-4o-mini"
+NANO = "gpt-4.1-nano"
+HAIKU = "claude-3-5-haiku"
+
+#: USD per call of 1,000 input + 100 output tokens at list prices.
+COSTS = {REF: 0.0035, MINI: 0.00021, NANO: 0.00014, HAIKU: 0.0012}
+
+
+def make_policy(candidates, *, epsilon=0.05, delta=0.05, **kw) -> MixPolicy:
+    return MixPolicy(
+        task="t",
+        reference=REF,
+        candidates=list(candidates),
+        epsilon=epsilon,
+        delta=delta,
+        prior_costs=COSTS,
+        **kw,
+    )
+
+
+@dataclass
+class Trace:
+    """What one simulated run did, step by step."""
+
+    counters: dict[str, float]
+    routes: list[str] = field(default_factory=list)
+    probes: list[bool] = field(default_factory=list)
+    probe_models: list[tuple[str, ...]] = field(default_factory=list)
+    bounds: list[float] = field(default_factory=list)
+    lowers: list[dict[str, float]] = field(default_factory=list)
+    effective: list[float] = field(default_factory=list)
+    dropped_at: dict[str, int] = field(default_factory=dict)  # step whose decision dropped it
+    differing: int = 0
+
+
+def simulate(
+    policy: MixPolicy,
+    rates: Mapping[str, float],
+    n: int,
+    *,
+    seed: int = 0,
+    check=None,
+) -> Trace:
+    """Serve ``n`` requests; a fresh view whenever the counters the view reads have changed.
+
+    ``check(view, decision, counters)`` (optional) is called after each decision is applied.
+    """
+    rng = random.Random(seed)
+    counters: dict[str, float] = defaultdict(float)
+    trace = Trace(counters)
+    cands = policy.candidates
+    view: PolicyView | None = None
+    key = None
+    for _ in range(n):
+        now = tuple(
+            (counters[K.probes_of(c)], counters[K.dropped(c)], counters[K.routed(c)]) for c in cands
+        )
+        if view is None or now != key:
+            view, key = policy.view(counters), now
+        decision = policy.decide_from(view, counters, rng)
+        for k, v in decision.increments.items():
+            counters[k] += v
+        for c in cands:
+            if K.dropped(c) in decision.increments:
+                trace.dropped_at.setdefault(c, len(trace.routes))
+        route = decision.route
+        counters[K.calls(route)] += 1
+        counters[K.call_cost(route)] += COSTS[route]
+        for c in decision.probe_models:
+            counters[K.calls(c)] += 1
+            counters[K.call_cost(c)] += COSTS[c]
+            for k, v in probe_outcome(decision, c, rng.random() < rates[c]).items():
+                counters[k] += v
+        if route != REF and rng.random() >= rates[route]:
+            trace.differing += 1
+        trace.routes.append(route)
+        trace.probes.append(decision.probe)
+        trace.probe_models.append(decision.probe_models)
+        trace.bounds.append(view.bound)
+        trace.lowers.append(dict(view.lower))
+        trace.effective.append(view.effective_epsilon)
+        if check is not None:
+            check(view, decision, counters)
+    return trace
+
+
+# -- request mode before any evidence ---------------------------------------------------------
+
+
+def test_request_mode_before_any_probe_keeps_the_reference_share_and_probes_every_candidate():
+    """With no probes yet the mix must already meet 1 - epsilon and put >= 1 - epsilon on the
+    reference; every reference decision is a probe of all (live) candidates, and a decision routed
+    elsewhere is not a probe."""
+    eps = 0.05
+    policy = make_policy([MINI, NANO, HAIKU], epsilon=eps)
+    view = policy.view({})
+    assert policy.mode == "request"
+    assert view.bound >= 1 - eps - 1e-12
+    assert view.weights[0] >= 1 - eps - 1e-12
+    assert view.routes[0] == REF
+    assert math.isclose(sum(view.weights), 1.0, abs_tol=1e-9)
+    assert set(view.live) == {MINI, NANO, HAIKU}
+    assert all(view.lower[c] == 0.0 for c in (MINI, NANO, HAIKU))
+
+    rng = random.Random(7)
+    seen_ref = 0
+    for _ in range(300):
+        d = policy.decide_from(view, {}, rng)
+        if d.route == REF:
+            seen_ref += 1
+            assert d.probe
+            assert set(d.probe_models) == {MINI, NANO, HAIKU}
+            assert d.increments[K.PROBES] == 1.0
+        else:
+            assert not d.probe and d.probe_models == ()
+            assert K.PROBES not in d.increments
+        assert d.increments[K.REQUESTS] == 1.0
+        assert d.increments[K.routed(d.route)] == 1.0
+        assert d.certificate.bound >= 1 - eps - 1e-12
+    assert seen_ref >= 0.9 * 300
+
+
+# -- online stream ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def online_trace() -> Trace:
+    """4,000 requests: a good candidate (0.97 agreement) and a useless one (0.0)."""
+    policy = make_policy([MINI, NANO], epsilon=0.05)
+    return simulate(policy, {MINI: 0.97, NANO: 0.0}, 4000, seed=3)
+
+
+def test_online_good_candidate_ends_up_carrying_most_traffic(online_trace):
+    """A candidate at 0.97 agreement (epsilon 0.05) must take over most requests after a few
+    thousand: profiling has to end and the LP has to put it in the mix."""
+    last = online_trace.routes[-1000:]
+    assert last.count(MINI) / len(last) >= 0.65
+    assert online_trace.routes.count(MINI) / len(online_trace.routes) >= 0.5
+
+
+def test_online_every_view_guarantees_the_target(online_trace):
+    """The mix's guaranteed agreement is >= 1 - epsilon in every view, from the first request."""
+    assert min(online_trace.bounds) >= 1 - 0.05 - 1e-9
+    assert all(e == 0.05 for e in online_trace.effective)  # no slack in request mode
+
+
+def test_online_probe_share_falls_over_time(online_trace):
+    """Probing fades out as the bounds tighten: far fewer probes late than early."""
+    probes = online_trace.probes
+    early = sum(probes[:500]) / 500
+    late = sum(probes[-1000:]) / 1000
+    assert early >= 0.3
+    assert late <= 0.6 * early
+
+
+def test_online_useless_candidate_is_dropped_fast_and_never_probed_again(online_trace):
+    """A candidate that never agrees is marked dropped within ~30 probes and no later decision
+    probes it (the good candidate keeps being probed meanwhile)."""
+    counters = online_trace.counters
+    assert counters[K.dropped(NANO)] >= 1
+    assert counters[K.probes_of(NANO)] <= 30
+    step = online_trace.dropped_at[NANO]
+    probed_before = sum(NANO in models for models in online_trace.probe_models[: step + 1])
+    assert probed_before == counters[K.probes_of(NANO)] <= 30
+    # The dropping decision itself may still probe it; none after it does.
+    later = online_trace.probe_models[step + 1 :]
+    assert all(NANO not in models for models in later)
+    assert any(MINI in models for models in later)
+    assert MINI not in online_trace.dropped_at
+    assert online_trace.routes.count(NANO) <= 0.06 * len(online_trace.routes)
+
+
+def test_dropped_candidate_is_not_live_in_the_view():
+    """A ``dropped:`` counter removes the candidate from the live set (so it is never probed),
+    while its bound is still reported."""
+    policy = make_policy([MINI, NANO])
+    counters = {K.probes_of(NANO): 10.0, K.agreements(NANO): 0.0, K.dropped(NANO): 1.0}
+    view = policy.view(counters)
+    assert NANO not in view.live and MINI in view.live
+    assert NANO in view.lower
+    d = policy.decide_from(view, counters, random.Random(0))
+    assert NANO not in d.probe_models
+
+
+# -- batch mode -------------------------------------------------------------------------------
+
+
+def test_batch_reference_only_probes_leave_slack_in_effective_epsilon():
+    """In batch mode, items answered by the reference use no budget, so the remaining items may
+    differ more often: effective_epsilon = B / (N - answered), where B is the expected-count
+    budget that keeps the realized count within epsilon * N (``realized_budget``)."""
+    n, eps = 1000, 0.05
+    policy = make_policy([MINI], epsilon=eps, batch_size=n)
+    assert policy.mode == "batch"
+    budget = realized_budget(eps * n, policy.realization_delta)
+    assert 0 < budget < eps * n
+    assert policy.view({}).effective_epsilon == pytest.approx(budget / n)
+    counters = {
+        K.REQUESTS: 200.0,
+        K.PROBES: 200.0,
+        K.routed(REF): 200.0,
+        K.probes_of(MINI): 200.0,
+        K.agreements(MINI): 180.0,
+    }
+    view = policy.view(counters)
+    assert view.effective_epsilon == pytest.approx(budget / (n - 200))
+    assert view.effective_epsilon > budget / n
+    assert view.budget_left == pytest.approx(budget)
+    assert view.bound >= 1 - view.effective_epsilon - 1e-9
+
+
+def test_batch_routed_items_use_up_the_budget():
+    """Items routed to a candidate are charged 1 - L each, which lowers the budget left."""
+    n, eps = 1000, 0.05
+    policy = make_policy([MINI], epsilon=eps, batch_size=n)
+    counters = {
+        K.REQUESTS: 300.0,
+        K.routed(MINI): 100.0,
+        K.probes_of(MINI): 200.0,
+        K.agreements(MINI): 196.0,
+    }
+    view = policy.view(counters)
+    lower = view.lower[MINI]
+    assert 0 < lower < 1
+    budget = realized_budget(eps * n, policy.realization_delta)
+    assert view.budget_left == pytest.approx(budget - 100 * (1 - lower))
+    assert view.effective_epsilon == pytest.approx(view.budget_left / (n - 300))
+
+
+@pytest.mark.parametrize(
+    ("rates", "seed"),
+    [
+        ({MINI: 0.97}, 0),
+        ({MINI: 0.97}, 1),
+        ({MINI: 0.93, NANO: 0.5}, 2),
+        ({MINI: 0.93, NANO: 0.5}, 3),
+    ],
+)
+def test_batch_budget_is_never_overspent_and_realized_disagreement_stays_below_epsilon(rates, seed):
+    """Hard budget check over a 2,000-item batch: whenever an item is routed, the charge
+    ``sum_c routed_c * (1 - L_c)`` at the bounds the decision used (this item included) is within
+    ``epsilon * N``; at every step the charge at the best bound seen so far (valid for all past
+    items, the bound being anytime) is too; and the realized share of differing answers is
+    <= epsilon."""
+    n, eps = 2000, 0.05
+    policy = make_policy(list(rates), epsilon=eps, batch_size=n)
+    best = dict.fromkeys(rates, 0.0)
+    worst = {"at_route": -math.inf, "running": -math.inf}
+
+    def check(view, decision, counters):
+        for c in rates:
+            best[c] = max(best[c], view.lower[c])
+        if decision.route != REF:
+            used = sum(counters[K.routed(c)] * (1 - view.lower[c]) for c in rates)
+            worst["at_route"] = max(worst["at_route"], used - eps * n)
+        used_best = sum(counters[K.routed(c)] * (1 - best[c]) for c in rates)
+        worst["running"] = max(worst["running"], used_best - eps * n)
+
+    trace = simulate(policy, rates, n, seed=seed, check=check)
+    routed = n - trace.routes.count(REF)
+    assert routed >= 0.3 * n  # the run did route, so the budget check was exercised
+    assert worst["at_route"] <= 1e-9
+    assert worst["running"] <= 1e-9
+    assert trace.differing / n <= eps
+    assert all(b >= 1 - e - 1e-9 for b, e in zip(trace.bounds, trace.effective, strict=True))
+
+
+def test_batch_tiny_budget_forces_every_item_to_the_reference():
+    """With epsilon * N = 0.1 an item may go to a candidate only once its bound exceeds 0.9,
+    which ten perfect probes cannot show: every item goes to the reference, each a probe."""
+    policy = make_policy([MINI, NANO], epsilon=0.01, batch_size=10)
+    trace = simulate(policy, {MINI: 1.0, NANO: 1.0}, 10, seed=0)
+    assert trace.routes == [REF] * 10
+    assert all(trace.probes)
+    assert max(trace.lowers[-1][c] for c in (MINI, NANO)) < 0.9
+
+
+# -- split_delta ------------------------------------------------------------------------------
+
+
+def test_split_delta_equal_by_default_and_sums_to_delta():
+    """Without weights delta is split equally; the parts always sum to delta."""
+    parts = split_delta(0.05, [MINI, NANO, HAIKU])
+    assert set(parts) == {MINI, NANO, HAIKU}
+    assert sum(parts.values()) == pytest.approx(0.05)
+    assert all(v == pytest.approx(0.05 / 3) for v in parts.values())
+
+
+def test_split_delta_is_proportional_to_weights():
+    """Weights are relative: 3:1 gives 3/4 and 1/4 of delta; unnamed routes weigh 1."""
+    parts = split_delta(0.1, [MINI, NANO, HAIKU], {MINI: 3.0, NANO: 1.0})
+    assert sum(parts.values()) == pytest.approx(0.1)
+    assert parts[MINI] == pytest.approx(0.1 * 3 / 5)
+    assert parts[NANO] == pytest.approx(0.1 * 1 / 5)
+    assert parts[HAIKU] == pytest.approx(0.1 * 1 / 5)
+    assert parts[MINI] / parts[NANO] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0])
+def test_split_delta_rejects_non_positive_weights(bad):
+    """A zero or negative weight would void the union bound: ValueError."""
+    with pytest.raises(ValueError, match="positive"):
+        split_delta(0.05, [MINI, NANO], {MINI: bad})
+
+
+def test_split_delta_no_routes_is_empty():
+    assert split_delta(0.05, []) == {}
+
+
+def test_policy_bounds_use_delta_split_by_the_given_weights():
+    """With delta_weights 3:1 each candidate's bound is computed at its share of delta (0.03 and
+    0.01 of 0.04), so identical evidence gives the heavier-weighted candidate the tighter bound."""
+    policy = make_policy([MINI, NANO], delta=0.04, delta_weights={MINI: 3.0, NANO: 1.0})
+    counters = {
+        K.probes_of(MINI): 200.0,
+        K.agreements(MINI): 190.0,
+        K.probes_of(NANO): 200.0,
+        K.agreements(NANO): 190.0,
+    }
+    view = policy.view(counters)
+    assert view.lower[MINI] == pytest.approx(policy.bound.lower(190, 200, 0.03))
+    assert view.lower[NANO] == pytest.approx(policy.bound.lower(190, 200, 0.01))
+    assert view.lower[MINI] > view.lower[NANO]
+
+
+# -- validity under adaptive probing ----------------------------------------------------------
+
+
+def _validity_run(policy: MixPolicy, p: float, seed: int, n: int = 1500) -> bool:
+    """One online run; True if some request was routed to the candidate by a view whose lower
+    bound exceeded the candidate's true agreement ``p``.
+
+    The view is refreshed after every probe until 100 probes and then after every 1 % growth,
+    as the paper simulation does: a stale view carries older bounds, which the anytime guarantee
+    covers just the same, and it keeps 200 runs fast.
+    """
+    rng = random.Random(seed)
+    counters: dict[str, float] = defaultdict(float)
+    view = None
+    probes_at_view = 0.0
+    for _ in range(n):
+        probes = counters[K.probes_of(MINI)]
+        if view is None or probes - probes_at_view >= max(1.0, 0.01 * probes):
+            view, probes_at_view = policy.view(counters), probes
+        decision = policy.decide_from(view, counters, rng)
+        for k, v in decision.increments.items():
+            counters[k] += v
+        route = decision.route
+        if route == MINI and view.lower[MINI] > p:
+            return True
+        if K.dropped(MINI) in decision.increments:
+            view = None
+        counters[K.calls(route)] += 1
+        counters[K.call_cost(route)] += COSTS[route]
+        for c in decision.probe_models:
+            counters[K.calls(c)] += 1
+            counters[K.call_cost(c)] += COSTS[c]
+            for k, v in probe_outcome(decision, c, rng.random() < p).items():
+                counters[k] += v
+    return False
+
+
+def test_routing_bound_stays_valid_under_adaptive_probing():
+    """Validity under adaptivity: the candidate's true agreement sits just below the target
+    (1 - epsilon - 0.01), probes are drawn by the policy's own data-dependent mix, and over 200
+    runs of 1,500 requests the share of runs that ever route on a lower bound above the truth is
+    at most delta.
+
+    Ville's inequality caps that share at delta; for the current prior the exact probability of
+    the bound ever crossing 0.94 within 1,500 probes is about 2 %, so the check has margin. A
+    bound that is not valid under repeated looks (the paper's Clopper-Pearson rule) crosses in
+    about 17 % of these runs and fails it.
+    """
+    eps, delta, runs = 0.05, 0.05, 200
+    p = 1 - eps - 0.01
+    policy = make_policy([MINI], epsilon=eps, delta=delta)
+    bad = sum(_validity_run(policy, p, seed) for seed in range(runs))
+    assert bad / runs <= delta, f"{bad}/{runs} runs routed on an invalid bound (delta={delta})"
+
+
+def test_batch_mode_sends_nothing_to_a_candidate_before_twenty_probes():
+    """Batch mode promises (``_MIN_PROBES_BEFORE_ROUTING``) that no batch item goes to a
+    candidate before it has had 20 probes; with 10 perfect probes its mix weight must be 0 and
+    no drawn decision may route to it."""
+    policy = make_policy([MINI], epsilon=0.05, batch_size=1000)
+    counters = {
+        K.REQUESTS: 10.0,
+        K.PROBES: 10.0,
+        K.routed(REF): 10.0,
+        K.probes_of(MINI): 10.0,
+        K.agreements(MINI): 10.0,
+    }
+    view = policy.view(counters)
+    rng = random.Random(0)
+    routed = sum(policy.decide_from(view, counters, rng).route == MINI for _ in range(400))
+    assert view.mix.get(MINI, 0.0) == 0.0
+    assert routed == 0

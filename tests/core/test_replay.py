@@ -1,0 +1,216 @@
+"""``smart replay``: the real engine over logged outputs, costs, and file-format errors."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from smart_core import Price, PriceTable, ReplayFormatError, Usage
+from smart_core._replay import load_replay, replay
+
+REF = "gpt-4o"
+MINI = "gpt-4o-mini"
+NANO = "gpt-4.1-nano"
+LETTERS = "ABCD"
+
+#: routerbench data shipped next to the repository (absent in most checkouts).
+ROUTERBENCH = Path(__file__).parents[3] / "shared" / "data" / "routerbench"
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def synthetic_items(n: int = 600, seed: int = 42) -> list[dict]:
+    """The reference (tokens only), MINI agreeing on 97 % of items (logged cost) and NANO on
+    50 % (tokens only, cheaper)."""
+    rng = random.Random(seed)
+    wrong_mini = set(rng.sample(range(n), round(0.03 * n)))
+    wrong_nano = set(rng.sample(range(n), n // 2))
+    rows = []
+    for i in range(n):
+        right = LETTERS[rng.randrange(4)]
+        wrong = LETTERS[(LETTERS.index(right) + 1) % 4]
+        rows.append(
+            {
+                "id": f"q{i}",
+                "input": f"question {i}",
+                "outputs": {
+                    REF: {"text": right, "input_tokens": 500, "output_tokens": 5},
+                    MINI: {"text": wrong if i in wrong_mini else right, "cost": 0.00008},
+                    NANO: {
+                        "text": wrong if i in wrong_nano else right,
+                        "input_tokens": 500,
+                        "output_tokens": 5,
+                    },
+                },
+            }
+        )
+    return rows
+
+
+@pytest.fixture(scope="module")
+def synthetic_report(tmp_path_factory):
+    path = write_jsonl(tmp_path_factory.mktemp("replay") / "synthetic.jsonl", synthetic_items())
+    return replay(path, reference=REF, epsilon=0.1, orders=20, comparator="exact", seed=0)
+
+
+def test_replay_report_saves_money_within_the_guarantee(synthetic_report):
+    """20 orders at epsilon 0.1 over a 97 %/50 % pair: savings > 1, at most delta of orders
+    exceed epsilon, mean differing share <= epsilon, route shares sum to 1."""
+    r = synthetic_report
+    assert r.reference == REF
+    assert set(r.candidates) == {MINI, NANO}
+    assert r.items == 600 and len(r.orders) == 20
+    assert (r.epsilon, r.delta, r.method, r.comparator) == (0.1, 0.05, "anytime", "exact")
+    assert r.savings > 1
+    assert r.violation_rate <= r.delta
+    assert r.disagreement <= r.epsilon
+    assert r.max_disagreement >= r.disagreement
+    assert sum(r.routes.values()) == pytest.approx(1.0)
+    assert set(r.routes) <= {REF, MINI, NANO}
+    assert r.routes.get(MINI, 0.0) > r.routes.get(NANO, 0.0)  # the good candidate does the work
+
+
+def test_replay_orders_are_consistent(synthetic_report):
+    """Each order's numbers agree with each other: the reference-only cost is the same priced sum
+    for every order, savings = reference cost / cost, and 'exceeded' means above epsilon."""
+    ref_cost = 600 * PriceTable().cost(REF, Usage(500, 5))
+    seeds = [o.seed for o in synthetic_report.orders]
+    assert seeds == list(range(20))
+    for o in synthetic_report.orders:
+        assert o.reference_cost == pytest.approx(ref_cost)
+        assert o.savings == pytest.approx(o.reference_cost / o.cost)
+        assert o.exceeded == (o.disagreement > 0.1)
+        assert sum(o.routes.values()) == 600
+        assert o.probes >= 1
+    assert synthetic_report.reference_cost == pytest.approx(ref_cost)
+    doc = synthetic_report.to_dict()
+    assert {"savings", "violation_rate", "routes", "orders"} <= set(doc)
+
+
+def test_replay_prices_tokens_when_no_cost_is_logged(tmp_path):
+    """With tokens only, a call costs tokens x the model's list price; a logged cost wins over
+    tokens; ``prices`` overrides the list price. One item in a batch of one is always a probe,
+    so its cost is the reference's plus the candidate's."""
+    ref_usage, mini_usage = Usage(1000, 50), Usage(2000, 40)
+    ref_price = (1000 * 2.50 + 50 * 10.00) / 1e6
+    mini_price = (2000 * 0.15 + 40 * 0.60) / 1e6
+    row = {
+        "id": "only",
+        "outputs": {
+            REF: {"text": "A", "input_tokens": 1000, "output_tokens": 50},
+            MINI: {"text": "A", "input_tokens": 2000, "output_tokens": 40},
+        },
+    }
+    path = write_jsonl(tmp_path / "one.jsonl", [row])
+    report = replay(path, reference=REF, epsilon=0.1, orders=1)
+    assert PriceTable().cost(REF, ref_usage) == pytest.approx(ref_price)
+    assert PriceTable().cost(MINI, mini_usage) == pytest.approx(mini_price)
+    assert report.reference_cost == pytest.approx(ref_price)
+    assert report.cost == pytest.approx(ref_price + mini_price)
+    assert report.orders[0].probes == 1
+
+    row["outputs"][REF]["cost"] = 0.5
+    logged = replay(
+        write_jsonl(tmp_path / "logged.jsonl", [row]), reference=REF, epsilon=0.1, orders=1
+    )
+    assert logged.reference_cost == pytest.approx(0.5)
+    assert logged.cost == pytest.approx(0.5 + mini_price)
+
+    del row["outputs"][REF]["cost"]
+    priced = replay(
+        write_jsonl(tmp_path / "priced.jsonl", [row]),
+        reference=REF,
+        epsilon=0.1,
+        orders=1,
+        prices={REF: Price(1.0, 2.0)},
+    )
+    assert priced.reference_cost == pytest.approx((1000 * 1.0 + 50 * 2.0) / 1e6)
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+
+def test_malformed_json_names_the_line(tmp_path):
+    """Invalid JSON on line 3 -> ReplayFormatError mentioning 'file:3'."""
+    rows = synthetic_items(2)
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(rows[0]) + "\n" + json.dumps(rows[1]) + "\n{not json\n")
+    with pytest.raises(ReplayFormatError, match=r"bad\.jsonl:3\b") as info:
+        load_replay(path)
+    assert "JSON" in str(info.value)
+    with pytest.raises(ReplayFormatError, match=":3"):
+        replay(path, reference=REF, epsilon=0.1, orders=1)
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    """Blank lines are skipped but still counted, so the number matches the editor's."""
+    rows = synthetic_items(1)
+    path = tmp_path / "gap.jsonl"
+    path.write_text(json.dumps(rows[0]) + "\n\n\n[1, 2]\n")
+    with pytest.raises(ReplayFormatError, match=r"gap\.jsonl:4: .*JSON object"):
+        load_replay(path)
+
+
+def test_missing_outputs_and_bad_answers_are_reported_with_the_line(tmp_path):
+    """An item without 'outputs', or an output without 'text', is an error naming the line."""
+    path = write_jsonl(tmp_path / "no_outputs.jsonl", [{"id": "x", "input": "q"}])
+    with pytest.raises(ReplayFormatError, match=r":1: missing 'outputs'"):
+        load_replay(path)
+    path = write_jsonl(tmp_path / "no_text.jsonl", [*synthetic_items(1), {"outputs": {REF: {}}}])
+    with pytest.raises(ReplayFormatError, match=r":2: outputs\['gpt-4o'\]"):
+        load_replay(path)
+
+
+def test_item_missing_the_reference_names_the_item_and_the_reference(tmp_path):
+    """An item with no reference output is an error naming the item id and the reference."""
+    rows = synthetic_items(5)
+    del rows[2]["outputs"][REF]
+    path = write_jsonl(tmp_path / "noref.jsonl", rows)
+    with pytest.raises(ReplayFormatError) as info:
+        replay(path, reference=REF, epsilon=0.1, orders=1)
+    message = str(info.value)
+    assert "'q2'" in message
+    assert repr(REF) in message
+
+
+def test_unknown_candidate_is_an_error(tmp_path):
+    """A candidate that never appears in the file is named in the error."""
+    path = write_jsonl(tmp_path / "ok.jsonl", synthetic_items(5))
+    with pytest.raises(ReplayFormatError, match="claude-3-5-haiku"):
+        replay(path, reference=REF, candidates=["claude-3-5-haiku"], epsilon=0.1, orders=1)
+
+
+def test_empty_file_is_an_error(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n\n")
+    with pytest.raises(ReplayFormatError, match="no items"):
+        load_replay(path)
+
+
+# -- real data --------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    not (ROUTERBENCH / "arc_challenge.jsonl").is_file(),
+    reason=f"routerbench data not found at {ROUTERBENCH} (only shipped with the shared data)",
+)
+def test_routerbench_arc_challenge_stays_within_epsilon():
+    """routerbench arc_challenge (multiple choice, gpt-4-1106-preview as reference): 3 orders at
+    epsilon 0.1 with the choice comparator never exceed epsilon."""
+    report = replay(
+        ROUTERBENCH / "arc_challenge.jsonl",
+        reference="gpt-4-1106-preview",
+        epsilon=0.1,
+        orders=3,
+        comparator="choice:A,B,C,D",
+    )
+    assert report.items > 1000
+    assert report.violation_rate == 0
+    assert report.disagreement <= 0.1
+    assert report.savings > 1

@@ -1,0 +1,451 @@
+"""SmartRouter over plain async endpoints: answers, probes, failures, state and costs."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+
+import pytest
+
+from smart_core import (
+    Answer,
+    MemoryStore,
+    PriceTable,
+    Routed,
+    SmartConfig,
+    SmartRouter,
+    Usage,
+)
+from smart_core import _keys as K
+
+REF = "gpt-4o"
+MINI = "gpt-4o-mini"
+NANO = "gpt-4.1-nano"
+HAIKU = "claude-3-5-haiku"
+
+
+class RateLimited(Exception):
+    """Stands in for a provider's rate-limit error."""
+
+
+class ReferenceDown(Exception):
+    """A custom error type the reference raises."""
+
+
+def config(candidates=(MINI,), **kw) -> SmartConfig:
+    settings = {"task": "t", "epsilon": 0.05, "reference": REF, "candidates": list(candidates)}
+    settings.update(kw)
+    return SmartConfig(**settings)
+
+
+#: A 10-item batch at epsilon 0.05 may differ on half an answer: no item can go to a candidate
+#: until its bound exceeds 0.5, so the first few requests are all probes (deterministic probes).
+ALL_PROBES = {"batch_size": 10}
+
+
+def agrees(request: int, rate: float) -> bool:
+    """Deterministic per-request agreement with the given long-run rate."""
+    return random.Random(request * 7919 + 17).random() < rate
+
+
+DEFAULT_USAGE = Usage(1000, 100)
+
+
+def reference_endpoint(calls: list | None = None, usage: Usage = DEFAULT_USAGE):
+    async def call(request):
+        if calls is not None:
+            calls.append((REF, usage))
+        return Answer(text=f"ref-{request}", usage=usage)
+
+    return call
+
+
+def candidate_endpoint(
+    name: str, rate: float, calls: list | None = None, usage: Usage = DEFAULT_USAGE
+):
+    async def call(request):
+        if calls is not None:
+            calls.append((name, usage))
+        text = f"ref-{request}" if agrees(request, rate) else f"{name}-wrong-{request}"
+        return Answer(text=text, usage=usage)
+
+    return call
+
+
+def trusted(store: MemoryStore, candidate: str = MINI, n: int = 3000) -> MemoryStore:
+    """Counters of a task whose candidate agreed on every one of ``n`` probes."""
+    store.add(
+        "t",
+        {
+            K.REQUESTS: float(n),
+            K.PROBES: float(n),
+            K.routed(REF): float(n),
+            K.probes_of(candidate): float(n),
+            K.agreements(candidate): float(n),
+        },
+    )
+    return store
+
+
+# -- serving and learning ---------------------------------------------------------------------
+
+
+async def test_probes_answer_with_the_reference_and_a_good_candidate_takes_over():
+    """Probes return the reference's answer and record the candidate's agreement; after a few
+    thousand requests a 0.97-agreement candidate carries most traffic. Every certificate states
+    the route, probe flag, epsilon, delta, method, a mix summing to 1 and a bound >= 1 - eps."""
+    router = SmartRouter(
+        config(),
+        {REF: reference_endpoint(), MINI: candidate_endpoint(MINI, 0.97)},
+        seed=1,
+        wait_for_probes=True,
+    )
+    results: list[tuple[int, Routed]] = []
+    for i in range(3000):
+        results.append((i, await router.arun(i)))
+
+    probes = [(i, r) for i, r in results if r.probe]
+    assert probes, "some requests must have been probes"
+    for i, r in probes:
+        assert r.route == REF
+        assert r.answer.text == f"ref-{i}"
+        assert r.answer.model == REF
+    for i, r in results:
+        if r.route == MINI:
+            assert not r.probe
+            assert r.answer.model == MINI
+            assert r.answer.text in (f"ref-{i}", f"{MINI}-wrong-{i}")
+
+    ledger = router.ledger()
+    stats = ledger.routes[MINI]
+    assert stats.probes == len(probes)
+    assert stats.agreements == sum(agrees(i, 0.97) for i, _ in probes)
+    assert ledger.probes == len(probes)
+    assert ledger.requests == 3000
+    assert stats.requests == sum(r.route == MINI for _, r in results)
+
+    late = Counter(r.route for _, r in results[-1000:])
+    assert late[MINI] >= 650
+
+    for _, r in results:
+        cert = r.certificate
+        assert cert.task == "t"
+        assert cert.route == r.route and cert.probe == r.probe
+        assert cert.epsilon == 0.05 and cert.delta == 0.05
+        assert cert.method == "anytime" and cert.mode == "request"
+        assert sum(cert.mix.values()) == pytest.approx(1.0)
+        assert cert.bound >= 1 - 0.05 - 1e-9
+        assert cert.bounds[REF] == 1.0
+    await router.aclose()
+
+
+async def test_candidate_failure_while_routed_falls_back_to_the_reference():
+    """A routed candidate that raises: the user gets the reference's answer (route == reference,
+    not a probe), no exception escapes, and failures and fallbacks are counted."""
+    store = trusted(MemoryStore())
+
+    async def broken(request):
+        raise RateLimited("429")
+
+    router = SmartRouter(
+        config(audit_rate=0.0),
+        {REF: reference_endpoint(), MINI: broken},
+        store=store,
+        seed=0,
+        wait_for_probes=True,
+    )
+    fallbacks = 0
+    for i in range(50):
+        r = await router.arun(i)
+        assert r.route == REF
+        assert r.answer.text == f"ref-{i}"
+        assert r.certificate.route == REF
+        if not r.probe:
+            fallbacks += 1
+    assert fallbacks >= 40  # the trusted candidate was drawn nearly every time
+    counters = store.read("t")
+    assert counters[K.fallbacks(MINI)] == fallbacks
+    assert counters[K.failures(MINI)] >= fallbacks
+    assert counters[K.probes_of(MINI)] == 3000  # failures are not disagreements
+    stats = router.ledger().routes[MINI]
+    assert stats.fallbacks == fallbacks
+    assert stats.failures == counters[K.failures(MINI)]
+    # The user was charged the reference's call, not the failed candidate's.
+    assert counters[K.calls(REF)] == 50
+    assert K.calls(MINI) not in counters
+
+
+async def test_candidate_failure_during_a_probe_is_not_a_disagreement():
+    """A candidate raising (rate limit) during a probe: the request succeeds with the reference's
+    answer, the failure is counted, and its probe and agreement counters do not move; a healthy
+    candidate probed alongside is still recorded."""
+
+    async def limited(request):
+        raise RateLimited("slow down")
+
+    router = SmartRouter(
+        config(candidates=[MINI, NANO], **ALL_PROBES),
+        {REF: reference_endpoint(), MINI: limited, NANO: candidate_endpoint(NANO, 1.0)},
+        seed=0,
+        wait_for_probes=True,
+    )
+    probes = 0
+    for i in range(5):
+        r = await router.arun(i)
+        assert r.route == REF and r.answer.text == f"ref-{i}"
+        probes += r.probe
+    assert probes == 5
+    counters = router.store.read("t")
+    assert counters.get(K.probes_of(MINI), 0.0) == 0.0
+    assert counters.get(K.agreements(MINI), 0.0) == 0.0
+    assert counters[K.failures(MINI)] == probes
+    assert counters[K.probes_of(NANO)] == probes
+    assert counters[K.agreements(NANO)] == probes
+    assert router.ledger().routes[MINI].lower == 0.0
+
+
+async def test_reference_failure_propagates_its_own_exception_type():
+    """The reference raising is the caller's problem: the exact exception type escapes arun,
+    both on a probe and when a routed candidate failed and the fallback reference fails too."""
+
+    async def down(request):
+        raise ReferenceDown("reference unavailable")
+
+    router = SmartRouter(
+        config(), {REF: down, MINI: candidate_endpoint(MINI, 1.0)}, seed=0, wait_for_probes=True
+    )
+    with pytest.raises(ReferenceDown, match="unavailable"):
+        await router.arun(0)
+    await router.aflush()
+
+    tried: list[int] = []
+
+    async def broken(request):
+        tried.append(request)
+        raise RateLimited("429")
+
+    store = trusted(MemoryStore())
+    router2 = SmartRouter(config(audit_rate=0.0), {REF: down, MINI: broken}, store=store, seed=0)
+    for i in range(5):
+        with pytest.raises(ReferenceDown):
+            await router2.arun(i)
+    await router2.aflush()
+    assert tried  # the routed candidate failed first, then the fallback reference raised
+
+
+# -- concurrency ------------------------------------------------------------------------------
+
+
+async def test_background_probe_does_not_delay_the_answer():
+    """With wait_for_probes=False a slow candidate (0.3 s) does not hold up the reference's
+    answer; its probe is recorded only after aflush()."""
+
+    async def slow(request):
+        await asyncio.sleep(0.3)
+        return Answer(text=f"ref-{request}", usage=Usage(1000, 100))
+
+    router = SmartRouter(config(**ALL_PROBES), {REF: reference_endpoint(), MINI: slow}, seed=0)
+    assert not router.wait_for_probes
+    started = time.perf_counter()
+    r = await router.arun(1)
+    elapsed = time.perf_counter() - started
+    assert r.probe and r.route == REF
+    assert elapsed < 0.15
+    assert router.store.read("t").get(K.probes_of(MINI), 0.0) == 0.0
+    await router.aflush()
+    counters = router.store.read("t")
+    assert counters[K.probes_of(MINI)] == 1.0
+    assert counters[K.agreements(MINI)] == 1.0
+    await router.aclose()
+
+
+async def test_probe_calls_candidates_concurrently_with_the_reference():
+    """During a probe the candidates are called while the reference call is still running: each
+    side waits for the other to have started, which deadlocks (times out) if calls were
+    sequential."""
+    ref_started = asyncio.Event()
+    cand_started = asyncio.Event()
+
+    async def ref(request):
+        ref_started.set()
+        await asyncio.wait_for(cand_started.wait(), 2.0)
+        return Answer(text="A", usage=Usage(10, 1))
+
+    async def cand(request):
+        cand_started.set()
+        await asyncio.wait_for(ref_started.wait(), 2.0)
+        return Answer(text="A", usage=Usage(10, 1))
+
+    router = SmartRouter(config(**ALL_PROBES), {REF: ref, MINI: cand}, seed=0, wait_for_probes=True)
+    r = await router.arun(0)
+    assert r.probe and r.answer.text == "A"
+    assert router.store.read("t")[K.agreements(MINI)] == 1.0
+
+
+# -- state ------------------------------------------------------------------------------------
+
+
+async def test_same_request_id_is_recorded_once():
+    """Outcomes are written with the request id as event id: serving the same request id twice
+    records the calls, costs and probe outcome only once; a new id records again."""
+    router = SmartRouter(
+        config(**ALL_PROBES),
+        {REF: reference_endpoint(), MINI: candidate_endpoint(MINI, 1.0)},
+        seed=0,
+        wait_for_probes=True,
+    )
+    first = await router.arun(1, request_id="req-1")
+    assert first.probe and first.request_id == "req-1"
+    once = router.store.read("t")
+    again = await router.arun(1, request_id="req-1")
+    assert again.probe
+    twice = router.store.read("t")
+    for key in (
+        K.probes_of(MINI),
+        K.agreements(MINI),
+        K.calls(REF),
+        K.calls(MINI),
+        K.SPENT,
+        K.REF_N,
+        K.REF_COST,
+    ):
+        assert twice[key] == once[key], key
+    await router.arun(1, request_id="req-2")
+    thrice = router.store.read("t")
+    assert thrice[K.probes_of(MINI)] == once[K.probes_of(MINI)] + 1
+    assert thrice[K.calls(REF)] == once[K.calls(REF)] + 1
+    # The store itself refuses a repeated event id.
+    assert router.store.add("t", {K.SPENT: 1.0}, event_id="req-1") is False
+    assert router.store.read("t")[K.SPENT] == thrice[K.SPENT]
+
+
+async def test_two_routers_on_one_sqlite_file_share_counters(tmp_path):
+    """Two SmartRouter instances on the same sqlite:/// file see each other's requests, probes
+    and spend in their ledgers."""
+    url = f"sqlite:///{tmp_path / 'smart.db'}"
+    cfg = config(store=url)
+    endpoints = {REF: reference_endpoint(), MINI: candidate_endpoint(MINI, 1.0)}
+    a = SmartRouter(cfg, endpoints, seed=1, wait_for_probes=True)
+    b = SmartRouter(cfg, endpoints, seed=2, wait_for_probes=True)
+    try:
+        assert a.store is not b.store
+        for i in range(5):
+            await a.arun(i)
+        mid = b.ledger()
+        assert mid.requests == 5
+        for i in range(5, 12):
+            await b.arun(i)
+        la, lb = a.ledger(), b.ledger()
+        assert la.requests == lb.requests == 12
+        assert la.probes == lb.probes >= 1
+        assert la.routes[MINI].probes == lb.routes[MINI].probes == la.probes
+        assert la.spent == pytest.approx(lb.spent)
+        assert la.spent > mid.spent > 0
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
+# -- sync twin and construction ---------------------------------------------------------------
+
+
+def test_run_works_outside_an_event_loop():
+    """``run`` serves a request synchronously and records the probe before returning."""
+    router = SmartRouter(
+        config(), {REF: reference_endpoint(), MINI: candidate_endpoint(MINI, 1.0)}, seed=0
+    )
+    probes = 0
+    for i in range(10):
+        r = router.run(i)
+        assert isinstance(r, Routed)
+        assert r.answer.text == f"ref-{i}"  # the candidate always agrees, so either route
+        probes += r.probe
+        # run() waits for the probe: it is recorded by the time the answer is returned.
+        assert router.store.read("t").get(K.probes_of(MINI), 0.0) == probes
+    assert probes >= 1
+    assert router.wait_for_probes is False  # restored afterwards
+    assert router.ledger().requests == 10
+    router.close()
+
+
+async def test_run_inside_a_running_loop_raises_a_clear_error():
+    """``run`` inside a running loop raises RuntimeError pointing at ``await router.arun``."""
+    router = SmartRouter(
+        config(), {REF: reference_endpoint(), MINI: candidate_endpoint(MINI, 1.0)}, seed=0
+    )
+    with pytest.raises(RuntimeError, match=r"running event loop.*arun"):
+        router.run(1)
+    assert router.ledger().requests == 0  # nothing was reserved
+
+
+def test_missing_endpoint_names_the_model():
+    """Every configured model needs an endpoint; the error names the missing one."""
+    with pytest.raises(ValueError, match=HAIKU):
+        SmartRouter(
+            config(candidates=[MINI, HAIKU]),
+            {REF: reference_endpoint(), MINI: candidate_endpoint(MINI, 1.0)},
+        )
+
+
+# -- costs ------------------------------------------------------------------------------------
+
+
+async def test_spent_is_the_sum_of_priced_usages_and_savings_follow():
+    """ledger.spent equals every call's usage at list price (probe candidates included); the
+    reference-only estimate is exact for a constant-cost reference, and savings exceed 1 once
+    the cheap candidate carries traffic."""
+    calls: list[tuple[str, Usage]] = []
+    ref_usage, cand_usage = Usage(1200, 80), Usage(1100, 90)
+    router = SmartRouter(
+        config(candidates=[MINI, HAIKU]),
+        {
+            REF: reference_endpoint(calls, ref_usage),
+            MINI: candidate_endpoint(MINI, 0.99, calls, cand_usage),
+            HAIKU: candidate_endpoint(HAIKU, 0.9, calls, cand_usage),
+        },
+        seed=4,
+        wait_for_probes=True,
+    )
+    results = [await router.arun(i) for i in range(1500)]
+    table = PriceTable()
+    expected = sum(table.cost(model, usage) for model, usage in calls)
+    ledger = router.ledger()
+    assert ledger.spent == pytest.approx(expected, rel=1e-9)
+    assert sum(r.cost for r in results) == pytest.approx(
+        ledger.spent - ledger.probe_candidate_spend, rel=1e-9
+    )
+    ref_cost = table.cost(REF, ref_usage)
+    assert ref_cost == pytest.approx((1200 * 2.5 + 80 * 10.0) / 1e6)
+    for r in results:
+        if r.route == REF:
+            assert r.cost == pytest.approx(ref_cost)
+    assert ledger.reference_estimate == pytest.approx(1500 * ref_cost, rel=1e-9)
+    lo, hi = ledger.reference_interval
+    assert lo <= ledger.reference_estimate <= hi
+    assert sum(r.route == MINI for r in results) > 750
+    assert ledger.savings == pytest.approx(ledger.reference_estimate / ledger.spent)
+    assert ledger.savings > 1.5
+
+
+async def test_answer_cost_overrides_usage_pricing():
+    """An endpoint that states ``cost`` is charged exactly that, whatever its usage says."""
+    huge = Usage(1_000_000, 1_000_000)
+
+    async def ref(request):
+        return Answer(text="A", usage=huge, cost=0.01)
+
+    async def cand(request):
+        return Answer(text="A", usage=huge, cost=0.0001)
+
+    router = SmartRouter(config(), {REF: ref, MINI: cand}, seed=0, wait_for_probes=True)
+    results = [await router.arun(i) for i in range(40)]
+    for r in results:
+        assert r.cost == (0.01 if r.route == REF else 0.0001)
+    counters = router.store.read("t")
+    n_ref, n_mini = counters[K.calls(REF)], counters.get(K.calls(MINI), 0.0)
+    assert router.ledger().spent == pytest.approx(0.01 * n_ref + 0.0001 * n_mini)
+    assert router.cost_of(Answer(text="x", model=MINI, usage=Usage(1000, 0))) == pytest.approx(
+        1000 * 0.15 / 1e6
+    )
