@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,6 +190,12 @@ async def _run_order(
     )
 
 
+def _run_order_sync(
+    items: Sequence[ReplayItem], config: SmartConfig, comparator: Comparator, seed: int
+) -> ReplayOrder:
+    return asyncio.run(_run_order(items, config, comparator, seed))
+
+
 def replay(
     path: str | Path,
     *,
@@ -201,9 +209,14 @@ def replay(
     method: str = "anytime",
     prices: dict[str, Any] | None = None,
     items: Sequence[ReplayItem] | None = None,
+    workers: int | None = None,
     progress: Callable[[int], object] | None = None,
 ) -> ReplayReport:
-    """Replay ``path`` in ``orders`` random orders as batch deployments and aggregate."""
+    """Replay ``path`` in ``orders`` random orders as batch deployments and aggregate.
+
+    Orders run in ``workers`` processes (default: all cores); each order is seeded by its index,
+    so results do not depend on the number of workers.
+    """
     items = list(items) if items is not None else load_replay(path)
     if candidates is None:
         seen: dict[str, None] = {}
@@ -225,10 +238,23 @@ def replay(
     )
     comp = parse_comparator(comparator)
     results = []
-    for k in range(orders):
-        results.append(asyncio.run(_run_order(items, config, comp, seed + k)))
-        if progress:
-            progress(1)
+    workers = min(workers or os.cpu_count() or 1, orders)
+    if workers == 1:
+        for k in range(orders):
+            results.append(_run_order_sync(items, config, comp, seed + k))
+            if progress:
+                progress(1)
+    else:
+        # Orders are independent deployments: spread them over processes.
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [
+                pool.submit(_run_order_sync, items, config, comp, seed + k) for k in range(orders)
+            ]
+            for future in as_completed(futures):
+                results.append(future.result())
+                if progress:
+                    progress(1)
+        results.sort(key=lambda r: r.seed)
     n = len(items)
     route_share: Counter[str] = Counter()
     for r in results:
