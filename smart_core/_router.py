@@ -87,17 +87,21 @@ class SmartRouter:
             policy = self._policies[name] = MixPolicy.from_config(self.config, task=name)
         return policy
 
-    def decide(self, task: str | None = None) -> Decision:
-        """Decide how to serve the next request of ``task`` and reserve it in the store."""
+    def decide(self, task: str | None = None, *, request_id: str | None = None) -> Decision:
+        """Decide how to serve the next request of ``task`` and reserve it in the store.
+
+        With a ``request_id`` the reservation is idempotent: deciding again for the same id
+        does not count the request twice.
+        """
         policy = self.policy(task)
         decision = policy.decide(self.store.read(policy.task), self.rng)
-        self.store.add(policy.task, decision.increments)
+        self.store.add(policy.task, decision.increments, event_id=_reservation(request_id))
         return decision
 
-    async def adecide(self, task: str | None = None) -> Decision:
+    async def adecide(self, task: str | None = None, *, request_id: str | None = None) -> Decision:
         policy = self.policy(task)
         decision = policy.decide(await self.store.aread(policy.task), self.rng)
-        await self.store.aadd(policy.task, decision.increments)
+        await self.store.aadd(policy.task, decision.increments, event_id=_reservation(request_id))
         return decision
 
     def ledger(self, task: str | None = None) -> Ledger:
@@ -118,7 +122,7 @@ class SmartRouter:
     ) -> Routed:
         """Serve one request; raises the reference's own exception if the reference fails."""
         request_id = request_id or uuid.uuid4().hex
-        decision = await self.adecide(task)
+        decision = await self.adecide(task, request_id=request_id)
         if decision.probe:
             return await self._aprobe(request, decision, request_id)
         if decision.route == self.config.reference.name:
@@ -160,17 +164,18 @@ class SmartRouter:
         except asyncio.CancelledError:
             raise
         except Exception:
-            # The user still gets an answer: the reference's. The failure is recorded; it is not
-            # a disagreement (rate limits and timeouts say nothing about answer quality).
+            # The user still gets an answer: the reference's. The failure is recorded first (even
+            # if the reference fails too); it is not a disagreement (rate limits and timeouts say
+            # nothing about answer quality).
+            await self.store.aadd(
+                decision.certificate.task,
+                {K.failures(route): 1.0, K.fallbacks(route): 1.0},
+                event_id=f"{request_id}:fallback",
+            )
             ref = self.config.reference.name
             answer = await self._acall(ref, request)
             cost = self.cost_of(answer)
-            await self._arecord(
-                decision,
-                request_id,
-                {ref: (answer, cost)},
-                extra={K.failures(route): 1.0, K.fallbacks(route): 1.0},
-            )
+            await self._arecord(decision, request_id, {ref: (answer, cost)})
             cert = replace(decision.certificate, route=ref)
             return Routed(answer, ref, False, cost, cert, request_id)
         cost = self.cost_of(answer)
@@ -271,6 +276,10 @@ class SmartRouter:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _reservation(request_id: str | None) -> str | None:
+    return f"{request_id}:decide" if request_id else None
 
 
 def _add_call(inc: dict[str, float], model: str, cost: float) -> None:

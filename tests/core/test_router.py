@@ -233,6 +233,8 @@ async def test_reference_failure_propagates_its_own_exception_type():
             await router2.arun(i)
     await router2.aflush()
     assert tried  # the routed candidate failed first, then the fallback reference raised
+    # Each of those candidate failures is on record although the request itself failed.
+    assert store.read("t")[K.failures(MINI)] == len(tried)
 
 
 # -- concurrency ------------------------------------------------------------------------------
@@ -310,6 +312,8 @@ async def test_same_request_id_is_recorded_once():
         K.SPENT,
         K.REF_N,
         K.REF_COST,
+        K.REQUESTS,
+        K.PROBES,
     ):
         assert twice[key] == once[key], key
     await router.arun(1, request_id="req-2")
