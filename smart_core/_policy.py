@@ -30,12 +30,18 @@ from ._certificate import Certificate
 from ._confidence import ConfidenceSequence, make_confidence_sequence
 from ._mix import mix_cost, solve_mix
 
-__all__ = ["Decision", "MixPolicy", "PolicyView", "probe_outcome", "realized_budget", "split_delta"]
+__all__ = [
+    "Decision",
+    "MixPolicy",
+    "PolicyView",
+    "probe_outcome",
+    "realization_share",
+    "realized_budget",
+    "split_delta",
+]
 
 #: Probes a candidate gets before it may be dropped: enough to tell 0.3 from 0.9 agreement.
 _MIN_PROBES_BEFORE_DROP = 8
-#: Batch mode: share of delta spent on the realized batch share (Freedman's inequality).
-_REALIZATION_SHARE = 0.1
 #: Batch mode: probes a candidate needs before batch items may be sent to it.
 _MIN_PROBES_BEFORE_ROUTING = 20
 #: Exploration looks this many times the current probes ahead, and explores only when the
@@ -136,9 +142,11 @@ class MixPolicy:
         self.audit_rate = audit_rate
         self.bound = bound or make_confidence_sequence(method, epsilon)
         self.method = self.bound.name
-        # Batch mode promises the *realized* share of the batch, so a tenth of delta covers the
+        # Batch mode promises the *realized* share of the batch, so part of delta covers the
         # chance fluctuation of the answers around their probabilities; the rest the bounds.
-        self.realization_delta = delta * _REALIZATION_SHARE if batch_size else 0.0
+        self.realization_delta = (
+            delta * realization_share(epsilon, batch_size) if batch_size else 0.0
+        )
         self.alphas = split_delta(delta - self.realization_delta, self.candidates, delta_weights)
         self.mode = "batch" if batch_size else "request"
         self._prior_costs = dict(prior_costs)
@@ -519,6 +527,18 @@ class MixPolicy:
             certificate=cert,
             increments=inc,
         )
+
+
+def realization_share(epsilon: float, batch_size: int | None) -> float:
+    """Share of delta kept for the realized batch share, fixed by the configuration alone.
+
+    The realization margin is about ``sqrt(2 B ln(1/delta'))`` for a budget ``B = epsilon * N``:
+    large relative to small budgets, negligible for large ones, while every bit of delta taken
+    from the bounds costs probes. So small budgets get up to half of delta, large ones 5 %.
+    """
+    if not batch_size:
+        return 0.0
+    return min(0.5, max(0.05, 3.0 / math.sqrt(max(epsilon * batch_size, 1.0))))
 
 
 def realized_budget(allowed: float, delta: float) -> float:
