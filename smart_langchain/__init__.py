@@ -1,3 +1,3 @@
-"""LangChain adapter for SMART (``SmartChatModel``); built on :mod:`smart_core` in a later release."""
+"""LangChain adapter for SMART (``SmartChatModel``), built on :mod:`smart_core`; coming next."""
 
 __all__: list[str] = []

@@ -1,3 +1,3 @@
-"""LlamaIndex adapter for SMART (``SmartLLM``); built on :mod:`smart_core` in a later release."""
+"""LlamaIndex adapter for SMART (``SmartLLM``), built on :mod:`smart_core`; coming next."""
 
 __all__: list[str] = []
