@@ -29,7 +29,8 @@ app = typer.Typer(
 bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-out = Console()
+# Tables stay readable when piped to a file (rich would otherwise wrap them at 80 columns).
+out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True)
 
 
