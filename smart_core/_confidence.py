@@ -47,7 +47,7 @@ def _log_beta(a: float, b: float) -> float:
 
 
 def _bisect(f, lo: float, hi: float, iters: int = 60) -> float:
-    """Root of a function decreasing from f(lo) >= 0 to f(hi) < 0; returns the f >= 0 side."""
+    """Boundary between ``lo`` (f >= 0) and ``hi`` (f < 0), either order; the f >= 0 side."""
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
         if f(mid) >= 0:
@@ -116,67 +116,44 @@ class BetaMixtureSequence:
         return math.log(1.0 / alpha) - self._log_marginal(s, n)
 
     def lower(self, successes: int, trials: int, alpha: float) -> float:
-        key = ("l", successes, trials, alpha)
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        value = self._lower(successes, trials, alpha)
-        if len(self._cache) > 200_000:
-            self._cache.clear()
-        self._cache[key] = value
-        return value
+        return self._cached("lower", successes, trials, alpha)
 
-    def _lower(self, s: int, n: int, alpha: float) -> float:
+    def upper(self, successes: int, trials: int, alpha: float) -> float:
+        return self._cached("upper", successes, trials, alpha)
+
+    def _cached(self, side: str, s: int, n: int, alpha: float) -> float:
+        # Bounds depend on the counts alone and are asked for again and again.
+        key = (side, s, n, alpha)
+        hit = self._cache.get(key)
+        if hit is None:
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            hit = self._cache[key] = self._boundary(side, s, n, alpha)
+        return hit
+
+    def _boundary(self, side: str, s: int, n: int, alpha: float) -> float:
+        """The edge of the set of p0 not yet rejected, below (lower) or above (upper) S/n."""
         _check(s, n, alpha)
-        if s == 0:
-            return 0.0
+        lower = side == "lower"
+        if (s == 0 and lower) or (s == n and not lower):
+            return 0.0 if lower else 1.0
         target = self._threshold(s, n, alpha)
         if target <= 0:
             return s / n
+        # p0 is rejected when -(s ln p0 + (n-s) ln(1-p0)) >= target; closed forms at the ends.
         if s == n:
-            # -(n ln p0) >= target  <=>  p0 <= exp(-target / n)
             return math.exp(-target / n)
-
-        def f(p0: float) -> float:
-            return -(s * math.log(p0) + (n - s) * math.log1p(-p0)) - target
-
-        p_hat = s / n
-        if f(1e-15) < 0:
-            return 0.0
-        return _bisect(f, 1e-15, p_hat)
-
-    def upper(self, successes: int, trials: int, alpha: float) -> float:
-        key = ("u", successes, trials, alpha)
-        hit = self._cache.get(key)
-        if hit is None:
-            hit = self._cache[key] = self._upper(successes, trials, alpha)
-        return hit
-
-    def _upper(self, successes: int, trials: int, alpha: float) -> float:
-        _check(successes, trials, alpha)
-        s, n = successes, trials
-        if s == n:
-            return 1.0
-        target = self._threshold(s, n, alpha)
-        if target <= 0:
-            return s / n if n else 1.0
         if s == 0:
             return 1.0 - math.exp(-target / n)
 
-        def f(p0: float) -> float:
+        def rejected(p0: float) -> float:
             return -(s * math.log(p0) + (n - s) * math.log1p(-p0)) - target
 
-        # f is increasing on (p_hat, 1): find the largest p0 not rejected.
-        lo, hi = s / n, 1.0 - 1e-15
-        if f(hi) < 0:
-            return 1.0
-        for _ in range(60):
-            mid = 0.5 * (lo + hi)
-            if f(mid) >= 0:
-                hi = mid
-            else:
-                lo = mid
-        return hi
+        edge = 1e-15 if lower else 1.0 - 1e-15
+        if rejected(edge) < 0:
+            return 0.0 if lower else 1.0
+        # Halving between a rejected edge and S/n; the rejected side is returned (conservative).
+        return _bisect(rejected, edge, s / n)
 
 
 def _check(s: int, n: int, alpha: float) -> None:
