@@ -12,10 +12,11 @@ Two guarantees are available:
 
 * ``request`` mode (online): every request is answered by a mix whose agreement is at least
   ``1 - epsilon`` with probability ``1 - delta``, simultaneously at all times.
-* ``batch`` mode (``batch_size`` known): the expected share of differing answers over the batch
-  is at most ``epsilon`` with probability ``1 - delta``. Reference answers already returned agree
-  by definition, and every routed item is charged ``1 - L`` at the *current* bound, which only
-  tightens; the slack this leaves is spent on the remaining items.
+* ``batch`` mode (``batch_size`` known): with probability ``1 - delta`` the *realized* share of
+  the batch's answers that differ is at most ``epsilon``. Reference answers already returned
+  agree by definition; every routed item is charged ``1 - L`` at its decision and re-valued at
+  the current bound, and routing stops short of ``epsilon * N`` by a Freedman margin for the
+  chance fluctuation of the answers (see :func:`realized_budget`).
 """
 
 from __future__ import annotations
