@@ -52,6 +52,8 @@ _EXPLORE_MARGIN = 3.0
 #: Probes before a candidate may be dropped for adding too little to the predicted mix, and by
 #: how much its predicted contribution must beat the cost of its probes to stay.
 _MIN_PROBES_BEFORE_VALUE_DROP = 30
+#: Probe counts at which a candidate's best case (all agreements) is checked for pay-back.
+_PAYBACK_PROBES = (10, 30, 100, 300, 1000, 3000, 10000, 30000)
 #: Probe budgets (multiples of a candidate's current probes) the drop rule looks ahead to.
 _LOOKAHEAD_GROWTH = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -399,7 +401,13 @@ class MixPolicy:
         out = []
         for i, c in enumerate(routes[1:], start=1):
             n = counters.get(K.probes_of(c), 0.0)
-            if c not in live or n < _MIN_PROBES_BEFORE_DROP:
+            if c not in live:
+                continue
+            priced = counters.get(K.calls(c)) and counters.get(K.calls(self.reference))
+            if priced and horizon is not None and not self._could_pay(c, costs, i, target, horizon):
+                out.append(c)
+                continue
+            if n < _MIN_PROBES_BEFORE_DROP:
                 continue
             best = [lower[r] for r in routes]
             best[i] = upper[c]
@@ -442,6 +450,31 @@ class MixPolicy:
         if losers:
             out.append(min(losers, key=lambda c: value[c]))
         return tuple(out)
+
+    def _could_pay(
+        self, route: str, costs: Sequence[float], i: int, target: float, horizon: float
+    ) -> bool:
+        """Could ``route`` repay its probes even if it agreed with the reference every time?
+
+        Were every probe an agreement, after ``n`` probes its bound would be ``L(n, n)`` and it
+        could take over a share ``eps / (1 - L)`` of the remaining requests, saving its price
+        difference with the reference on each. If no number of probes makes that worth more
+        than the probes' cost, probing it can only lose money: a candidate priced close to the
+        reference on a small batch with a tight target is probed once, no more. (Judged only
+        once both prices have been seen on real calls.)
+        """
+        saving = costs[0] - costs[i]
+        if saving <= 0:
+            return False
+        eps = 1.0 - target
+        for n in _PAYBACK_PROBES:
+            if n >= horizon:
+                break
+            perfect = self.bound.lower(n, n, self.alphas[route])
+            share = 1.0 if perfect >= target else eps / (1.0 - perfect)
+            if saving * min(share, 1.0) * (horizon - n) > costs[i] * n:
+                return True
+        return False
 
     def _predicted_lower(
         self,

@@ -290,12 +290,39 @@ def test_batch_budget_is_never_overspent_and_realized_disagreement_stays_below_e
 
 def test_batch_tiny_budget_forces_every_item_to_the_reference():
     """With epsilon * N = 0.1 an item may go to a candidate only once its bound exceeds 0.9,
-    which ten perfect probes cannot show: every item goes to the reference, each a probe."""
+    which ten perfect probes cannot show: every item goes to the reference. Once the first
+    probe has shown the prices, no candidate could repay more probes within the batch even
+    agreeing every time, so the rest are plain reference calls (no money spent on probing)."""
     policy = make_policy([MINI, NANO], epsilon=0.01, batch_size=10)
     trace = simulate(policy, {MINI: 1.0, NANO: 1.0}, 10, seed=0)
     assert trace.routes == [REF] * 10
-    assert all(trace.probes)
+    assert trace.probes == [True] + [False] * 9
     assert max(trace.lowers[-1][c] for c in (MINI, NANO)) < 0.9
+
+
+def test_candidate_that_cannot_repay_even_when_perfect_is_not_probed_again():
+    """A candidate priced close to the reference on a short batch with a tight target cannot
+    save more than its probes cost even agreeing every time: it is dropped after the first
+    probe shows its price, while a cheap candidate in the same task keeps being probed."""
+    policy = make_policy([MINI, NANO], epsilon=0.02, batch_size=400)
+    counters = {
+        K.REQUESTS: 1.0,
+        K.PROBES: 1.0,
+        K.routed(REF): 1.0,
+        K.calls(REF): 1.0,
+        K.call_cost(REF): 1.0,
+        K.calls(MINI): 1.0,
+        K.call_cost(MINI): 0.9,  # 90 % of the reference's price
+        K.calls(NANO): 1.0,
+        K.call_cost(NANO): 0.01,
+        K.probes_of(MINI): 1.0,
+        K.agreements(MINI): 1.0,
+        K.probes_of(NANO): 1.0,
+        K.agreements(NANO): 1.0,
+    }
+    view = policy.view(counters)
+    assert MINI in view.to_drop
+    assert NANO in view.live
 
 
 # -- split_delta ------------------------------------------------------------------------------

@@ -40,9 +40,9 @@ def config(candidates=(MINI,), **kw) -> SmartConfig:
     return SmartConfig(**settings)
 
 
-#: A 10-item batch at epsilon 0.05 may differ on half an answer: no item can go to a candidate
-#: until its bound exceeds 0.5, so the first few requests are all probes (deterministic probes).
-ALL_PROBES = {"batch_size": 10}
+#: In batch mode no item goes to a candidate before it has had 20 probes, and on a 1,000-item
+#: batch probing a cheap candidate can pay back: the first requests are all probes.
+ALL_PROBES = {"batch_size": 1000}
 
 
 def agrees(request: int, rate: float) -> bool:
