@@ -197,12 +197,11 @@ class MixPolicy:
         ref = self.reference
         lower: dict[str, float] = {ref: 1.0}
         upper: dict[str, float] = {ref: 1.0}
-        alphas = self.alphas
         live = []
         for c in self.candidates:
             n = int(counters.get(K.probes_of(c), 0))
             s = int(counters.get(K.agreements(c), 0))
-            alpha = alphas[c]
+            alpha = self.alphas[c]
             lower[c] = self.bound.lower(s, n, alpha)
             upper[c] = self.bound.upper(s, n, alpha)
             if not counters.get(K.dropped(c)):
@@ -251,11 +250,11 @@ class MixPolicy:
             # reference cost, without today's probe overhead (which every live candidate inflates).
             bare = [cost[r] for r in routes]
             to_drop = self._hopeless(
-                counters, routes, live, bare, lower, upper, 1.0 - eps_eff, horizon, alphas
+                counters, routes, live, bare, lower, upper, 1.0 - eps_eff, horizon
             )
             still_live = [c for c in live if c not in to_drop]
             explore = bool(still_live) and self._worth_probing(
-                counters, routes, still_live, costs, bounds, weights, horizon, alphas
+                counters, routes, still_live, costs, bounds, weights, lower, horizon
             )
             if len(self._econ_cache) > 10_000:
                 self._econ_cache.clear()
@@ -307,8 +306,8 @@ class MixPolicy:
         costs: Sequence[float],
         bounds: Sequence[float],
         weights: Sequence[float],
+        lower: Mapping[str, float],
         horizon: float | None,
-        alphas: Mapping[str, float],
     ) -> bool:
         """Would doubling the live candidates' probes pay for itself over the horizon?
 
@@ -331,7 +330,7 @@ class MixPolicy:
             s = int(counters.get(K.agreements(r), 0.0))
             n2 = max(int(_EXPLORE_GROWTH * n), n + 20)
             p_hat = s / n if n else 0.5
-            predicted[r] = self.bound.lower(round(p_hat * n2), n2, alphas[r])
+            predicted[r] = self.bound.lower(round(p_hat * n2), n2, self.alphas[r])
             extra = max(extra, n2 - n)
             if bounds[i] > 0 or self.batch_size is None:
                 future[i] = max(bounds[i], predicted[r])
@@ -341,15 +340,7 @@ class MixPolicy:
         if self.batch_size:
             used = 0.0
             for c in self.candidates:
-                lo = predicted[c] if predicted[c] is not None else 0.0
-                lo = max(
-                    lo,
-                    self.bound.lower(
-                        int(counters.get(K.agreements(c), 0.0)),
-                        int(counters.get(K.probes_of(c), 0.0)),
-                        alphas[c],
-                    ),
-                )
+                lo = max(predicted[c] or 0.0, lower[c])
                 used += counters.get(K.routed(c), 0.0) * (1.0 - lo)
             eps = (self.epsilon * self.batch_size - used) / max(horizon - extra, 1.0)
             eps = min(1.0, max(0.0, eps))
@@ -387,7 +378,6 @@ class MixPolicy:
         upper: Mapping[str, float],
         target: float,
         horizon: float | None,
-        alphas: Mapping[str, float],
     ) -> tuple[str, ...]:
         """Live candidates whose further probes cannot pay for themselves.
 
@@ -420,7 +410,7 @@ class MixPolicy:
         for growth in _LOOKAHEAD_GROWTH:
             plain = [1.0]
             for r in routes[1:]:
-                p = self._predicted_lower(counters, r, growth, alphas) if r in still else 0.0
+                p = self._predicted_lower(counters, r, growth) if r in still else 0.0
                 plain.append(max(lower[r], p))
             for c in still:
                 n = counters.get(K.probes_of(c), 0.0)
@@ -431,9 +421,7 @@ class MixPolicy:
                 # dropped for looking a little worse than a rival on a few noisy probes.
                 i = routes.index(c)
                 hopeful = list(plain)
-                hopeful[i] = max(
-                    lower[c], self._predicted_lower(counters, c, growth, alphas, hopeful=True)
-                )
+                hopeful[i] = max(lower[c], self._predicted_lower(counters, c, growth, hopeful=True))
                 sub_costs = [x for j, x in enumerate(costs) if j != i]
                 sub_bounds = [x for j, x in enumerate(plain) if j != i]
                 cost_without = mix_cost(sub_costs, _solve(sub_costs, sub_bounds, target))
@@ -481,7 +469,6 @@ class MixPolicy:
         counters: Mapping[str, float],
         route: str,
         growth: float,
-        alphas: Mapping[str, float],
         *,
         hopeful: bool = False,
     ) -> float:
@@ -494,9 +481,9 @@ class MixPolicy:
         if n == 0:
             return 0.0
         s = int(counters.get(K.agreements(route), 0.0))
-        rate = self.bound.upper(s, n, alphas[route]) if hopeful else s / n
+        rate = self.bound.upper(s, n, self.alphas[route]) if hopeful else s / n
         n2 = max(int(growth * n), n + 20)
-        return self.bound.lower(round(rate * n2), n2, alphas[route])
+        return self.bound.lower(round(rate * n2), n2, self.alphas[route])
 
     # -- decisions ---------------------------------------------------------------------------
 
