@@ -338,11 +338,9 @@ class MixPolicy:
             return False
         eps = self.epsilon
         if self.batch_size:
-            used = 0.0
-            for c in self.candidates:
-                lo = max(predicted[c] or 0.0, lower[c])
-                used += counters.get(K.routed(c), 0.0) * (1.0 - lo)
-            eps = (self.epsilon * self.batch_size - used) / max(horizon - extra, 1.0)
+            # The budget the tighter bounds would leave, counted exactly as decisions count it.
+            tighter = {c: max(predicted[c] or 0.0, lower[c]) for c in self.candidates}
+            eps = self._budget_left(counters, tighter) / max(horizon - extra, 1.0)
             eps = min(1.0, max(0.0, eps))
         w_future = solve_mix(costs, future, 1.0 - eps)
         assert w_future is not None
