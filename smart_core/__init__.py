@@ -32,7 +32,7 @@ from ._ledger import Ledger, RouteStats
 from ._mix import mix_cost, solve_mix
 from ._policy import Decision, MixPolicy, PolicyView, split_delta
 from ._pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPriceError
-from ._router import Endpoint, Routed, SmartRouter
+from ._router import AsyncProbeRun, Endpoint, ProbeRun, Routed, SmartRouter, Ticket
 from ._usage import Usage
 from .stores import MemoryStore, SqliteStore, Store, open_store
 
@@ -41,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_PRICES",
     "Answer",
+    "AsyncProbeRun",
     "BetaMixtureSequence",
     "CallableMatch",
     "Certificate",
@@ -61,6 +62,7 @@ __all__ = [
     "PolicyView",
     "Price",
     "PriceTable",
+    "ProbeRun",
     "RegexMatch",
     "ReplayFormatError",
     "RouteStats",
@@ -71,6 +73,7 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "Ticket",
     "ToolCallMatch",
     "UnknownPriceError",
     "Usage",

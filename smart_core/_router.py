@@ -4,6 +4,13 @@ An *endpoint* is any ``async def endpoint(request) -> Answer``. The router asks 
 decision, reserves it in the store, calls the routed model (or, for a probe, the reference and
 the live candidates concurrently), returns the answer with its certificate, and records costs and
 agreements. The framework adapters and the command line all drive this one class.
+
+Callers that must make the answering call themselves (a framework streaming tokens to its user,
+with its own callbacks) use the same steps one by one: :meth:`SmartRouter.begin` reserves a
+:class:`Ticket`, :meth:`SmartRouter.start_probes` calls the candidates alongside, the caller calls
+``ticket.route``, then :meth:`SmartRouter.finish` records it (or :meth:`SmartRouter.fall_back`
+records a candidate's failure and re-routes to the reference). Each step has a sync and an async
+twin.
 """
 
 from __future__ import annotations
@@ -11,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,7 +33,7 @@ from ._ledger import Ledger
 from ._policy import Decision, MixPolicy, probe_outcome
 from .stores import Store, open_store
 
-__all__ = ["Endpoint", "Routed", "SmartRouter"]
+__all__ = ["AsyncProbeRun", "Endpoint", "ProbeRun", "Routed", "SmartRouter", "Ticket"]
 
 Endpoint = Callable[[Any], Awaitable[Answer]]
 
@@ -41,40 +50,76 @@ class Routed:
     request_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One request reserved in the store: which model answers it and which are probed beside it.
+
+    ``route`` is the model to call for the user's answer (the reference on a probe or after a
+    fallback); ``probe_models`` are the candidates to call alongside it and compare.
+    """
+
+    request_id: str
+    decision: Decision
+    route: str
+    fallback: bool = False
+
+    @property
+    def task(self) -> str:
+        return self.decision.certificate.task
+
+    @property
+    def probe(self) -> bool:
+        return self.decision.probe and not self.fallback
+
+    @property
+    def probe_models(self) -> tuple[str, ...]:
+        return self.decision.probe_models if self.probe else ()
+
+    @property
+    def certificate(self) -> Certificate:
+        cert = self.decision.certificate
+        return cert if cert.route == self.route else replace(cert, route=self.route)
+
+
 class SmartRouter:
     """Routes requests for one or more tasks under a :class:`SmartConfig`.
 
-    ``endpoints`` maps every model name in the config to its endpoint. ``store`` overrides the
-    config's store URL (pass a :class:`~smart_core.stores.Store` to share one). ``seed`` makes the
-    route draws reproducible. With ``wait_for_probes=False`` (the default) a probe returns as soon
-    as the reference answers and the candidates finish in the background; batch runners set it to
-    True so every probe is recorded before the next decision.
+    ``endpoints`` maps every model name in the config to its endpoint (needed by :meth:`arun`;
+    adapters that call models themselves may omit it). ``store`` overrides the config's store URL
+    (pass a :class:`~smart_core.stores.Store` to share one). ``seed`` makes the route draws
+    reproducible. With ``wait_for_probes=False`` (the default) a probe returns as soon as the
+    reference answers and the candidates finish in the background; batch runners set it to True
+    so every probe is recorded before the next decision.
     """
 
     def __init__(
         self,
         config: SmartConfig,
-        endpoints: Mapping[str, Endpoint],
+        endpoints: Mapping[str, Endpoint] | None = None,
         *,
         store: Store | str | None = None,
         seed: int | None = None,
         wait_for_probes: bool = False,
         max_background_probes: int = 256,
     ) -> None:
-        missing = [m for m in config.model_names() if m not in endpoints]
-        if missing:
-            raise ValueError(
-                f"endpoints: no endpoint for {missing}; pass one async callable per model name "
-                f"in the config ({config.model_names()})"
-            )
+        if endpoints is not None:
+            missing = [m for m in config.model_names() if m not in endpoints]
+            if missing:
+                raise ValueError(
+                    f"endpoints: no endpoint for {missing}; pass one async callable per model "
+                    f"name in the config ({config.model_names()})"
+                )
         self.config = config
-        self.endpoints = dict(endpoints)
+        self.endpoints = dict(endpoints or {})
         self.store = open_store(store if store is not None else config.store)
         self.rng = random.Random(seed)
         self.wait_for_probes = wait_for_probes
         self.max_background_probes = max_background_probes
         self._policies: dict[str, MixPolicy] = {}
         self._background: set[asyncio.Task[None]] = set()
+        self._threaded: set[ProbeRun] = set()
+        self._threaded_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
         self._table = config.price_table
 
     # -- policy and state ----------------------------------------------------------------------
@@ -115,22 +160,109 @@ class SmartRouter:
             return float(answer.cost)
         return self.config.spec(answer.model).resolve_price(self._table).cost(answer.usage)
 
-    # -- serving -------------------------------------------------------------------------------
+    # -- serving, step by step ------------------------------------------------------------------
+
+    def begin(self, task: str | None = None, *, request_id: str | None = None) -> Ticket:
+        """Decide and reserve one request; the caller then calls ``ticket.route``."""
+        request_id = request_id or uuid.uuid4().hex
+        decision = self.decide(task, request_id=request_id)
+        return Ticket(request_id, decision, decision.route)
+
+    async def abegin(self, task: str | None = None, *, request_id: str | None = None) -> Ticket:
+        request_id = request_id or uuid.uuid4().hex
+        decision = await self.adecide(task, request_id=request_id)
+        return Ticket(request_id, decision, decision.route)
+
+    def finish(self, ticket: Ticket, answer: Answer) -> Routed:
+        """Record the answer the user got from ``ticket.route`` and return it with its cost."""
+        answer, cost, inc = self._finishing(ticket, answer)
+        self.store.add(ticket.task, inc, event_id=ticket.request_id)
+        return Routed(
+            answer, ticket.route, ticket.probe, cost, ticket.certificate, ticket.request_id
+        )
+
+    async def afinish(self, ticket: Ticket, answer: Answer) -> Routed:
+        answer, cost, inc = self._finishing(ticket, answer)
+        await self.store.aadd(ticket.task, inc, event_id=ticket.request_id)
+        return Routed(
+            answer, ticket.route, ticket.probe, cost, ticket.certificate, ticket.request_id
+        )
+
+    def fall_back(self, ticket: Ticket, error: BaseException | None = None) -> Ticket:
+        """Record that the routed candidate failed and re-route the request to the reference.
+
+        The failure is not a disagreement: rate limits and timeouts say nothing about answer
+        quality. A failing reference has nothing to fall back to: re-raise its error instead.
+        """
+        inc = self._fallback_increments(ticket)
+        self.store.add(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
+        return replace(ticket, route=self.config.reference.name, fallback=True)
+
+    async def afall_back(self, ticket: Ticket, error: BaseException | None = None) -> Ticket:
+        inc = self._fallback_increments(ticket)
+        await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
+        return replace(ticket, route=self.config.reference.name, fallback=True)
+
+    def start_probes(self, ticket: Ticket, call: Callable[[str], Answer]) -> ProbeRun:
+        """Call ``call(model)`` for each of the ticket's probe candidates in worker threads."""
+        run = ProbeRun(self, ticket, self._executor(), call)
+        if ticket.probe_models:
+            with self._threaded_lock:
+                self._threaded.add(run)
+        return run
+
+    def astart_probes(
+        self, ticket: Ticket, call: Callable[[str], Awaitable[Answer]]
+    ) -> AsyncProbeRun:
+        """Start ``await call(model)`` for each of the ticket's probe candidates as tasks."""
+        return AsyncProbeRun(self, ticket, call)
+
+    def record_probe(
+        self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
+    ) -> None:
+        """Compare every candidate answer with the reference's and record the outcomes, once."""
+        self.store.add(
+            ticket.task,
+            self._probe_increments(ticket, reference, answers),
+            event_id=f"{ticket.request_id}:probe",
+        )
+
+    async def arecord_probe(
+        self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
+    ) -> None:
+        await self.store.aadd(
+            ticket.task,
+            self._probe_increments(ticket, reference, answers),
+            event_id=f"{ticket.request_id}:probe",
+        )
+
+    # -- serving through endpoints ---------------------------------------------------------------
 
     async def arun(
         self, request: Any, *, task: str | None = None, request_id: str | None = None
     ) -> Routed:
         """Serve one request; raises the reference's own exception if the reference fails."""
-        request_id = request_id or uuid.uuid4().hex
-        decision = await self.adecide(task, request_id=request_id)
-        if decision.probe:
-            return await self._aprobe(request, decision, request_id)
-        if decision.route == self.config.reference.name:
-            answer = await self._acall(decision.route, request)
-            cost = self.cost_of(answer)
-            await self._arecord(decision, request_id, {decision.route: (answer, cost)})
-            return Routed(answer, decision.route, False, cost, decision.certificate, request_id)
-        return await self._aroute(request, decision, request_id)
+        if not self.endpoints:
+            raise RuntimeError(
+                "SmartRouter.arun() needs endpoints; pass `endpoints={model: async_callable}` "
+                "or drive begin()/finish() yourself"
+            )
+        ticket = await self.abegin(task, request_id=request_id)
+        probes = self.astart_probes(ticket, lambda model: self._acall(model, request))
+        try:
+            answer = await self._acall(ticket.route, request)
+        except asyncio.CancelledError:
+            probes.cancel()
+            raise
+        except Exception as exc:
+            probes.cancel()
+            if ticket.route == self.config.reference.name:
+                raise
+            ticket = await self.afall_back(ticket, exc)
+            answer = await self._acall(ticket.route, request)
+        routed = await self.afinish(ticket, answer)
+        await probes.asettle(routed.answer)
+        return routed
 
     def run(
         self, request: Any, *, task: str | None = None, request_id: str | None = None
@@ -157,71 +289,40 @@ class SmartRouter:
             answer.model = model
         return answer
 
-    async def _aroute(self, request: Any, decision: Decision, request_id: str) -> Routed:
-        route = decision.route
-        try:
-            answer = await self._acall(route, request)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # The user still gets an answer: the reference's. The failure is recorded first (even
-            # if the reference fails too); it is not a disagreement (rate limits and timeouts say
-            # nothing about answer quality).
-            await self.store.aadd(
-                decision.certificate.task,
-                {K.failures(route): 1.0, K.fallbacks(route): 1.0},
-                event_id=f"{request_id}:fallback",
+    # -- increments ------------------------------------------------------------------------------
+
+    def _finishing(self, ticket: Ticket, answer: Answer) -> tuple[Answer, float, dict[str, float]]:
+        if not answer.model:
+            answer.model = ticket.route
+        cost = self.cost_of(answer)
+        inc: dict[str, float] = {}
+        _add_call(inc, ticket.route, cost)
+        if ticket.route == self.config.reference.name:
+            inc[K.REF_N] = 1.0
+            inc[K.REF_COST] = cost
+            inc[K.REF_COST_SQ] = cost * cost
+        return answer, cost, inc
+
+    def _fallback_increments(self, ticket: Ticket) -> dict[str, float]:
+        if ticket.route == self.config.reference.name:
+            raise ValueError(
+                "fall_back: the ticket is already routed to the reference "
+                f"({ticket.route!r}); re-raise the reference's error instead"
             )
-            ref = self.config.reference.name
-            answer = await self._acall(ref, request)
-            cost = self.cost_of(answer)
-            await self._arecord(decision, request_id, {ref: (answer, cost)})
-            cert = replace(decision.certificate, route=ref)
-            return Routed(answer, ref, False, cost, cert, request_id)
-        cost = self.cost_of(answer)
-        await self._arecord(decision, request_id, {route: (answer, cost)})
-        return Routed(answer, route, False, cost, decision.certificate, request_id)
+        return {K.failures(ticket.route): 1.0, K.fallbacks(ticket.route): 1.0}
 
-    async def _aprobe(self, request: Any, decision: Decision, request_id: str) -> Routed:
-        ref = self.config.reference.name
-        tasks = {c: asyncio.ensure_future(self._acall(c, request)) for c in decision.probe_models}
-        try:
-            answer = await self._acall(ref, request)
-        except BaseException:
-            for t in tasks.values():
-                t.cancel()
-            raise
-        cost = self.cost_of(answer)
-        await self._arecord(decision, request_id, {ref: (answer, cost)})
-        if self.wait_for_probes:
-            await self._afinish_probe(decision, request_id, answer, tasks)
-        else:
-            await self._limit_background()
-            bg = asyncio.ensure_future(self._afinish_probe(decision, request_id, answer, tasks))
-            self._background.add(bg)
-            bg.add_done_callback(self._background.discard)
-        return Routed(answer, ref, True, cost, decision.certificate, request_id)
-
-    async def _limit_background(self) -> None:
-        while len(self._background) >= self.max_background_probes:
-            await asyncio.wait(self._background, return_when=asyncio.FIRST_COMPLETED)
-
-    async def _afinish_probe(
-        self,
-        decision: Decision,
-        request_id: str,
-        reference: Answer,
-        tasks: Mapping[str, asyncio.Future[Answer]],
-    ) -> None:
-        """Compare every candidate that answered with the reference and record it, once."""
-        await asyncio.gather(*tasks.values(), return_exceptions=True)
+    def _probe_increments(
+        self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
+    ) -> dict[str, float]:
         comparator = self.config.comparator
         inc: dict[str, float] = {}
-        for c, task in tasks.items():
-            if task.cancelled() or task.exception() is not None:
+        for c in ticket.probe_models:
+            answer = answers.get(c)
+            if not isinstance(answer, Answer):  # failed, cancelled or never called
                 inc[K.failures(c)] = inc.get(K.failures(c), 0.0) + 1.0
                 continue
-            answer = task.result()
+            if not answer.model:
+                answer.model = c
             cost = self.cost_of(answer)
             _add_call(inc, c, cost)
             inc[K.SPENT_PROBE_CANDIDATES] = inc.get(K.SPENT_PROBE_CANDIDATES, 0.0) + cost
@@ -230,32 +331,33 @@ class SmartRouter:
             except Exception:  # a comparator crash must not lose the probe's other outcomes
                 inc[K.failures(c)] = inc.get(K.failures(c), 0.0) + 1.0
                 continue
-            inc.update(probe_outcome(decision, c, agreed))
-        task_name = decision.certificate.task
-        await self.store.aadd(task_name, inc, event_id=f"{request_id}:probe")
-
-    async def _arecord(
-        self,
-        decision: Decision,
-        request_id: str,
-        answers: Mapping[str, tuple[Answer, float]],
-        extra: Mapping[str, float] | None = None,
-    ) -> None:
-        inc: dict[str, float] = dict(extra or {})
-        for model, (_, cost) in answers.items():
-            _add_call(inc, model, cost)
-            if model == self.config.reference.name:
-                inc[K.REF_N] = inc.get(K.REF_N, 0.0) + 1.0
-                inc[K.REF_COST] = inc.get(K.REF_COST, 0.0) + cost
-                inc[K.REF_COST_SQ] = inc.get(K.REF_COST_SQ, 0.0) + cost * cost
-        await self.store.aadd(decision.certificate.task, inc, event_id=request_id)
+            inc.update(probe_outcome(ticket.decision, c, agreed))
+        return inc
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="smart-probe")
+        return self._pool
+
+    def _threaded_done(self, run: ProbeRun) -> None:
+        with self._threaded_lock:
+            self._threaded.discard(run)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every probe started with :meth:`start_probes` has been recorded."""
+        with self._threaded_lock:
+            runs = list(self._threaded)
+        for run in runs:
+            run.wait(timeout)
+
     async def aflush(self) -> None:
-        """Wait until every background probe has been recorded."""
+        """Wait until every background probe (async or threaded) has been recorded."""
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+        if self._threaded:
+            await asyncio.to_thread(self.flush)
 
     async def aclose(self, *, wait: bool = True) -> None:
         """Finish (or, with ``wait=False``, cancel) background probes, then close the store."""
@@ -266,16 +368,152 @@ class SmartRouter:
                 t.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.gather(*self._background, return_exceptions=True)
+        self._close()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Finish threaded probes (unless ``wait=False``), then close the store."""
+        if wait:
+            self.flush()
+        self._close()
+
+    def _close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
         self.store.close()
 
-    def close(self) -> None:
-        self.store.close()
+    def __enter__(self) -> SmartRouter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     async def __aenter__(self) -> SmartRouter:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class AsyncProbeRun:
+    """The candidate calls of one probe, running as tasks beside the reference call."""
+
+    def __init__(
+        self, router: SmartRouter, ticket: Ticket, call: Callable[[str], Awaitable[Answer]]
+    ) -> None:
+        self._router = router
+        self._ticket = ticket
+        self._tasks = {c: asyncio.ensure_future(call(c)) for c in ticket.probe_models}
+
+    def cancel(self) -> None:
+        """Abandon the probe (the reference failed or the request was re-routed)."""
+        for t in self._tasks.values():
+            t.cancel()
+        self._tasks = {}
+
+    async def asettle(self, reference: Answer) -> None:
+        """Record the probe once every candidate is done: now, or in the background."""
+        if not self._tasks:
+            return
+        if self._router.wait_for_probes:
+            await self._record(reference)
+            return
+        router = self._router
+        while len(router._background) >= router.max_background_probes:
+            await asyncio.wait(router._background, return_when=asyncio.FIRST_COMPLETED)
+        bg = asyncio.ensure_future(self._record(reference))
+        router._background.add(bg)
+        bg.add_done_callback(router._background.discard)
+
+    async def _record(self, reference: Answer) -> None:
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        answers: dict[str, Answer | BaseException] = {}
+        for c, t in self._tasks.items():
+            answers[c] = t.result() if not t.cancelled() and t.exception() is None else _FAILED
+        await self._router.arecord_probe(self._ticket, reference, answers)
+
+
+class ProbeRun:
+    """The candidate calls of one probe, running in worker threads beside the caller's call.
+
+    Whichever finishes last -- the candidates or :meth:`settle` with the reference's answer --
+    records the probe, so a synchronous caller never waits for the candidates.
+    """
+
+    def __init__(
+        self,
+        router: SmartRouter,
+        ticket: Ticket,
+        pool: ThreadPoolExecutor,
+        call: Callable[[str], Answer],
+    ) -> None:
+        self._router = router
+        self._ticket = ticket
+        self._lock = threading.Lock()
+        self._reference: Answer | None = None
+        self._cancelled = False
+        self._finished = False
+        self._done = threading.Event()
+        self._futures: dict[str, Future[Answer]] = {
+            c: pool.submit(call, c) for c in ticket.probe_models
+        }
+        self._pending = len(self._futures)
+        if not self._futures:
+            self._finished = True
+            self._done.set()
+        for f in self._futures.values():
+            f.add_done_callback(self._one_done)
+
+    def cancel(self) -> None:
+        """Abandon the probe: nothing is recorded (calls already running finish unobserved)."""
+        with self._lock:
+            self._cancelled = True
+        for f in self._futures.values():
+            f.cancel()
+        self._finish_if_ready()
+
+    def settle(self, reference: Answer) -> None:
+        """Hand over the reference's answer; waits for the candidates if the router says so."""
+        with self._lock:
+            self._reference = reference
+        self._finish_if_ready()
+        if self._router.wait_for_probes:
+            self.wait()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the probe is recorded (or abandoned); False on timeout."""
+        return self._done.wait(timeout)
+
+    def _one_done(self, _: Future[Answer]) -> None:
+        with self._lock:
+            self._pending -= 1
+        self._finish_if_ready()
+
+    def _finish_if_ready(self) -> None:
+        with self._lock:
+            if self._finished:
+                return
+            if self._cancelled:
+                record = False
+            elif self._pending == 0 and self._reference is not None:
+                record = True
+            else:
+                return
+            self._finished = True
+            reference = self._reference
+        try:
+            if record and reference is not None:
+                answers: dict[str, Answer | BaseException] = {
+                    c: _FAILED if f.cancelled() or f.exception() is not None else f.result()
+                    for c, f in self._futures.items()
+                }
+                self._router.record_probe(self._ticket, reference, answers)
+        finally:
+            self._done.set()
+            self._router._threaded_done(self)
+
+
+_FAILED = RuntimeError("probe call failed")
 
 
 def _reservation(request_id: str | None) -> str | None:

@@ -14,6 +14,7 @@ import smart_core
 EXPECTED_ALL = [
     "DEFAULT_PRICES",
     "Answer",
+    "AsyncProbeRun",
     "BetaMixtureSequence",
     "CallableMatch",
     "Certificate",
@@ -34,6 +35,7 @@ EXPECTED_ALL = [
     "PolicyView",
     "Price",
     "PriceTable",
+    "ProbeRun",
     "RegexMatch",
     "ReplayFormatError",
     "RouteStats",
@@ -44,6 +46,7 @@ EXPECTED_ALL = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "Ticket",
     "ToolCallMatch",
     "UnknownPriceError",
     "Usage",

@@ -452,3 +452,110 @@ async def test_answer_cost_overrides_usage_pricing():
     assert router.cost_of(Answer(text="x", model=MINI, usage=Usage(1000, 0))) == pytest.approx(
         1000 * 0.15 / 1e6
     )
+
+
+# -- serving step by step (what the framework adapters drive) ----------------------------------
+
+
+def test_sync_steps_probe_in_threads_without_waiting_for_candidates():
+    """begin/start_probes/finish/settle: the candidate runs in a worker thread while the caller
+    answers; settle() returns before the candidate has finished (it waits on an event set only
+    afterwards) and the probe is recorded once the candidate returns."""
+    import threading
+
+    release = threading.Event()
+    started = threading.Event()
+
+    def candidate(model: str) -> Answer:
+        started.set()
+        assert release.wait(5.0)
+        return Answer(text="same", usage=Usage(10, 1))
+
+    router = SmartRouter(config(**ALL_PROBES), seed=0)
+    ticket = router.begin(request_id="r1")
+    assert ticket.probe and ticket.route == REF and ticket.probe_models == (MINI,)
+    run = router.start_probes(ticket, candidate)
+    assert started.wait(5.0), "the candidate must start while the caller answers"
+    routed = router.finish(ticket, Answer(text="same", usage=Usage(10, 1)))
+    run.settle(routed.answer)
+    assert routed.probe and routed.route == REF and routed.answer.model == REF
+    counters = router.store.read("t")
+    assert counters[K.calls(REF)] == 1.0
+    assert counters.get(K.probes_of(MINI), 0.0) == 0.0  # candidate still running
+    release.set()
+    router.flush(timeout=5.0)
+    counters = router.store.read("t")
+    assert counters[K.probes_of(MINI)] == 1.0
+    assert counters[K.agreements(MINI)] == 1.0
+    assert counters[K.calls(MINI)] == 1.0
+    router.close()
+
+
+def test_sync_probe_records_a_disagreement_and_a_failed_candidate_as_failure():
+    """With wait_for_probes the outcome is recorded by settle(): a differing answer counts as a
+    probe without agreement, a raising candidate as a failure (never a disagreement)."""
+    router = SmartRouter(
+        config(candidates=[MINI, NANO], **ALL_PROBES), seed=0, wait_for_probes=True
+    )
+    ticket = router.begin()
+    assert set(ticket.probe_models) == {MINI, NANO}
+
+    def call(model: str) -> Answer:
+        if model == NANO:
+            raise RateLimited("429")
+        return Answer(text="other", usage=Usage(10, 1))
+
+    run = router.start_probes(ticket, call)
+    routed = router.finish(ticket, Answer(text="ref", usage=Usage(10, 1)))
+    run.settle(routed.answer)
+    counters = router.store.read("t")
+    assert counters[K.probes_of(MINI)] == 1.0
+    assert counters.get(K.agreements(MINI), 0.0) == 0.0
+    assert counters[K.failures(NANO)] == 1.0
+    assert counters.get(K.probes_of(NANO), 0.0) == 0.0
+    router.close()
+
+
+def test_cancelled_probe_records_nothing():
+    """A probe abandoned because the reference failed leaves no candidate outcome behind."""
+    router = SmartRouter(config(**ALL_PROBES), seed=0, wait_for_probes=True)
+    ticket = router.begin()
+    run = router.start_probes(ticket, lambda m: Answer(text="x", usage=Usage(10, 1)))
+    run.cancel()
+    assert run.wait(5.0)
+    router.flush()
+    counters = router.store.read("t")
+    assert counters.get(K.probes_of(MINI), 0.0) == 0.0
+    assert counters.get(K.calls(MINI), 0.0) == 0.0
+    router.close()
+
+
+async def test_async_fall_back_records_the_failure_and_reroutes_to_the_reference():
+    """afall_back on a candidate route records one failure and one fallback, returns a ticket
+    for the reference whose certificate names it, and afinish then records the reference call;
+    a reference ticket cannot fall back (its error belongs to the user)."""
+    store = trusted(MemoryStore())
+    router = SmartRouter(config(), store=store, seed=3)
+    for i in range(200):
+        ticket = await router.abegin(request_id=f"q{i}")
+        if ticket.route == MINI and not ticket.probe:
+            break
+    else:
+        pytest.fail("a trusted candidate should carry some traffic")
+    back = await router.afall_back(ticket, RateLimited("429"))
+    assert back.route == REF and back.fallback and not back.probe and back.probe_models == ()
+    assert back.certificate.route == REF
+    routed = await router.afinish(back, Answer(text="ref", usage=Usage(10, 1)))
+    assert routed.route == REF and routed.certificate.route == REF
+    counters = router.store.read("t")
+    assert counters[K.failures(MINI)] == 1.0
+    assert counters[K.fallbacks(MINI)] == 1.0
+    assert counters[K.agreements(MINI)] == 3000.0  # the failure did not count as a probe
+    with pytest.raises(ValueError, match="reference"):
+        await router.afall_back(back)
+
+
+async def test_arun_without_endpoints_explains_how_to_serve():
+    router = SmartRouter(config(), seed=0)
+    with pytest.raises(RuntimeError, match="endpoints"):
+        await router.arun(1)
