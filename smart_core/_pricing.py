@@ -94,17 +94,27 @@ def _openai(input: float, output: float, cached_input: float | None = None) -> P
     return Price(input, output, cached_input)
 
 
-def _anthropic(input: float, output: float) -> Price:
-    # Anthropic: cache hits cost 0.1x input, 5-minute cache writes 1.25x input.
-    return Price(input, output, round(input * 0.1, 6), round(input * 1.25, 6))
+def _anthropic(input: float, output: float, cache_hit: float | None = None) -> Price:
+    # Anthropic: 5-minute cache writes cost 1.25x input; cache hits 0.1x input unless the
+    # pricing page lists a lower rate for the model.
+    hit = round(input * 0.1, 6) if cache_hit is None else cache_hit
+    return Price(input, output, hit, round(input * 1.25, 6))
 
 
-# List prices as of 2025 (USD per 1M tokens; standard tier, no batch discount), from the
-# OpenAI and Anthropic pricing pages. Cached-input prices are given where the provider publishes
-# them. Dated snapshots whose price differs from their family's are listed explicitly, because
-# alias resolution would otherwise price them like the current snapshot.
+# List prices (USD per 1M tokens; standard tier, no batch discount). Anthropic's rows were checked
+# against platform.claude.com/docs/en/about-claude/pricing and OpenAI's GPT-5.x rows against
+# third-party copies of developers.openai.com/api/docs/pricing, in November 2026; older rows date
+# from 2025. Cached-input prices are given where the provider publishes them. Dated snapshots
+# whose price differs from their family's are listed explicitly, because alias resolution would
+# otherwise price them like the current snapshot. Models billed by prompt-length tiers (Claude
+# Haiku 5.5) are left out on purpose: one number would misprice long prompts, so users must say
+# which band applies to them (the UnknownPriceError says how).
 _DEFAULT_PRICES: dict[str, Price] = {
     # OpenAI — GPT-5 family
+    "gpt-5.4": _openai(2.50, 15.00, 0.25),
+    "gpt-5.4-mini": _openai(0.75, 4.50, 0.075),
+    "gpt-5.2": _openai(1.75, 14.00, 0.175),
+    "gpt-5.1": _openai(1.25, 10.00, 0.125),
     "gpt-5": _openai(1.25, 10.00, 0.125),
     "gpt-5-mini": _openai(0.25, 2.00, 0.025),
     "gpt-5-nano": _openai(0.05, 0.40, 0.005),
@@ -137,9 +147,21 @@ _DEFAULT_PRICES: dict[str, Price] = {
     "gpt-3.5-turbo-1106": _openai(1.00, 2.00),
     "gpt-3.5-turbo-0613": _openai(1.50, 2.00),
     "gpt-3.5-turbo-instruct": _openai(1.50, 2.00),
-    # Anthropic — Claude 4.x
+    # Anthropic — Claude 5.x
+    "claude-fable-5-1": _anthropic(10.00, 50.00, cache_hit=0.25),
+    "claude-fable-5": _anthropic(10.00, 50.00),
+    "claude-opus-5-5": _anthropic(4.00, 20.00, cache_hit=0.20),
+    "claude-opus-5": _anthropic(5.00, 25.00),
+    "claude-sonnet-5-5": _anthropic(2.00, 10.00, cache_hit=0.10),
+    "claude-sonnet-5": _anthropic(2.00, 10.00),
+    # Anthropic — Claude 4.x (Opus dropped from $15/$75 to $5/$25 with 4.5)
+    "claude-opus-4-8": _anthropic(5.00, 25.00),
+    "claude-opus-4-7": _anthropic(5.00, 25.00),
+    "claude-opus-4-6": _anthropic(5.00, 25.00),
+    "claude-opus-4-5": _anthropic(5.00, 25.00),
     "claude-opus-4-1": _anthropic(15.00, 75.00),
     "claude-opus-4": _anthropic(15.00, 75.00),
+    "claude-sonnet-4-6": _anthropic(3.00, 15.00),
     "claude-sonnet-4-5": _anthropic(3.00, 15.00),
     "claude-sonnet-4": _anthropic(3.00, 15.00),
     "claude-haiku-4-5": _anthropic(1.00, 5.00),

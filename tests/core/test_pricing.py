@@ -119,6 +119,31 @@ def test_default_table_spot_checks() -> None:
     assert haiku.cached_input == pytest.approx(0.08)
 
 
+def test_2026_models_carry_their_own_rates_not_their_family_s() -> None:
+    """Opus 4.5+ is a third of Opus 4/4.1's price; Opus 5.5 and Sonnet 5.5 have cheaper cache
+    hits than the 0.1x rule; a dated Opus 4.5 snapshot resolves to 4.5, not to Opus 4."""
+    table = PriceTable()
+    assert (
+        table.price("claude-opus-4-5-20251101").input,
+        table.price("claude-opus-4-1").input,
+    ) == (
+        5.00,
+        15.00,
+    )
+    opus55 = DEFAULT_PRICES["claude-opus-5-5"]
+    assert (opus55.input, opus55.output, opus55.cached_input, opus55.cache_write) == (
+        4.00,
+        20.00,
+        0.20,
+        5.00,
+    )
+    assert DEFAULT_PRICES["claude-sonnet-5-5"].cached_input == 0.10
+    assert DEFAULT_PRICES["claude-sonnet-5"].cached_input == pytest.approx(0.20)
+    assert DEFAULT_PRICES["gpt-5.4"] == Price(2.50, 15.00, 0.25)
+    # Tiered by prompt length: deliberately unknown so the user states the band.
+    assert table.lookup("claude-haiku-5-5") is None
+
+
 def test_default_table_is_read_only() -> None:
     with pytest.raises(TypeError):
         DEFAULT_PRICES["gpt-4o"] = Price(0, 0)  # type: ignore[index]
