@@ -1,0 +1,586 @@
+"""``SmartLLM``: a LlamaIndex ``FunctionCallingLLM`` that routes each call to a cheaper model
+while keeping SMART's guarantee against a reference model.
+
+The router is *transparent*: its methods carry no ``@llm_chat_callback`` decorators. Each call is
+delegated to the routed inner LLM's own public method, whose decorators emit the one pair of
+instrumentation events and the one ``CallbackManager`` record of the call; the router hands its
+``callback_manager`` to that inner LLM first, so handlers see exactly one LLM event per call
+whatever order the objects were built in. Probe calls to candidates run on handler-free copies
+of the candidates inside a silenced context (see ``_silence``), so they add no events, spans or
+token counts to the user's call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    ChatResponseAsyncGen,
+    ChatResponseGen,
+    CompletionResponse,
+    CompletionResponseAsyncGen,
+    CompletionResponseGen,
+    LLMMetadata,
+    MessageRole,
+)
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+from llama_index.core.llms.function_calling import FunctionCallingLLM
+from llama_index.core.llms.llm import LLM, ToolSelection
+
+from smart_core import (
+    Answer,
+    ConfigError,
+    Ledger,
+    ModelSpec,
+    Routed,
+    SmartConfig,
+    SmartRouter,
+    Store,
+    Ticket,
+    UnknownPriceError,
+)
+
+from . import _silence
+from ._convert import answer_from_response, prompt_text
+
+if TYPE_CHECKING:
+    from llama_index.core.tools.types import BaseTool
+
+__all__ = ["SMART_KEY", "SmartLLM"]
+
+SMART_KEY = "smart"
+"""The ``additional_kwargs`` key holding SMART's routing record on every response."""
+
+_TASK_KWARG = "smart_task"
+_REQUEST_ID_KWARG = "smart_request_id"
+_TOOL_OPTIONS = ("tool_required", "allow_parallel_tool_calls", "verbose")
+_END = object()
+
+_silence.install()
+
+
+def _model_name(llm: Any) -> str | None:
+    name = getattr(llm, "model", None)
+    if not isinstance(name, str) or not name.strip():
+        try:
+            name = llm.metadata.model_name
+        except Exception:
+            name = None
+    return name.strip() if isinstance(name, str) and name.strip() else None
+
+
+def _is_tool_list(tools: Any) -> bool:
+    from llama_index.core.tools.types import BaseTool
+
+    return isinstance(tools, list | tuple) and all(isinstance(t, BaseTool) for t in tools)
+
+
+class SmartLLM(FunctionCallingLLM):
+    """A drop-in LlamaIndex LLM that answers from cheaper models when SMART can prove that at most
+    ``epsilon`` of answers differ from the ``reference`` model's, with confidence ``1 - delta``.
+
+    ```python
+    Settings.llm = SmartLLM(
+        reference=OpenAI(model="gpt-4o"),
+        candidates=[OpenAI(model="gpt-4o-mini"), Anthropic(model="claude-3-5-haiku-latest")],
+        epsilon=0.05, delta=0.05, task="support-rag", store="sqlite:///smart.db",
+    )
+    ```
+
+    Model names (for prices, statistics and the certificate) come from the inner LLMs' ``model``;
+    pass ``candidates`` as a dict ``{name: llm}`` to name them yourself. Every response carries
+    ``additional_kwargs["smart"]``: the route that answered, whether the call was a probe, the
+    request id, its cost in USD and the certificate (on the last chunk of a stream). Choose the
+    task per call with the ``smart_task=...`` keyword (default: ``task``).
+    """
+
+    reference: Any = Field(exclude=True, description="The LLM whose answers define 'correct'.")
+    candidates: Any = Field(
+        exclude=True,
+        description="Cheaper LLMs SMART may answer from: a list, or a dict {name: llm}.",
+    )
+    epsilon: float = Field(description="Allowed share of answers differing from the reference's.")
+    delta: float = Field(default=0.05, description="Allowed probability the guarantee fails.")
+    task: str = Field(default="default", description="Default task (statistics are per task).")
+    store: Any = Field(
+        default="memory://",
+        exclude=True,
+        description="State store URL (memory://, sqlite:///path.db) or a smart_core Store.",
+    )
+    expected_requests: int | None = Field(
+        default=None, description="Expected request volume, so profiling pays for itself."
+    )
+    batch_size: int | None = Field(default=None, description="Known batch size (batch mode).")
+    audit_rate: float | None = Field(
+        default=None, description="Share of routed requests re-checked against the reference."
+    )
+    comparator: Any = Field(
+        default="tool_calls",
+        exclude=True,
+        description="How answers are compared; default compares tool calls, else exact text.",
+    )
+    prices: Any = Field(
+        default=None,
+        exclude=True,
+        description="Price overrides in USD per 1M tokens: {model name: (input, output)}.",
+    )
+    method: str = Field(
+        default="anytime", description="Confidence bound: anytime or clopper-pearson."
+    )
+    seed: int | None = Field(default=None, description="Seed for reproducible route draws.")
+    wait_for_probes: bool = Field(
+        default=False,
+        description="Record each probe before returning (default: in the background).",
+    )
+    model_names: list[str] = Field(
+        default_factory=list, description="Reference first, then candidates (derived)."
+    )
+
+    _router: SmartRouter = PrivateAttr()
+    _llms: dict[str, LLM] = PrivateAttr()
+    _probe_llms: dict[str, LLM] = PrivateAttr()
+    _reference_name: str = PrivateAttr()
+
+    def __init__(self, **data: Any) -> None:
+        names, llms = _name_models(data.get("reference"), data.get("candidates"))
+        data["model_names"] = names
+        super().__init__(**data)
+        config = _build_config(self, names)
+        store = self.store if isinstance(self.store, Store) else None
+        self._router = SmartRouter(
+            config, store=store, seed=self.seed, wait_for_probes=self.wait_for_probes
+        )
+        self._llms = dict(zip(names, llms, strict=True))
+        self._reference_name = names[0]
+        self._probe_llms = {
+            n: _silent_copy(llm) for n, llm in zip(names[1:], llms[1:], strict=True)
+        }
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "SmartLLM"
+
+    # -- public helpers --------------------------------------------------------------------------
+
+    @property
+    def router(self) -> SmartRouter:
+        """The :class:`smart_core.SmartRouter` doing the routing (config, store, policies)."""
+        return self._router
+
+    @property
+    def llms(self) -> dict[str, LLM]:
+        """The inner LLMs by model name, reference first."""
+        return dict(self._llms)
+
+    def ledger(self, task: str | None = None) -> Ledger:
+        """Spend, savings and the policy in force for ``task`` (default: this LLM's task)."""
+        return self._router.ledger(task or self.task)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every probe started by a synchronous call has been recorded."""
+        self._router.flush(timeout)
+
+    async def aflush(self) -> None:
+        """Wait until every background probe (async or threaded) has been recorded."""
+        await self._router.aflush()
+
+    def close(self, *, wait: bool = True) -> None:
+        """Finish (or with ``wait=False`` abandon) threaded probes, then close the store."""
+        self._router.close(wait=wait)
+
+    async def aclose(self, *, wait: bool = True) -> None:
+        """Finish (or cancel) background probes, then close the store."""
+        await self._router.aclose(wait=wait)
+
+    @property
+    def metadata(self) -> LLMMetadata:
+        """The most restrictive of the inner models: every call may land on any of them."""
+        metas = [llm.metadata for llm in self._llms.values()]
+        outputs = [m.num_output for m in metas if m.num_output and m.num_output > 0]
+        return LLMMetadata(
+            context_window=min(m.context_window for m in metas),
+            num_output=min(outputs) if outputs else -1,
+            is_chat_model=all(m.is_chat_model for m in metas),
+            is_function_calling_model=all(m.is_function_calling_model for m in metas),
+            model_name="smart-llm",
+            system_role=metas[0].system_role or MessageRole.SYSTEM,
+        )
+
+    # -- the eight entry points (no callback decorators: the inner LLM emits the events) ------
+
+    def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return self._serve("chat", list(messages), kwargs)
+
+    async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
+        return await self._aserve("chat", list(messages), kwargs)
+
+    def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
+        return self._serve_stream("chat", list(messages), kwargs)
+
+    async def astream_chat(
+        self, messages: Sequence[ChatMessage], **kwargs: Any
+    ) -> ChatResponseAsyncGen:
+        return await self._aserve_stream("chat", list(messages), kwargs)
+
+    def complete(self, prompt: str, formatted: bool = False, **kwargs: Any) -> CompletionResponse:
+        return self._serve("complete", (prompt, formatted), kwargs)
+
+    async def acomplete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponse:
+        return await self._aserve("complete", (prompt, formatted), kwargs)
+
+    def stream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseGen:
+        return self._serve_stream("complete", (prompt, formatted), kwargs)
+
+    async def astream_complete(
+        self, prompt: str, formatted: bool = False, **kwargs: Any
+    ) -> CompletionResponseAsyncGen:
+        return await self._aserve_stream("complete", (prompt, formatted), kwargs)
+
+    # -- tools -----------------------------------------------------------------------------------
+
+    def _prepare_chat_with_tools(
+        self,
+        tools: Sequence[BaseTool],
+        user_msg: str | ChatMessage | None = None,
+        chat_history: list[ChatMessage] | None = None,
+        verbose: bool = False,
+        allow_parallel_tool_calls: bool = False,
+        tool_required: bool = False,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Keep the tools provider-neutral: the routed inner LLM formats them for its API."""
+        messages = list(chat_history or [])
+        if isinstance(user_msg, str):
+            user_msg = ChatMessage(role=MessageRole.USER, content=user_msg)
+        if user_msg is not None:
+            messages.append(user_msg)
+        return {
+            "messages": messages,
+            "tools": list(tools),
+            "tool_required": tool_required,
+            "allow_parallel_tool_calls": allow_parallel_tool_calls,
+            "verbose": verbose,
+            **kwargs,
+        }
+
+    def get_tool_calls_from_response(
+        self, response: ChatResponse, error_on_no_tool_call: bool = True, **kwargs: Any
+    ) -> list[ToolSelection]:
+        """Parsed by the inner LLM that produced ``response`` (read from its routing record)."""
+        info = (response.additional_kwargs or {}).get(SMART_KEY) or {}
+        llm = self._llms.get(info.get("route") or "", self._llms[self._reference_name])
+        return llm.get_tool_calls_from_response(
+            response, error_on_no_tool_call=error_on_no_tool_call, **kwargs
+        )
+
+    # -- calling one inner LLM ---------------------------------------------------------------------
+
+    def _bind(self, name: str) -> LLM:
+        llm = self._llms[name]
+        if llm.callback_manager is not self.callback_manager:
+            llm.callback_manager = self.callback_manager
+        return llm
+
+    @staticmethod
+    def _split_tools(kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+        """``(tools, tool options, other kwargs)``; tools None unless neutral BaseTools."""
+        kwargs = dict(kwargs)
+        tools = kwargs.get("tools")
+        if tools is None or not _is_tool_list(tools):
+            for option in _TOOL_OPTIONS:  # only meaningful together with neutral tools
+                kwargs.pop(option, None)
+            return None, {}, kwargs
+        kwargs.pop("tools")
+        options = {o: kwargs.pop(o) for o in _TOOL_OPTIONS if o in kwargs}
+        return tools, options, kwargs
+
+    def _call(self, llm: LLM, kind: str, payload: Any, kwargs: dict[str, Any], stream: bool) -> Any:
+        if kind == "chat":
+            tools, options, rest = self._split_tools(kwargs)
+            if tools is not None:
+                fn = llm.stream_chat_with_tools if stream else llm.chat_with_tools
+                return fn(tools, chat_history=list(payload), **options, **rest)
+            return (llm.stream_chat if stream else llm.chat)(payload, **rest)
+        prompt, formatted = payload
+        fn = llm.stream_complete if stream else llm.complete
+        return fn(prompt, formatted=formatted, **kwargs)
+
+    async def _acall(
+        self, llm: LLM, kind: str, payload: Any, kwargs: dict[str, Any], stream: bool
+    ) -> Any:
+        if kind == "chat":
+            tools, options, rest = self._split_tools(kwargs)
+            if tools is not None:
+                fn = llm.astream_chat_with_tools if stream else llm.achat_with_tools
+                return await fn(tools, chat_history=list(payload), **options, **rest)
+            return await (llm.astream_chat if stream else llm.achat)(payload, **rest)
+        prompt, formatted = payload
+        fn = llm.astream_complete if stream else llm.acomplete
+        return await fn(prompt, formatted=formatted, **kwargs)
+
+    def _answer(self, name: str, kind: str, payload: Any, response: Any) -> Answer:
+        calls = None
+        if kind == "chat" and isinstance(response, ChatResponse):
+            llm = self._llms[name]
+            if isinstance(llm, FunctionCallingLLM):
+                try:
+                    calls = llm.get_tool_calls_from_response(response, error_on_no_tool_call=False)
+                except Exception:
+                    calls = None
+        text = prompt_text(payload if kind == "chat" else payload[0])
+        return answer_from_response(response, name, prompt=text, tool_calls=calls)
+
+    def _probe(self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]) -> Answer:
+        with _silence.silenced():
+            response = self._call(self._probe_llms[name], kind, payload, kwargs, stream=False)
+            return self._answer(name, kind, payload, response)
+
+    async def _aprobe(self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]) -> Answer:
+        with _silence.silenced():
+            llm = self._probe_llms[name]
+            response = await self._acall(llm, kind, payload, kwargs, stream=False)
+            return self._answer(name, kind, payload, response)
+
+    # -- serving ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _options(kwargs: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
+        kwargs = dict(kwargs)
+        task = kwargs.pop(_TASK_KWARG, None)
+        request_id = kwargs.pop(_REQUEST_ID_KWARG, None) or uuid.uuid4().hex
+        return task, request_id, kwargs
+
+    def _serve(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
+        task, request_id, kwargs = self._options(kwargs)
+        router = self._router
+        ticket = router.begin(task, request_id=request_id)
+        probes = router.start_probes(ticket, lambda m: self._probe(m, kind, payload, kwargs))
+        try:
+            try:
+                response = self._call(self._bind(ticket.route), kind, payload, kwargs, False)
+            except Exception as exc:
+                if ticket.route == self._reference_name:
+                    raise
+                ticket = router.fall_back(ticket, exc)
+                response = self._call(self._bind(ticket.route), kind, payload, kwargs, False)
+        except BaseException:
+            probes.cancel()
+            raise
+        routed = router.finish(ticket, self._answer(ticket.route, kind, payload, response))
+        probes.settle(routed.answer)
+        return _tag(response, _record(ticket, routed))
+
+    async def _aserve(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
+        task, request_id, kwargs = self._options(kwargs)
+        router = self._router
+        ticket = await router.abegin(task, request_id=request_id)
+        probes = router.astart_probes(ticket, lambda m: self._aprobe(m, kind, payload, kwargs))
+        try:
+            try:
+                llm = self._bind(ticket.route)
+                response = await self._acall(llm, kind, payload, kwargs, False)
+            except Exception as exc:
+                if ticket.route == self._reference_name:
+                    raise
+                ticket = await router.afall_back(ticket, exc)
+                llm = self._bind(ticket.route)
+                response = await self._acall(llm, kind, payload, kwargs, False)
+        except BaseException:
+            probes.cancel()
+            raise
+        routed = await router.afinish(ticket, self._answer(ticket.route, kind, payload, response))
+        await probes.asettle(routed.answer)
+        return _tag(response, _record(ticket, routed))
+
+    def _serve_stream(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
+        task, request_id, kwargs = self._options(kwargs)
+        router = self._router
+        ticket = router.begin(task, request_id=request_id)
+        probes = router.start_probes(ticket, lambda m: self._probe(m, kind, payload, kwargs))
+        try:
+            try:  # a candidate failing before its first chunk falls back to the reference
+                gen = self._call(self._bind(ticket.route), kind, payload, kwargs, True)
+                first = next(gen, _END)
+            except Exception as exc:
+                if ticket.route == self._reference_name:
+                    raise
+                ticket = router.fall_back(ticket, exc)
+                gen = self._call(self._bind(ticket.route), kind, payload, kwargs, True)
+                first = next(gen, _END)
+        except BaseException:
+            probes.cancel()
+            raise
+        return self._relay(ticket, gen, first, probes, kind, payload)
+
+    def _relay(
+        self, ticket: Ticket, gen: Any, first: Any, probes: Any, kind: str, payload: Any
+    ) -> Generator[Any, None, None]:
+        head = _head(ticket)
+        last = first
+        try:
+            if last is _END:
+                return
+            for item in gen:
+                yield _tag(last, head)
+                last = item
+        except BaseException:
+            probes.cancel()
+            raise
+        routed = self._router.finish(ticket, self._answer(ticket.route, kind, payload, last))
+        probes.settle(routed.answer)
+        yield _tag(last, _record(ticket, routed))
+
+    async def _aserve_stream(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
+        task, request_id, kwargs = self._options(kwargs)
+        router = self._router
+        ticket = await router.abegin(task, request_id=request_id)
+        probes = router.astart_probes(ticket, lambda m: self._aprobe(m, kind, payload, kwargs))
+        try:
+            try:
+                agen = await self._acall(self._bind(ticket.route), kind, payload, kwargs, True)
+                first = await anext(agen, _END)
+            except Exception as exc:
+                if ticket.route == self._reference_name:
+                    raise
+                ticket = await router.afall_back(ticket, exc)
+                agen = await self._acall(self._bind(ticket.route), kind, payload, kwargs, True)
+                first = await anext(agen, _END)
+        except BaseException:
+            probes.cancel()
+            raise
+        return self._arelay(ticket, agen, first, probes, kind, payload)
+
+    async def _arelay(
+        self, ticket: Ticket, agen: Any, first: Any, probes: Any, kind: str, payload: Any
+    ) -> AsyncGenerator[Any, None]:
+        head = _head(ticket)
+        last = first
+        try:
+            if last is _END:
+                return
+            async for item in agen:
+                yield _tag(last, head)
+                last = item
+        except BaseException:
+            probes.cancel()
+            raise
+        answer = self._answer(ticket.route, kind, payload, last)
+        routed = await self._router.afinish(ticket, answer)
+        await probes.asettle(routed.answer)
+        yield _tag(last, _record(ticket, routed))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _head(ticket: Ticket) -> dict[str, Any]:
+    """What every chunk of a stream carries: who is answering and which request this is."""
+    return {
+        "route": ticket.route,
+        "probe": ticket.probe,
+        "fallback": ticket.fallback,
+        "request_id": ticket.request_id,
+        "task": ticket.task,
+    }
+
+
+def _record(ticket: Ticket, routed: Routed) -> dict[str, Any]:
+    """The full routing record: the head plus the request's cost and the certificate."""
+    return {**_head(ticket), "cost": routed.cost, "certificate": routed.certificate.to_dict()}
+
+
+def _tag(response: Any, record: dict[str, Any]) -> Any:
+    response.additional_kwargs = {**(response.additional_kwargs or {}), SMART_KEY: record}
+    return response
+
+
+def _silent_copy(llm: LLM) -> LLM:
+    copy = llm.model_copy()
+    copy.callback_manager = _silence.silent_callback_manager()
+    return copy
+
+
+def _name_models(reference: Any, candidates: Any) -> tuple[list[str], list[LLM]]:
+    """Model names and LLMs, reference first; clear errors for unnamed or colliding models."""
+    if not isinstance(reference, LLM):
+        raise ConfigError(
+            f"SmartLLM reference must be a LlamaIndex LLM, e.g. OpenAI(model='gpt-4o'); "
+            f"got {reference!r}"
+        )
+    ref_name = _model_name(reference)
+    if ref_name is None:
+        raise ConfigError(
+            f"SmartLLM reference: cannot tell the model name of {type(reference).__name__}; "
+            "give it a `model` or metadata.model_name"
+        )
+    if isinstance(candidates, LLM):
+        candidates = [candidates]
+    if isinstance(candidates, Mapping):
+        pairs = [(str(k), v, f"candidates[{k!r}]") for k, v in candidates.items()]
+    elif isinstance(candidates, Sequence) and not isinstance(candidates, str):
+        pairs = [(_model_name(v), v, f"candidates[{i}]") for i, v in enumerate(candidates)]
+    else:
+        raise ConfigError(
+            "SmartLLM candidates must be a list of LlamaIndex LLMs (or a dict {name: llm}), "
+            f"e.g. candidates=[OpenAI(model='gpt-4o-mini')]; got {candidates!r}"
+        )
+    if not pairs:
+        raise ConfigError(
+            "SmartLLM candidates must list at least one LLM cheaper than the reference, "
+            "e.g. candidates=[OpenAI(model='gpt-4o-mini')]"
+        )
+    seen = {ref_name: "reference"}
+    names, llms = [ref_name], [reference]
+    for name, llm, where in pairs:
+        if not isinstance(llm, LLM):
+            raise ConfigError(f"SmartLLM {where} must be a LlamaIndex LLM, got {llm!r}")
+        if name is None:
+            raise ConfigError(
+                f"SmartLLM {where}: cannot tell the model name of {type(llm).__name__}; pass "
+                "candidates as a dict {name: llm} to name it"
+            )
+        if name in seen:
+            raise ConfigError(
+                f"SmartLLM {where}: model name {name!r} is already used by {seen[name]}; "
+                f"each model needs its own name, so pass candidates as a dict, e.g. "
+                f"candidates={{{name + '-2'!r}: llm}}, with prices={{{name + '-2'!r}: (IN, OUT)}}"
+            )
+        seen[name] = where
+        names.append(name)
+        llms.append(llm)
+    return names, llms
+
+
+def _build_config(llm: SmartLLM, names: list[str]) -> SmartConfig:
+    store = llm.store if isinstance(llm.store, str) else "memory://"
+    try:
+        return SmartConfig(
+            task=llm.task,
+            epsilon=llm.epsilon,
+            delta=llm.delta,
+            reference=ModelSpec(name=names[0]),
+            candidates=[ModelSpec(name=n) for n in names[1:]],
+            store=store,
+            expected_requests=llm.expected_requests,
+            batch_size=llm.batch_size,
+            audit_rate=llm.audit_rate,
+            comparator=llm.comparator,
+            method=llm.method,
+            prices=llm.prices or {},
+        )
+    except UnknownPriceError as exc:
+        where = (
+            "reference" if exc.model == names[0] else f"candidates[{names.index(exc.model) - 1}]"
+        )
+        raise ConfigError(
+            f"SmartLLM {where}: no price known for model {exc.model!r}; give its price in USD "
+            f"per 1M tokens, e.g. SmartLLM(..., prices={{{exc.model!r}: (1.0, 4.0)}})"
+        ) from None
