@@ -1,3 +1,9 @@
-"""LangChain adapter for SMART (``SmartChatModel``), built on :mod:`smart_core`; coming next."""
+"""LangChain adapter for SMART: :class:`SmartChatModel`, a drop-in chat model that routes each
+call to the cheapest model allowed by SMART's guarantee (at most ``epsilon`` of answers differ
+from the reference model's, with confidence ``1 - delta``).
+"""
 
-__all__: list[str] = []
+from ._chat_model import SmartChatModel
+from ._convert import MessageMatch, answer_from_message
+
+__all__ = ["MessageMatch", "SmartChatModel", "answer_from_message"]

@@ -1,0 +1,746 @@
+"""``SmartChatModel``: a LangChain chat model that routes each call under SMART's guarantee.
+
+Delegation is "single-run" (see the adapter notes): the routed inner model's
+``_generate_with_cache`` / ``_agenerate_with_cache`` / ``_stream`` / ``_astream`` is called with
+this model's own run manager, so a user call is one traced LLM run whose usage is counted once.
+Probe calls to candidates get no run manager at all: they are invisible to the user's callbacks
+and tracers, and their cost goes to SMART's ledger only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.outputs.chat_generation import merge_chat_generation_chunks
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from pydantic import BaseModel, PrivateAttr
+
+from smart_core import (
+    Answer,
+    ConfigError,
+    Ledger,
+    PriceTable,
+    Routed,
+    SmartConfig,
+    SmartRouter,
+    Ticket,
+)
+
+from ._convert import MessageMatch, answer_from_message, chunk_from_message
+
+__all__ = ["SmartChatModel"]
+
+_TASK = re.compile(r"^[A-Za-z0-9\-_.:/]+$")
+
+# Call kwargs that are SMART's own and never reach an inner model.
+_TASK_KEY = "smart_task"
+_TOOLS_KEY = "smart_tool_options"
+_STRUCTURED_KEY = "smart_structured_output"
+_PRIVATE = frozenset({_TASK_KEY, _TOOLS_KEY, _STRUCTURED_KEY, "model", "tools", "tool_choice"})
+
+
+def _model_name(model: Any, where: str) -> str:
+    for attr in ("model_name", "model", "model_id"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    raise ConfigError(
+        f"{where}: cannot tell which model this {type(model).__name__} calls (it has no "
+        "`model_name` or `model` string); SMART keys prices and statistics by model name, so "
+        "set the inner model's `model=`"
+    )
+
+
+def _unbind(runnable: Runnable[Any, Any]) -> tuple[BaseChatModel, dict[str, Any]]:
+    """The chat model under ``runnable`` and the call kwargs its bindings add."""
+    kwargs: dict[str, Any] = {}
+    while isinstance(runnable, RunnableBinding):
+        kwargs = {**runnable.kwargs, **kwargs}
+        runnable = runnable.bound
+    if not isinstance(runnable, BaseChatModel):
+        raise TypeError(f"expected a chat model under the binding, got {type(runnable).__name__}")
+    kwargs.pop("ls_structured_output_format", None)
+    return runnable, kwargs
+
+
+class SmartChatModel(BaseChatModel):
+    """A drop-in chat model that sends each request to the cheapest model allowed by SMART.
+
+    At most a share ``epsilon`` of answers differ from the ``reference`` model's, with
+    confidence ``1 - delta``: SMART profiles the ``candidates`` on live traffic (probes call the
+    reference and candidates together; the user gets the reference's answer), mixes them so the
+    bound holds, and keeps auditing. Every answer carries ``response_metadata["smart"]``: the
+    certificate (route, mix, bound, probes so far, epsilon, delta), the request id and its cost.
+
+    Example:
+        ```python
+        llm = SmartChatModel(
+            reference=ChatOpenAI(model="gpt-4o"),
+            candidates=[ChatOpenAI(model="gpt-4o-mini"),
+                        ChatAnthropic(model="claude-3-5-haiku-latest")],
+            epsilon=0.05, delta=0.05, task="ticket-triage", store="sqlite:///smart.db",
+        )
+        chain = prompt | llm | StrOutputParser()
+        ```
+
+    The task of a call is, in order: ``config={"metadata": {"smart_task": ...}}`` (also through
+    ``with_config`` or a chain's config), a ``smart_task=`` call kwarg, else ``task``.
+    """
+
+    reference: BaseChatModel
+    """The model whose answers define "correct" (e.g. ``ChatOpenAI(model="gpt-4o")``)."""
+    candidates: list[BaseChatModel]
+    """Cheaper chat models SMART may route to; at least one, each with a distinct model name."""
+    epsilon: float
+    """Allowed share of answers that differ from the reference's, in (0, 1)."""
+    delta: float = 0.05
+    """Allowed probability that the epsilon guarantee fails, in (0, 1)."""
+    task: str = "default"
+    """Default task: requests of one purpose (one prompt template) whose statistics are shared."""
+    store: Any = "memory://"
+    """State store URL (``memory://``, ``sqlite:///smart.db``) or a ``smart_core`` Store."""
+    expected_requests: int | None = None
+    """Expected number of requests, so SMART can judge whether profiling pays for itself."""
+    batch_size: int | None = None
+    """Known number of requests of a batch job (batch mode); None for online serving."""
+    audit_rate: float | None = None
+    """Share of routed requests re-checked against the reference (default 0.01 online)."""
+    comparator: Any = None
+    """When two answers agree: a smart_core comparator spec (``exact``, ``choice:A,B``, ``json``,
+    ``tool_calls``, ...), a Comparator or a function; default :class:`MessageMatch` (tool calls,
+    JSON and text compared canonically)."""
+    prices: dict[str, Any] | None = None
+    """Price overrides in USD per 1M tokens by model name, e.g. ``{"my-model": (1.0, 4.0)}``."""
+    method: Literal["anytime", "clopper-pearson"] = "anytime"
+    """Confidence bound; ``anytime`` stays valid however often it is checked."""
+    delta_weights: dict[str, float] | None = None
+    """How delta is split over the candidates (positive weights by name); default equal."""
+    seed: int | None = None
+    """Seed for the route draws (reproducible tests)."""
+    wait_for_probes: bool = False
+    """Wait for probe candidates before returning (batch jobs); default: record in background."""
+    temperature: float | None = None
+    """If set, sent as ``temperature`` with every inner call."""
+    max_tokens: int | None = None
+    """If set, sent as ``max_tokens`` with every inner call."""
+    stop: list[str] | None = None
+    """Default stop sequences for every inner call."""
+    streaming: bool = False
+    """Stream from the inner model even on ``invoke`` (tokens reach callbacks as they come)."""
+
+    _config: SmartConfig = PrivateAttr()
+    _router: SmartRouter = PrivateAttr()
+    _models: dict[str, BaseChatModel] = PrivateAttr()
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._models = self._named_models()
+        names = list(self._models)
+        try:
+            self._config = SmartConfig(
+                task=self.task,
+                epsilon=self.epsilon,
+                delta=self.delta,
+                reference=names[0],
+                candidates=names[1:],
+                expected_requests=self.expected_requests,
+                batch_size=self.batch_size,
+                audit_rate=self.audit_rate,
+                comparator=MessageMatch() if self.comparator is None else self.comparator,
+                method=self.method,
+                prices=self.prices or {},
+                delta_weights=self.delta_weights,
+                store=self.store if isinstance(self.store, str) else "memory://",
+            )
+        except ConfigError as exc:
+            unpriced = [
+                n for n in names if n not in (self.prices or {}) and PriceTable().lookup(n) is None
+            ]
+            if not unpriced:
+                raise
+            where = "; ".join(f"{n!r} from {self._where(n)}" for n in unpriced)
+            example = ", ".join(f"{n!r}: (1.0, 4.0)" for n in unpriced)
+            raise ConfigError(
+                f"no price known for {where}; pass prices in USD per 1M tokens (input, "
+                f"output): SmartChatModel(..., prices={{{example}}})"
+            ) from exc
+        self._router = SmartRouter(self._config, store=self.store, seed=self.seed)
+        self._router.wait_for_probes = self.wait_for_probes
+
+    def _named_models(self) -> dict[str, BaseChatModel]:
+        models: dict[str, BaseChatModel] = {}
+        where: dict[str, str] = {}
+        pairs = [("reference", self.reference)]
+        pairs += [(f"candidates[{i}]", m) for i, m in enumerate(self.candidates)]
+        for field, model in pairs:
+            if isinstance(model, SmartChatModel):
+                raise ConfigError(f"{field}: a SmartChatModel cannot route to another one")
+            name = _model_name(model, field)
+            if name in models:
+                raise ConfigError(
+                    f"{field} and {where[name]} both call model {name!r}; SMART keeps prices "
+                    "and statistics per model name, so every model must be distinct: remove "
+                    f"the duplicate or point {field} at another model"
+                )
+            models[name] = model
+            where[name] = field
+        return models
+
+    def _where(self, name: str) -> str:
+        for i, (key, model) in enumerate(self._models.items()):
+            if key == name:
+                field = "reference" if i == 0 else f"candidates[{i - 1}]"
+                attr = "model_name" if hasattr(model, "model_name") else "model"
+                return f"{field}, {type(model).__name__}.{attr}"
+        return "unknown model"
+
+    # -- what users read -----------------------------------------------------------------------
+
+    @property
+    def router(self) -> SmartRouter:
+        """The :class:`smart_core.SmartRouter` doing the routing (policy, store, ledger)."""
+        return self._router
+
+    @property
+    def config(self) -> SmartConfig:
+        """The validated :class:`smart_core.SmartConfig` built from this model's fields."""
+        return self._config
+
+    @property
+    def models(self) -> Mapping[str, BaseChatModel]:
+        """Inner models by name, reference first."""
+        return dict(self._models)
+
+    def ledger(self, task: str | None = None) -> Ledger:
+        """Spend, savings, mix and bounds of ``task`` (default: ``self.task``) from the store."""
+        return self._router.ledger(task)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until every probe started by synchronous calls has been recorded."""
+        self._router.flush(timeout)
+
+    async def aflush(self) -> None:
+        """Wait until every background probe (async or threaded) has been recorded."""
+        await self._router.aflush()
+
+    def close(self) -> None:
+        """Record pending threaded probes and close the store."""
+        self._router.close()
+
+    async def aclose(self) -> None:
+        """Record pending background probes and close the store."""
+        await self._router.aclose()
+
+    # -- LangChain plumbing --------------------------------------------------------------------
+
+    @property
+    def _llm_type(self) -> str:
+        return "smart-chat"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        names = list(self._models)
+        return {
+            "reference": names[0],
+            "candidates": names[1:],
+            "task": self.task,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="smart",
+            ls_model_name=kwargs.get("model") or f"smart:{next(iter(self._models))}",
+            ls_model_type="chat",
+        )
+        temperature = kwargs.get("temperature", self.temperature)
+        if temperature is not None:
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if max_tokens is not None:
+            params["ls_max_tokens"] = max_tokens
+        stop = stop or kwargs.get("stop") or self.stop
+        if stop:
+            params["ls_stop"] = list(stop)
+        return params
+
+    # The task of a call lives in its config's metadata, which `.stream()` never hands to
+    # `_stream`; these thin overrides turn it into a call kwarg every path sees.
+
+    def invoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        return super().invoke(input, config, stop=stop, **_task_kwarg(config, kwargs))
+
+    async def ainvoke(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AIMessage:
+        return await super().ainvoke(input, config, stop=stop, **_task_kwarg(config, kwargs))
+
+    def stream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> Iterator[AIMessageChunk]:
+        return super().stream(input, config, stop=stop, **_task_kwarg(config, kwargs))
+
+    def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        return super().astream(input, config, stop=stop, **_task_kwarg(config, kwargs))
+
+    # -- tools and structured output -----------------------------------------------------------
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | Any],
+        *,
+        tool_choice: str | dict[str, Any] | bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools to every inner model (each formats them for its provider at call time).
+
+        ``tool_choice`` takes the usual values (``"auto"``, ``"any"``, ``"none"``, a tool name).
+        Provider options such as ``strict=`` or ``parallel_tool_calls=`` are passed to each inner
+        model's own ``bind_tools``.
+        """
+        formatted = [convert_to_openai_tool(t) for t in tools]
+        bound: dict[str, Any] = {"tools": formatted}
+        if tool_choice is not None:
+            bound["tool_choice"] = tool_choice
+        for key in ("ls_structured_output_format", "structured_output_format"):
+            if key in kwargs:
+                bound[key] = kwargs.pop(key)
+        if kwargs:
+            bound[_TOOLS_KEY] = kwargs
+        return self.bind(**bound)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type | None = None,
+        *,
+        include_raw: bool = False,
+        method: str = "function_calling",
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Structured answers from every inner model, compared canonically.
+
+        ``method="function_calling"`` (default) binds the schema as a forced tool on every inner
+        model. ``"json_schema"`` (and ``"json_mode"``) use each inner model's own native
+        structured output; every inner model must support the method (ChatOpenAI and
+        ChatAnthropic both support ``json_schema``; only ChatOpenAI supports ``json_mode``).
+        """
+        if method == "function_calling":
+            return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+        if method not in ("json_schema", "json_mode"):
+            raise ValueError(
+                f"with_structured_output: unknown method {method!r}; use 'function_calling', "
+                "'json_schema' or 'json_mode'"
+            )
+        return self._native_structured_output(schema, include_raw, method, kwargs)
+
+    def _native_structured_output(
+        self, schema: Any, include_raw: bool, method: str, kwargs: dict[str, Any]
+    ) -> Runnable[LanguageModelInput, Any]:
+        from langchain_core.output_parsers import JsonOutputParser, PydanticOutputParser
+        from langchain_core.runnables import RunnableMap, RunnablePassthrough
+
+        is_pydantic = isinstance(schema, type) and issubclass(schema, BaseModel)
+        # Fail now, naming the model, if an inner model cannot do this method.
+        for name, model in self._models.items():
+            try:
+                model.with_structured_output(schema, method=method, **kwargs)
+            except Exception as exc:
+                raise ValueError(
+                    f"with_structured_output(method={method!r}): inner model {name!r} "
+                    f"({type(model).__name__}) does not support it ({exc}); use "
+                    "method='function_calling', which every tool-calling model supports"
+                ) from exc
+        json_schema = convert_to_json_schema(schema) if schema is not None else None
+        spec = {"method": method, "schema": json_schema, "kwargs": kwargs}
+        llm = self.bind(
+            **{_STRUCTURED_KEY: spec},
+            ls_structured_output_format={
+                "kwargs": {"method": method},
+                "schema": convert_to_openai_tool(schema) if schema is not None else None,
+            },
+        )
+        parser: Runnable[Any, Any] = (
+            PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
+        )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(parsed=lambda x: parser.invoke(x["raw"]))
+        fallback = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks(
+            [fallback], exception_key="parsing_error"
+        )
+
+    # -- preparing one inner call --------------------------------------------------------------
+
+    def _task_of(self, kwargs: Mapping[str, Any], run_manager: Any) -> str:
+        task = kwargs.get(_TASK_KEY)
+        if not task and run_manager is not None:
+            task = (getattr(run_manager, "metadata", None) or {}).get(_TASK_KEY)
+        task = task or self.task
+        if not isinstance(task, str) or not _TASK.match(task):
+            raise ConfigError(
+                f"smart_task must be a non-empty name of letters, digits and '-_.:/', got "
+                f"{task!r}; e.g. config={{'metadata': {{'smart_task': 'ticket-triage'}}}}"
+            )
+        return task
+
+    def _forced(self, kwargs: Mapping[str, Any]) -> str | None:
+        """``model=`` picks an inner model directly (outside the guarantee and the ledger)."""
+        model = kwargs.get("model")
+        if model is None:
+            return None
+        if model not in self._models:
+            raise ValueError(
+                f"model={model!r} is not one of this SmartChatModel's models "
+                f"{list(self._models)}; omit model= to let SMART route"
+            )
+        return str(model)
+
+    def _prepare(
+        self, name: str, kwargs: Mapping[str, Any], *, stream: bool | None = None
+    ) -> tuple[BaseChatModel, dict[str, Any]]:
+        """The inner model to call for ``name`` and its call kwargs (tools bound its way)."""
+        inner = self._models[name]
+        call = {k: v for k, v in kwargs.items() if k not in _PRIVATE}
+        if self.temperature is not None:
+            call.setdefault("temperature", self.temperature)
+        if self.max_tokens is not None:
+            call.setdefault("max_tokens", self.max_tokens)
+        if stream is False:
+            call.pop("stream", None)
+        if kwargs.get("tools"):
+            options = dict(kwargs.get(_TOOLS_KEY) or {})
+            if kwargs.get("tool_choice") is not None:
+                options["tool_choice"] = kwargs["tool_choice"]
+            inner, extra = _unbind(inner.bind_tools(kwargs["tools"], **options))
+            call.update(extra)
+        spec = kwargs.get(_STRUCTURED_KEY)
+        if spec:
+            structured = inner.with_structured_output(
+                spec["schema"], method=spec["method"], **spec["kwargs"]
+            )
+            first = getattr(structured, "first", structured)
+            inner, extra = _unbind(first)
+            call.update(extra)
+        return inner, call
+
+    def _stop(self, stop: list[str] | None) -> list[str] | None:
+        if stop is not None:
+            return stop
+        return list(self.stop) if self.stop else None
+
+    def _metadata(self, routed: Routed, *, fallback: bool) -> dict[str, Any]:
+        meta = routed.certificate.to_dict()
+        meta.update(
+            route=routed.route,
+            probe=routed.probe,
+            fallback=fallback,
+            request_id=routed.request_id,
+            cost=routed.cost,
+        )
+        return meta
+
+    # -- probes ----------------------------------------------------------------------------------
+
+    def _probe_call(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> Callable[[str], Answer]:
+        def call(name: str) -> Answer:
+            inner, call_kwargs = self._prepare(name, kwargs, stream=False)
+            result = inner._generate_with_cache(
+                messages, stop=stop, run_manager=None, **call_kwargs
+            )
+            return answer_from_message(result.generations[0].message, name)
+
+        return call
+
+    def _aprobe_call(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
+    ) -> Callable[[str], Any]:
+        async def call(name: str) -> Answer:
+            inner, call_kwargs = self._prepare(name, kwargs, stream=False)
+            result = await inner._agenerate_with_cache(
+                messages, stop=stop, run_manager=None, **call_kwargs
+            )
+            return answer_from_message(result.generations[0].message, name)
+
+        return call
+
+    # -- generate --------------------------------------------------------------------------------
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        stop = self._stop(stop)
+        forced = self._forced(kwargs)
+        if forced is not None:
+            return self._call(forced, messages, stop, run_manager, kwargs)
+        router = self._router
+        ticket = router.begin(self._task_of(kwargs, run_manager))
+        probes = router.start_probes(ticket, self._probe_call(messages, stop, kwargs))
+        try:
+            result = self._call(ticket.route, messages, stop, run_manager, kwargs)
+        except Exception as exc:
+            probes.cancel()
+            if not self._can_fall_back(ticket):
+                raise
+            ticket = router.fall_back(ticket, exc)
+            result = self._call(ticket.route, messages, stop, run_manager, kwargs)
+        except BaseException:
+            probes.cancel()
+            raise
+        message = result.generations[0].message
+        routed = router.finish(ticket, answer_from_message(message, ticket.route))
+        probes.settle(routed.answer)
+        message.response_metadata["smart"] = self._metadata(routed, fallback=ticket.fallback)
+        return result
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        stop = self._stop(stop)
+        forced = self._forced(kwargs)
+        if forced is not None:
+            return await self._acall(forced, messages, stop, run_manager, kwargs)
+        router = self._router
+        ticket = await router.abegin(self._task_of(kwargs, run_manager))
+        probes = router.astart_probes(ticket, self._aprobe_call(messages, stop, kwargs))
+        try:
+            result = await self._acall(ticket.route, messages, stop, run_manager, kwargs)
+        except Exception as exc:
+            probes.cancel()
+            if not self._can_fall_back(ticket):
+                raise
+            ticket = await router.afall_back(ticket, exc)
+            result = await self._acall(ticket.route, messages, stop, run_manager, kwargs)
+        except BaseException:
+            probes.cancel()
+            raise
+        message = result.generations[0].message
+        routed = await router.afinish(ticket, answer_from_message(message, ticket.route))
+        await probes.asettle(routed.answer)
+        message.response_metadata["smart"] = self._metadata(routed, fallback=ticket.fallback)
+        return result
+
+    def _can_fall_back(self, ticket: Ticket) -> bool:
+        return ticket.route != self._config.reference.name
+
+    def _call(
+        self,
+        name: str,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+    ) -> ChatResult:
+        inner, call_kwargs = self._prepare(name, kwargs, stream=False)
+        return inner._generate_with_cache(
+            messages, stop=stop, run_manager=run_manager, **call_kwargs
+        )
+
+    async def _acall(
+        self,
+        name: str,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+    ) -> ChatResult:
+        inner, call_kwargs = self._prepare(name, kwargs, stream=False)
+        return await inner._agenerate_with_cache(
+            messages, stop=stop, run_manager=run_manager, **call_kwargs
+        )
+
+    # -- stream ----------------------------------------------------------------------------------
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        stop = self._stop(stop)
+        forced = self._forced(kwargs)
+        if forced is not None:
+            yield from self._inner_stream(forced, messages, stop, run_manager, kwargs)
+            return
+        router = self._router
+        ticket = router.begin(self._task_of(kwargs, run_manager))
+        probes = router.start_probes(ticket, self._probe_call(messages, stop, kwargs))
+        chunks: list[ChatGenerationChunk] = []
+        held: ChatGenerationChunk | None = None  # one chunk held back to carry the metadata
+        yielded = False
+        try:
+            while True:
+                try:
+                    for chunk in self._inner_stream(
+                        ticket.route, messages, stop, run_manager, kwargs
+                    ):
+                        if held is not None:
+                            yield held
+                            yielded = True
+                        held = chunk
+                        chunks.append(chunk)
+                    break
+                except Exception as exc:
+                    probes.cancel()
+                    if yielded or not self._can_fall_back(ticket):
+                        raise
+                    ticket = router.fall_back(ticket, exc)
+                    chunks, held = [], None
+        except BaseException:
+            probes.cancel()
+            raise
+        answer = _streamed_answer(chunks, ticket.route)
+        routed = router.finish(ticket, answer)
+        probes.settle(routed.answer)
+        yield _annotated(held, self._metadata(routed, fallback=ticket.fallback))
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        stop = self._stop(stop)
+        forced = self._forced(kwargs)
+        if forced is not None:
+            async for chunk in self._inner_astream(forced, messages, stop, run_manager, kwargs):
+                yield chunk
+            return
+        router = self._router
+        ticket = await router.abegin(self._task_of(kwargs, run_manager))
+        probes = router.astart_probes(ticket, self._aprobe_call(messages, stop, kwargs))
+        chunks: list[ChatGenerationChunk] = []
+        held: ChatGenerationChunk | None = None
+        yielded = False
+        try:
+            while True:
+                try:
+                    async for chunk in self._inner_astream(
+                        ticket.route, messages, stop, run_manager, kwargs
+                    ):
+                        if held is not None:
+                            yield held
+                            yielded = True
+                        held = chunk
+                        chunks.append(chunk)
+                    break
+                except Exception as exc:
+                    probes.cancel()
+                    if yielded or not self._can_fall_back(ticket):
+                        raise
+                    ticket = await router.afall_back(ticket, exc)
+                    chunks, held = [], None
+        except BaseException:
+            probes.cancel()
+            raise
+        answer = _streamed_answer(chunks, ticket.route)
+        routed = await router.afinish(ticket, answer)
+        await probes.asettle(routed.answer)
+        yield _annotated(held, self._metadata(routed, fallback=ticket.fallback))
+
+    def _inner_stream(
+        self,
+        name: str,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+    ) -> Iterator[ChatGenerationChunk]:
+        inner, call_kwargs = self._prepare(name, kwargs)
+        if type(inner)._stream is BaseChatModel._stream:  # cannot stream: one chunk
+            call_kwargs.pop("stream", None)
+            result = inner._generate_with_cache(
+                messages, stop=stop, run_manager=run_manager, **call_kwargs
+            )
+            yield chunk_from_message(result.generations[0].message)  # type: ignore[arg-type]
+            return
+        yield from inner._stream(messages, stop=stop, run_manager=run_manager, **call_kwargs)
+
+    async def _inner_astream(
+        self,
+        name: str,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        inner, call_kwargs = self._prepare(name, kwargs)
+        cls = type(inner)
+        if cls._astream is BaseChatModel._astream and cls._stream is BaseChatModel._stream:
+            call_kwargs.pop("stream", None)
+            result = await inner._agenerate_with_cache(
+                messages, stop=stop, run_manager=run_manager, **call_kwargs
+            )
+            yield chunk_from_message(result.generations[0].message)  # type: ignore[arg-type]
+            return
+        async for chunk in inner._astream(
+            messages, stop=stop, run_manager=run_manager, **call_kwargs
+        ):
+            yield chunk
+
+
+def _task_kwarg(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Copy ``config["metadata"]["smart_task"]`` into the call kwargs (metadata wins)."""
+    metadata = (config or {}).get("metadata") or {}
+    task = metadata.get(_TASK_KEY)
+    if task:
+        return {**kwargs, _TASK_KEY: task}
+    return kwargs
+
+
+def _streamed_answer(chunks: list[ChatGenerationChunk], model: str) -> Answer:
+    merged = merge_chat_generation_chunks(chunks)
+    if merged is None:
+        return Answer(text="", model=model)
+    return answer_from_message(merged.message, model)
+
+
+def _annotated(chunk: ChatGenerationChunk | None, meta: dict[str, Any]) -> ChatGenerationChunk:
+    if chunk is None:
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content="", chunk_position="last"))
+    chunk.message.response_metadata = {**chunk.message.response_metadata, "smart": meta}
+    return chunk
