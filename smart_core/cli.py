@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -246,6 +247,314 @@ def bench_overhead(
         )
     out.print(table)
     out.print("targets: decide median < 50 us in memory, < 1000 us with SQLite")
+
+
+# -- smart run -------------------------------------------------------------------------------
+
+
+def _load_toml(path: Path | None) -> dict:
+    if path is None:
+        return {}
+    import tomllib
+
+    if not path.is_file():
+        raise _fail(f"--config {path}: no such file")
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise _fail(f"--config {path}: not valid TOML ({exc})") from None
+    return dict(data.get("run", data))
+
+
+_RUN_KEYS = {
+    "input", "prompt", "reference", "candidates", "epsilon", "delta", "output", "comparator",
+    "concurrency", "task", "state", "timeout", "max_retries", "base_urls", "prices", "seed",
+    "report", "png", "method", "max_tokens",
+}  # fmt: skip
+
+
+def _split(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    return [v.strip() for v in value if v and v.strip()]
+
+
+@app.command()
+def run(
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="Items: .jsonl (objects) or .csv.")
+    ] = None,
+    prompt: Annotated[
+        str | None, typer.Option(help="Prompt template; {field} is replaced by the item's field.")
+    ] = None,
+    reference: Annotated[
+        str | None, typer.Option(help="Reference model spec, e.g. openai:gpt-4o.")
+    ] = None,
+    candidates: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated cheaper model specs, e.g. openai:gpt-4o-mini."),
+    ] = None,
+    epsilon: Annotated[
+        float | None, typer.Option(help="Allowed share of differing answers.")
+    ] = None,
+    delta: Annotated[float | None, typer.Option(help="Allowed failure probability.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output JSONL, one line per item.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file with any of these options (flags win).")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Items in flight at once.")] = None,
+    comparator: Annotated[
+        str | None, typer.Option(help="exact | choice:A,B | regex:PATTERN | number[:TOL] | json")
+    ] = None,
+    task: Annotated[str | None, typer.Option(help="Task name in the store.")] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="Run state (SQLite); default OUTPUT.smart.db.")
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option(help="Discard the saved state of this output and start over.")
+    ] = False,
+    openai_base_url: Annotated[
+        str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")
+    ] = None,
+    anthropic_base_url: Annotated[
+        str | None, typer.Option(help="Base URL of an Anthropic-compatible server.")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds per model call.")] = None,
+    max_retries: Annotated[
+        int | None, typer.Option(help="Retries per call on 429/5xx/timeouts (honours retry-after).")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Max output tokens per answer.")] = None,
+    price: Annotated[
+        list[str] | None, typer.Option(help="MODEL=IN,OUT USD per 1M tokens (repeatable).")
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="JSON report path; default OUTPUT stem + .report.json.")
+    ] = None,
+    png: Annotated[
+        Path | None, typer.Option(help="Chart path; default OUTPUT stem + .png.")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the item order and route draws.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Answer every item of a file through SMART: concurrent, resumable, with a report and chart.
+
+    Killed at any point and started again with the same arguments, it continues where it
+    stopped: answered items are never paid for again and no output line is lost or duplicated.
+    """
+    import asyncio
+
+    from ._batch import BatchRun, run_batch
+    from ._providers import make_provider
+
+    cfg = _load_toml(config)
+    unknown = sorted(set(cfg) - _RUN_KEYS)
+    if unknown:
+        raise _fail(f"--config {config}: unknown keys {unknown}; valid keys: {sorted(_RUN_KEYS)}")
+
+    def pick(name: str, flag, default=None):
+        return flag if flag is not None else cfg.get(name, default)
+
+    base_urls = dict(cfg.get("base_urls") or {})
+    if openai_base_url:
+        base_urls["openai"] = openai_base_url
+    if anthropic_base_url:
+        base_urls["anthropic"] = anthropic_base_url
+    prices = {**(cfg.get("prices") or {}), **_parse_prices(price)}
+    values = {
+        "input": pick("input", input),
+        "prompt": pick("prompt", prompt),
+        "reference": pick("reference", reference),
+        "candidates": _split(pick("candidates", candidates)),
+        "epsilon": pick("epsilon", epsilon),
+        "output": pick("output", output),
+    }
+    missing = [f"--{k}" for k, v in values.items() if v in (None, [], "")]
+    if missing:
+        raise _fail(
+            f"missing {', '.join(missing)} (give them as options or in --config); e.g. "
+            "smart run --input items.jsonl --prompt 'Classify: {text}' --reference openai:gpt-4o "
+            "--candidates openai:gpt-4o-mini --epsilon 0.05 --output out.jsonl"
+        )
+    out_path = Path(values["output"])
+    spec = BatchRun(
+        input=Path(values["input"]),
+        prompt=str(values["prompt"]),
+        reference=str(values["reference"]),
+        candidates=values["candidates"],
+        epsilon=float(values["epsilon"]),
+        output=out_path,
+        delta=float(pick("delta", delta, 0.05)),
+        comparator=str(pick("comparator", comparator, "exact")),
+        task=str(pick("task", task, "run")),
+        concurrency=int(pick("concurrency", concurrency, 32)),
+        method=str(pick("method", None, "anytime")),
+        state=Path(pick("state", state)) if pick("state", state) else None,
+        prices=prices,
+        seed=int(pick("seed", seed, 0)),
+    )
+    report_path = Path(pick("report", report) or out_path.with_suffix(".report.json"))
+    png_path = Path(pick("png", png) or out_path.with_suffix(".png"))
+    options = {
+        "timeout": float(pick("timeout", timeout, 60.0)),
+        "max_retries": int(pick("max_retries", max_retries, 4)),
+        "max_tokens": int(pick("max_tokens", max_tokens, 256)),
+    }
+    try:
+        from ._providers import PROVIDERS, parse_model_spec
+
+        endpoints = {}
+        named = [("--reference", spec.reference)] + [("--candidates", c) for c in spec.candidates]
+        for field, name in named:
+            parsed = parse_model_spec(name, field=field)
+            base_url = base_urls.get(parsed.provider) or os.environ.get(
+                PROVIDERS[parsed.provider].replace("API_KEY", "BASE_URL")
+            )
+            endpoints[parsed.name] = make_provider(parsed, base_url=base_url, **options)
+        spec.reference = parse_model_spec(spec.reference).name
+        spec.candidates = [parse_model_spec(c).name for c in spec.candidates]
+    except SmartError as exc:
+        raise _fail(str(exc)) from None
+
+    async def go(update):
+        try:
+            return await run_batch(spec, endpoints, restart=restart, progress=update)
+        finally:
+            for ep in endpoints.values():
+                await ep.aclose()
+
+    try:
+        with _run_progress(not as_json) as update:
+            result = asyncio.run(go(update))
+    except SmartError as exc:
+        raise _fail(str(exc)) from None
+    _finish_run(result, spec, report_path, png_path, as_json)
+    if result.failed:
+        raise typer.Exit(code=1)
+
+
+@contextmanager
+def _run_progress(enabled: bool):
+    """A live bar: items done, spend, reference-only estimate, current mix and its bound."""
+    if not enabled or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import TimeRemainingColumn
+
+    columns = (
+        TextColumn("[bold]smart run"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[money]}"),
+        TextColumn("{task.fields[mix]}"),
+    )
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task("run", total=None, money="", mix="")
+
+        def update(n, ledger, total):
+            mix = ", ".join(f"{r.split(':', 1)[-1]} {w:.0%}" for r, w in ledger.mix.items())
+            bar.update(
+                task,
+                advance=n,
+                total=total,
+                money=f"${ledger.spent:.4f} paid / ~${ledger.reference_estimate:.4f} ref-only",
+                mix=f"mix {mix} (agreement >= {ledger.bound:.3f})",
+            )
+
+        yield update
+
+
+def _finish_run(result, spec, report_path: Path, png_path: Path, as_json: bool) -> None:
+    from ._batch import timeline
+    from ._charts import plot_run
+
+    doc = result.to_dict()
+    doc["report"] = str(report_path)
+    doc["chart"] = str(png_path)
+    rows = timeline(result.state)
+    if rows:
+        plot_run(
+            rows,
+            png_path,
+            epsilon=spec.epsilon,
+            title=f"smart run {spec.input.name}: {result.done}/{result.items} items, "
+            f"epsilon={spec.epsilon:g}, delta={spec.delta:g}",
+        )
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    if as_json:
+        print(json.dumps(doc, indent=2, default=str))
+        return
+    out.print(result.ledger.summary(), highlight=False)
+    out.print(
+        f"items {result.done}/{result.items} ({result.resumed} from an earlier run, "
+        f"{result.answered_now} now) in {result.seconds:.1f} s; routes: "
+        + ", ".join(f"{r} {n}" for r, n in result.routes.items()),
+        highlight=False,
+    )
+    out.print(
+        f"output {result.output}; report {report_path}; chart {png_path}; state {result.state}",
+        highlight=False,
+    )
+    if result.failed:
+        first = next(iter(result.failed.items()))
+        err.print(
+            f"[bold red]{len(result.failed)} items could not be answered[/] (e.g. {first[0]}: "
+            f"{first[1]}); run the same command again to retry only those",
+            highlight=False,
+        )
+
+
+# -- smart report ----------------------------------------------------------------------------
+
+
+@app.command("report")
+def report_cmd(
+    store: Annotated[str, typer.Option(help="Store URL, e.g. sqlite:///out.jsonl.smart.db.")],
+    task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    png: Annotated[Path | None, typer.Option(help="Also write a chart to this PNG file.")] = None,
+) -> None:
+    """Per task: requests, spend, reference-only estimate, savings, probes, mix, bounds."""
+    from ._report import store_report
+
+    try:
+        reports = store_report(store, task)
+    except SmartError as exc:
+        raise _fail(str(exc)) from None
+    if png is not None:
+        _report_chart(store, reports, png)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+        return
+    if not reports:
+        out.print(f"{store}: no tasks yet")
+    for r in reports:
+        out.print(r.text(), highlight=False)
+    if png is not None:
+        out.print(f"chart {png}")
+
+
+def _report_chart(store: str, reports, png: Path) -> None:
+    from ._batch import timeline
+    from ._charts import plot_ledger, plot_run
+
+    rows = timeline(store[len("sqlite:///") :]) if store.startswith("sqlite:///") else []
+    ledgers = [r.ledger for r in reports if r.ledger is not None]
+    if rows and len(ledgers) == 1:
+        plot_run(rows, png, epsilon=ledgers[0].epsilon, title=f"smart report: {ledgers[0].task}")
+    elif ledgers:
+        plot_ledger(ledgers, png, title=f"smart report {store}")
+    else:
+        raise _fail("--png: no task in this store has a recorded configuration to chart")
 
 
 def main() -> None:

@@ -1,0 +1,526 @@
+"""``smart run``: label a file of items through SMART, concurrently, resumably, with a report.
+
+Every item is answered exactly once under the batch guarantee (DESIGN.md §3, ``batch_size`` = the
+number of items). All state lives in one SQLite file next to the output (``OUTPUT.smart.db``):
+the engine's counters (a :class:`~smart_core.SqliteStore`) and the run's own tables -- each
+item's routing ticket, every model answer as soon as it arrives, and each finished item's output
+line. The steps of an item are ordered so that a kill at any point loses nothing and pays for
+nothing twice:
+
+1. the ticket (the policy's decision) is saved, then reserved in the store under the item's id
+   (idempotent), so a resumed item keeps its decision and is counted once;
+2. each model answer is saved the moment it returns; on resume, saved answers are reused and only
+   the missing calls are made;
+3. the answer, the probe outcomes and the output line are recorded (store writes keyed by the
+   item's id, so replaying them changes nothing), then the line is appended to the output file.
+
+On start the output file is rebuilt from the finished items (so a line cut by a kill disappears);
+at the end it is rewritten in input order. Items are processed in a seeded random order (the
+same on every resume), because probes must be an unbiased sample of the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import random
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._answer import Answer
+from ._certificate import Certificate
+from ._config import SmartConfig
+from ._errors import ConfigError, SmartError
+from ._ledger import Ledger
+from ._policy import Decision
+from ._router import Endpoint, SmartRouter, Ticket
+from ._usage import Usage
+
+__all__ = ["BatchItem", "BatchResult", "BatchRun", "load_items", "run_batch"]
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS run_tickets (item TEXT PRIMARY KEY, ticket TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS run_answers (item TEXT NOT NULL, model TEXT NOT NULL, "
+    "answer TEXT NOT NULL, PRIMARY KEY (item, model))",
+    "CREATE TABLE IF NOT EXISTS run_done (item TEXT PRIMARY KEY, idx INTEGER NOT NULL, "
+    "seq INTEGER NOT NULL, line TEXT NOT NULL, route TEXT NOT NULL, probe INTEGER NOT NULL, "
+    "cost REAL NOT NULL, ref_cost REAL, bound REAL NOT NULL, mix TEXT NOT NULL)",
+)
+
+
+# -- items ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItem:
+    """One input item: its id (unique in the file), position and template fields."""
+
+    id: str
+    index: int
+    fields: dict[str, Any]
+
+
+def load_items(path: str | Path) -> list[BatchItem]:
+    """Items from a ``.jsonl`` (objects, or bare strings as ``{"text": ...}``) or ``.csv`` file.
+
+    The id is the ``id`` field if present, else the 1-based line (row) number; ids must be unique.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--input: {path}: no such file")
+    items: list[BatchItem] = []
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as fh:
+            for n, row in enumerate(csv.DictReader(fh), start=1):
+                items.append(BatchItem(str(row.get("id") or n), len(items), dict(row)))
+    elif suffix in (".jsonl", ".ndjson", ".json"):
+        with path.open(encoding="utf-8") as fh:
+            for n, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ConfigError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+                if isinstance(obj, str):
+                    obj = {"text": obj}
+                if not isinstance(obj, dict):
+                    raise ConfigError(f"{path}:{n}: each line must be a JSON object or a string")
+                items.append(BatchItem(str(obj.get("id", n)), len(items), obj))
+    else:
+        raise ConfigError(f"--input: {path}: expected a .jsonl or .csv file")
+    if not items:
+        raise ConfigError(f"--input: {path} has no items")
+    seen: set[str] = set()
+    for it in items:
+        if it.id in seen:
+            raise ConfigError(f"--input: id {it.id!r} appears twice in {path}; ids must be unique")
+        seen.add(it.id)
+    return items
+
+
+def render_prompt(template: str, item: BatchItem) -> str:
+    """``template.format(**fields)``; a missing field is a ConfigError naming it."""
+    try:
+        return template.format_map(item.fields)
+    except KeyError as exc:
+        raise ConfigError(
+            f"--prompt uses {{{exc.args[0]}}} but item {item.id!r} has no field "
+            f"{exc.args[0]!r}; its fields are {sorted(item.fields)}"
+        ) from None
+    except (IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"--prompt {template!r} is not a valid template ({exc}); name fields like {{text}} "
+            "and double literal braces: {{ }}"
+        ) from None
+
+
+# -- serialising tickets and answers --------------------------------------------------------------
+
+
+def _ticket_json(ticket: Ticket) -> str:
+    return json.dumps(dataclasses.asdict(ticket))
+
+
+def _ticket_from(text: str) -> Ticket:
+    raw = json.loads(text)
+    d = raw["decision"]
+    decision = Decision(
+        route=d["route"],
+        probe=d["probe"],
+        probe_models=tuple(d["probe_models"]),
+        audit=d["audit"],
+        certificate=Certificate(**d["certificate"]),
+        increments=d["increments"],
+    )
+    return Ticket(raw["request_id"], decision, raw["route"], raw["fallback"])
+
+
+def _answer_json(answer: Answer) -> str:
+    return json.dumps(
+        {
+            "text": answer.text,
+            "value": answer.value,
+            "model": answer.model,
+            "usage": dataclasses.asdict(answer.usage),
+            "cost": answer.cost,
+        },
+        default=str,
+    )
+
+
+def _answer_from(text: str) -> Answer:
+    raw = json.loads(text)
+    return Answer(raw["text"], raw["value"], raw["model"], Usage(**raw["usage"]), raw["cost"])
+
+
+# -- the run's own state --------------------------------------------------------------------------
+
+
+class _RunDB:
+    """The run's tables, in the store's SQLite file (one connection, used from the event loop)."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+        self.conn.execute("PRAGMA synchronous = NORMAL")
+        for statement in _SCHEMA:
+            self.conn.execute(statement)
+
+    def tickets(self) -> dict[str, Ticket]:
+        rows = self.conn.execute("SELECT item, ticket FROM run_tickets")
+        return {item: _ticket_from(t) for item, t in rows}
+
+    def answers(self) -> dict[str, dict[str, Answer]]:
+        out: dict[str, dict[str, Answer]] = {}
+        for item, model, a in self.conn.execute("SELECT item, model, answer FROM run_answers"):
+            out.setdefault(item, {})[model] = _answer_from(a)
+        return out
+
+    def done(self) -> dict[str, tuple[int, str]]:
+        rows = self.conn.execute("SELECT item, idx, line FROM run_done")
+        return {item: (idx, line) for item, idx, line in rows}
+
+    def save_ticket(self, item: str, ticket: Ticket) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO run_tickets VALUES (?, ?)", (item, _ticket_json(ticket))
+        )
+
+    def save_answer(self, item: str, model: str, answer: Answer) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO run_answers VALUES (?, ?, ?)",
+            (item, model, _answer_json(answer)),
+        )
+
+    def save_done(self, item: str, idx: int, line: str, row: Mapping[str, Any]) -> bool:
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO run_done VALUES (?, ?, "
+            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM run_done), ?, ?, ?, ?, ?, ?, ?)",
+            (
+                item,
+                idx,
+                line,
+                row["route"],
+                int(row["probe"]),
+                row["cost"],
+                row["ref_cost"],
+                row["bound"],
+                json.dumps(row["mix"]),
+            ),
+        )
+        return cur.rowcount == 1
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def timeline(db_path: str | Path) -> list[dict[str, Any]]:
+    """Finished items of a run in completion order (for charts); [] if the file has no run."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(
+            "SELECT seq, idx, route, probe, cost, ref_cost, bound, mix FROM run_done ORDER BY seq"
+        ).fetchall()
+    except sqlite3.Error:
+        return []
+    finally:
+        conn.close()
+    return [
+        {
+            "seq": r[0],
+            "index": r[1],
+            "route": r[2],
+            "probe": bool(r[3]),
+            "cost": r[4],
+            "ref_cost": r[5],
+            "bound": r[6],
+            "mix": json.loads(r[7]),
+        }
+        for r in rows
+    ]
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchRun:
+    """Everything one ``smart run`` needs; ``key()`` identifies it for resuming."""
+
+    input: Path
+    prompt: str
+    reference: str
+    candidates: list[str]
+    epsilon: float
+    output: Path
+    delta: float = 0.05
+    comparator: str = "exact"
+    task: str = "run"
+    concurrency: int = 32
+    method: str = "anytime"
+    state: Path | None = None
+    prices: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    item_attempts: int = 3
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state) if self.state else Path(f"{self.output}.smart.db")
+
+    def key(self, items: Sequence[BatchItem]) -> str:
+        """Hash of everything that decides the answers: the items and the settings."""
+        h = hashlib.sha256()
+        parts = [
+            self.prompt,
+            self.reference,
+            ",".join(self.candidates),
+            repr(self.epsilon),
+            repr(self.delta),
+            str(self.comparator),
+            self.method,
+            self.task,
+            str(self.seed),
+            json.dumps(self.prices, sort_keys=True, default=str),
+        ]
+        for p in parts:
+            h.update(p.encode() + b"\0")
+        for it in items:
+            h.update(json.dumps([it.id, it.fields], sort_keys=True, default=str).encode() + b"\n")
+        return h.hexdigest()[:16]
+
+    def config(self, n: int) -> SmartConfig:
+        return SmartConfig(
+            task=self.task,
+            epsilon=self.epsilon,
+            delta=self.delta,
+            reference=self.reference,
+            candidates=self.candidates,
+            comparator=self.comparator,
+            method=self.method,  # type: ignore[arg-type]
+            store=f"sqlite:///{self.state_path.absolute()}",
+            batch_size=n,
+            prices=self.prices,
+        )
+
+
+@dataclass
+class BatchResult:
+    """What a run did: counts, the ledger, file paths, and items that could not be answered."""
+
+    items: int
+    done: int
+    answered_now: int
+    resumed: int
+    failed: dict[str, str]
+    ledger: Ledger
+    routes: dict[str, int]
+    output: Path
+    state: Path
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "done": self.done,
+            "answered_now": self.answered_now,
+            "resumed": self.resumed,
+            "failed": self.failed,
+            "routes": self.routes,
+            "output": str(self.output),
+            "state": str(self.state),
+            "seconds": self.seconds,
+            "ledger": self.ledger.to_dict(),
+        }
+
+
+Progress = Callable[[int, Ledger, int], object]
+
+
+async def run_batch(
+    run: BatchRun,
+    endpoints: Mapping[str, Endpoint],
+    *,
+    restart: bool = False,
+    progress: Progress | None = None,
+) -> BatchResult:
+    """Answer every item of ``run`` not answered yet; see the module docstring for the steps."""
+    started = time.monotonic()
+    items = load_items(run.input)
+    prompts = {it.id: render_prompt(run.prompt, it) for it in items}  # fail before any call
+    key = run.key(items)
+    state = run.state_path
+    if restart:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{state}{suffix}").unlink(missing_ok=True)
+    config = run.config(len(items))
+    router = SmartRouter(config, endpoints, seed=run.seed, wait_for_probes=True)
+    store = router.store
+    previous = store.get_meta(run.task, "run.key")
+    if previous is not None and previous != key:
+        router.close()
+        raise ConfigError(
+            f"{state} holds a different run (other input or settings, run key {previous}, now "
+            f"{key}); pass --restart to discard it, or choose another --output or --state"
+        )
+    store.set_meta(run.task, "run.key", key)
+    store.set_meta(run.task, "config", config.model_dump_json())
+    store.set_meta(
+        run.task,
+        "run",
+        json.dumps({"input": str(run.input), "prompt": run.prompt, "output": str(run.output)}),
+    )
+    db = _RunDB(router.store.path)  # type: ignore[attr-defined]
+    tickets, saved, done = db.tickets(), db.answers(), db.done()
+    _rewrite_output(run.output, done.values())
+    policy = router.policy(run.task)
+    reference = config.reference.name
+    order = [it for it in items if it.id not in done]
+    random.Random(f"{key}:{run.seed}").shuffle(order)
+    resumed = len(done)
+    failed: dict[str, str] = {}
+    answered = 0
+    out = run.output.open("a", encoding="utf-8")
+    sem = asyncio.Semaphore(max(1, run.concurrency))
+    lock = asyncio.Lock()  # one decision at a time: each sees the previous reservation
+
+    async def call(item_id: str, model: str) -> Answer:
+        have = saved.get(item_id, {}).get(model)
+        if have is not None:
+            return have
+        answer = await endpoints[model](prompts[item_id])
+        answer.model = model
+        db.save_answer(item_id, model, answer)
+        saved.setdefault(item_id, {})[model] = answer
+        return answer
+
+    async def ticket_for(item_id: str) -> Ticket:
+        ticket = tickets.get(item_id)
+        if ticket is None:
+            async with lock:
+                decision = policy.decide(await store.aread(run.task), router.rng)
+                ticket = Ticket(item_id, decision, decision.route)
+                db.save_ticket(item_id, ticket)
+                tickets[item_id] = ticket
+                await store.aadd(run.task, decision.increments, event_id=f"{item_id}:decide")
+        else:  # saved before a kill: make sure it is reserved (a no-op if it was)
+            await store.aadd(run.task, ticket.decision.increments, event_id=f"{item_id}:decide")
+        return ticket
+
+    async def one(item: BatchItem) -> None:
+        nonlocal answered
+        ticket = await ticket_for(item.id)
+        probes = {c: asyncio.ensure_future(call(item.id, c)) for c in ticket.probe_models}
+        try:
+            try:
+                answer = await call(item.id, ticket.route)
+            except Exception as exc:
+                if ticket.route == reference:
+                    raise
+                ticket = await router.afall_back(ticket, exc)
+                db.save_ticket(item.id, ticket)
+                tickets[item.id] = ticket
+                answer = await call(item.id, ticket.route)
+        except BaseException:
+            for t in probes.values():
+                t.cancel()
+            await asyncio.gather(*probes.values(), return_exceptions=True)
+            raise
+        routed = await router.afinish(ticket, answer)
+        results: dict[str, Answer | BaseException] = {}
+        if probes:
+            got = await asyncio.gather(*probes.values(), return_exceptions=True)
+            results = dict(zip(probes, got, strict=True))
+            await router.arecord_probe(ticket, answer, results)
+        cost = routed.cost + sum(
+            router.cost_of(a) for a in results.values() if isinstance(a, Answer)
+        )
+        ref_cost = routed.cost if ticket.route == reference else None
+        line = json.dumps(
+            {
+                "id": item.id,
+                "answer": answer.text,
+                "route": ticket.route,
+                "probe": ticket.probe,
+                "cost": cost,
+                "certificate": routed.certificate.to_dict(),
+            },
+            default=str,
+        )
+        cert = routed.certificate
+        row = {
+            "route": ticket.route,
+            "probe": ticket.probe,
+            "cost": cost,
+            "ref_cost": ref_cost,
+            "bound": cert.bound,
+            "mix": cert.mix,
+        }
+        if db.save_done(item.id, item.index, line, row):
+            out.write(line + "\n")
+            out.flush()
+            answered += 1
+
+    async def guarded(item: BatchItem) -> None:
+        async with sem:
+            delay = 1.0
+            for attempt in range(1, run.item_attempts + 1):
+                try:
+                    await one(item)
+                    failed.pop(item.id, None)
+                    break
+                except SmartError as exc:
+                    failed[item.id] = str(exc)
+                except Exception as exc:
+                    failed[item.id] = f"{type(exc).__name__}: {exc}"
+                if attempt < run.item_attempts:
+                    await asyncio.sleep(delay)
+                    delay *= 2
+        if progress is not None:
+            progress(1, Ledger.from_counters(await store.aread(run.task), policy), len(items))
+
+    try:
+        if progress is not None:
+            progress(resumed, Ledger.from_counters(await store.aread(run.task), policy), len(items))
+        await asyncio.gather(*(guarded(it) for it in order))
+    finally:
+        out.close()
+        done = db.done()
+        _rewrite_output(run.output, done.values())
+        db.close()
+        ledger = Ledger.from_counters(store.read(run.task), policy)
+        router.close()
+    routes = Counter(json.loads(line)["route"] for _, line in done.values())
+    return BatchResult(
+        items=len(items),
+        done=len(done),
+        answered_now=answered,
+        resumed=resumed,
+        failed=failed,
+        ledger=ledger,
+        routes=dict(routes.most_common()),
+        output=run.output,
+        state=state,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _rewrite_output(path: Path, rows: Any) -> None:
+    """Atomically replace ``path`` with the given ``(index, line)`` rows, in input order."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        for _, line in sorted(rows):
+            fh.write(line + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,280 @@
+"""Providers: thin async clients over the official ``openai`` and ``anthropic`` SDKs.
+
+Each provider is an endpoint the router can call (``await provider(request) -> Answer``). A
+request is a prompt string, a list of chat messages (``{"role", "content"}``), or a mapping with
+``"messages"`` or ``"prompt"`` (and optionally ``"system"``). Keys come from ``OPENAI_API_KEY`` /
+``ANTHROPIC_API_KEY`` (or ``api_key=``); they are handed to the SDK client and never logged,
+stored, put in a ``repr`` or in an error message. Timeouts and retries are the SDKs' own: they
+back off exponentially on connection errors, timeouts, 408/409/429 and 5xx, and honour the
+server's ``retry-after`` / ``retry-after-ms`` headers.
+
+A *model spec* names a model on the command line and in config files: ``openai:gpt-4o-mini``,
+``anthropic:claude-3-5-haiku-latest``. The full spec is also the model's name inside SMART, so
+the same model name can be served by two providers without clashing; the price table strips the
+provider prefix.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._answer import Answer
+from ._errors import ConfigError, SmartError
+from ._usage import Usage
+
+__all__ = [
+    "PROVIDERS",
+    "AnthropicProvider",
+    "OpenAIProvider",
+    "ProviderError",
+    "ProviderSpec",
+    "make_provider",
+    "parse_model_spec",
+]
+
+#: Provider name -> environment variable holding its API key.
+PROVIDERS: Mapping[str, str] = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY"}
+_LOCAL_KEY = "not-needed-for-a-local-server"
+
+
+class ProviderError(SmartError):
+    """A provider call failed after the SDK's retries, or a provider cannot be set up."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSpec:
+    """A parsed model spec: ``provider:model``."""
+
+    provider: str
+    model: str
+
+    @property
+    def name(self) -> str:
+        """The spec string, used as the model's name inside SMART."""
+        return f"{self.provider}:{self.model}"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def parse_model_spec(spec: str, *, field: str = "model") -> ProviderSpec:
+    """Parse ``openai:gpt-4o-mini`` or ``anthropic:claude-3-5-haiku-latest``.
+
+    ``field`` names the setting in the error message (e.g. ``--reference``).
+    """
+    text = (spec or "").strip()
+    provider, sep, model = text.partition(":")
+    provider, model = provider.strip().lower(), model.strip()
+    choices = ", ".join(PROVIDERS)
+    if not sep or not model or not provider:
+        raise ConfigError(
+            f"{field}: {spec!r} is not a model spec; write PROVIDER:MODEL with PROVIDER one of "
+            f"{choices}, e.g. 'openai:gpt-4o-mini' or 'anthropic:claude-3-5-haiku-latest'"
+        )
+    if provider not in PROVIDERS:
+        raise ConfigError(
+            f"{field}: unknown provider {provider!r} in {spec!r}; use one of {choices}, "
+            f"e.g. 'openai:{model}'"
+        )
+    return ProviderSpec(provider, model)
+
+
+def _messages(request: Any) -> tuple[str | None, list[dict[str, Any]]]:
+    """``(system, messages)`` from a prompt string, a message list or a mapping."""
+    system = None
+    if isinstance(request, Mapping):
+        system = request.get("system")
+        if "messages" in request:
+            request = request["messages"]
+        elif "prompt" in request:
+            request = request["prompt"]
+        else:
+            raise TypeError(
+                f"provider request mapping needs 'messages' or 'prompt', got keys {sorted(request)}"
+            )
+    if isinstance(request, str):
+        return system, [{"role": "user", "content": request}]
+    if isinstance(request, Sequence):
+        msgs = [dict(m) for m in request]
+        rest = []
+        for m in msgs:
+            if m.get("role") == "system":
+                system = (system + "\n" if system else "") + str(m.get("content", ""))
+            else:
+                rest.append(m)
+        return system, rest
+    raise TypeError(
+        f"provider request must be a prompt string, a list of messages or a mapping, got "
+        f"{type(request).__name__}"
+    )
+
+
+def _key(provider: str, api_key: str | None, base_url: str | None) -> str:
+    if api_key:
+        return api_key
+    env = PROVIDERS[provider]
+    value = os.environ.get(env)
+    if value:
+        return value
+    if base_url:  # a local or self-hosted server: the SDKs insist on some key
+        return _LOCAL_KEY
+    raise ProviderError(
+        f"{provider}: no API key; set the {env} environment variable (or pass a base URL of a "
+        "server that needs none)"
+    )
+
+
+def _scrub(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret and secret != _LOCAL_KEY else text
+
+
+class _Provider:
+    provider: str = ""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 4,
+        max_tokens: int = 256,
+        temperature: float | None = 0.0,
+        name: str | None = None,
+    ) -> None:
+        if not model.strip():
+            raise ConfigError(f"{self.provider}: model must be a non-empty model name")
+        self.model = model
+        self.base_url = base_url
+        self.timeout = float(timeout)
+        self.max_retries = int(max_retries)
+        self.max_tokens = int(max_tokens)
+        self.temperature = temperature
+        self.name = name or f"{self.provider}:{model}"
+        self._secret = _key(self.provider, api_key, base_url)
+        self._client = self._make_client(self._secret)
+
+    def _make_client(self, key: str) -> Any:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __repr__(self) -> str:  # never the key
+        where = f", base_url={self.base_url!r}" if self.base_url else ""
+        return f"{type(self).__name__}({self.model!r}{where})"
+
+    async def __call__(self, request: Any) -> Answer:
+        try:
+            return await self._call(request)
+        except (ProviderError, TypeError):
+            raise
+        except Exception as exc:
+            status = getattr(exc, "status_code", None)
+            what = f"HTTP {status}" if status else type(exc).__name__
+            message = _scrub(str(exc), self._secret)
+            raise ProviderError(
+                f"{self.name}: call failed ({what}) after {self.max_retries} retries: {message}"
+            ) from None
+
+    async def _call(self, request: Any) -> Answer:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+class OpenAIProvider(_Provider):
+    """OpenAI Chat Completions (or any server speaking it, via ``base_url``)."""
+
+    provider = "openai"
+
+    def _make_client(self, key: str) -> Any:
+        import openai
+
+        return openai.AsyncOpenAI(
+            api_key=key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
+        )
+
+    async def _call(self, request: Any) -> Answer:
+        system, messages = _messages(request)
+        if system:
+            messages = [{"role": "system", "content": system}, *messages]
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages}
+        if self.max_tokens:
+            kwargs["max_tokens"] = self.max_tokens
+        if self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        resp = await self._client.chat.completions.create(**kwargs)
+        text = resp.choices[0].message.content if resp.choices else None
+        return Answer(text=text, model=self.name, usage=openai_usage(resp.usage), raw=resp)
+
+
+class AnthropicProvider(_Provider):
+    """Anthropic Messages (or any server speaking it, via ``base_url``)."""
+
+    provider = "anthropic"
+
+    def _make_client(self, key: str) -> Any:
+        import anthropic
+
+        return anthropic.AsyncAnthropic(
+            api_key=key, base_url=self.base_url, timeout=self.timeout, max_retries=self.max_retries
+        )
+
+    async def _call(self, request: Any) -> Answer:
+        system, messages = _messages(request)
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": self.max_tokens or 1024,
+        }
+        if system:
+            kwargs["system"] = system
+        if self.temperature is not None:
+            kwargs["temperature"] = self.temperature
+        resp = await self._client.messages.create(**kwargs)
+        text = "".join(getattr(block, "text", "") for block in resp.content if block.type == "text")
+        return Answer(text=text, model=self.name, usage=anthropic_usage(resp.usage), raw=resp)
+
+
+def openai_usage(usage: Any) -> Usage:
+    """Usage from an OpenAI ``CompletionUsage`` (None -> zero)."""
+    if usage is None:
+        return Usage()
+    details = getattr(usage, "prompt_tokens_details", None)
+    out_details = getattr(usage, "completion_tokens_details", None)
+    return Usage(
+        input_tokens=int(usage.prompt_tokens or 0),
+        output_tokens=int(usage.completion_tokens or 0),
+        cached_input_tokens=int(getattr(details, "cached_tokens", 0) or 0),
+        reasoning_tokens=int(getattr(out_details, "reasoning_tokens", 0) or 0),
+    )
+
+
+def anthropic_usage(usage: Any) -> Usage:
+    """Usage from an Anthropic ``Usage``; cache reads and writes are folded into the input."""
+    if usage is None:
+        return Usage()
+    read = int(getattr(usage, "cache_read_input_tokens", 0) or 0)
+    written = int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
+    return Usage(
+        input_tokens=int(usage.input_tokens or 0) + read + written,
+        output_tokens=int(usage.output_tokens or 0),
+        cached_input_tokens=read,
+        cache_write_tokens=written,
+    )
+
+
+def make_provider(
+    spec: str | ProviderSpec,
+    *,
+    base_url: str | None = None,
+    field: str = "model",
+    **options: Any,
+) -> OpenAIProvider | AnthropicProvider:
+    """A provider for ``spec`` (``openai:MODEL`` or ``anthropic:MODEL``); ``options`` go to it."""
+    parsed = spec if isinstance(spec, ProviderSpec) else parse_model_spec(spec, field=field)
+    cls = OpenAIProvider if parsed.provider == "openai" else AnthropicProvider
+    return cls(parsed.model, base_url=base_url, name=parsed.name, **options)

@@ -1,0 +1,158 @@
+"""``smart report``: what each task in a store has cost, saved and promised.
+
+Everything comes from the store: the counters every router writes, and the task's configuration,
+which ``smart run`` and ``smart demo`` record as metadata (``config``) so a report can rebuild the
+policy -- and with it the bounds, the mix and the certificate -- in another process. A task whose
+configuration was not recorded is reported from its counters alone (spend and calls, no bounds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _keys as K
+from ._config import SmartConfig
+from ._errors import SmartError
+from ._ledger import Ledger
+from ._policy import MixPolicy
+from .stores import Store, open_store
+
+__all__ = ["TaskReport", "store_report"]
+
+
+@dataclass
+class TaskReport:
+    """One task's figures; ``ledger`` is None when the task's configuration is unknown."""
+
+    task: str
+    requests: int
+    spent: float
+    probes: int
+    audits: int
+    probe_cost: float
+    calls: dict[str, int]
+    spend_by_model: dict[str, float]
+    ledger: Ledger | None = None
+    certificate: dict[str, Any] | None = None
+    note: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "requests": self.requests,
+            "spent": self.spent,
+            "probes": self.probes,
+            "audits": self.audits,
+            "probe_cost": self.probe_cost,
+            "calls": self.calls,
+            "spend_by_model": self.spend_by_model,
+            "ledger": self.ledger.to_dict() if self.ledger else None,
+            "certificate": self.certificate,
+            "note": self.note,
+        }
+
+    def text(self) -> str:
+        lines = []
+        if self.ledger is not None:
+            lines.append(self.ledger.summary())
+            lines.append(
+                "  probe/audit overhead: candidates' calls on probes "
+                f"${self.probe_cost:.4f} ({self.probes} probes, {self.audits} audits)"
+            )
+            cert = self.certificate or {}
+            lines.append(
+                f"  certificate now: mix {_fmt_mix(cert.get('mix', {}))}, guaranteed agreement "
+                f">= {cert.get('bound', float('nan')):.4f} >= 1 - effective epsilon "
+                f"{cert.get('effective_epsilon', float('nan')):.4f}, with confidence "
+                f"{1 - cert.get('delta', float('nan')):.0%}"
+            )
+        else:
+            lines.append(f"task {self.task}")
+            lines.append(
+                f"  requests {self.requests}, probes {self.probes} (audits {self.audits}), "
+                f"spent ${self.spent:.4f}"
+            )
+        lines.append(
+            "  spend by model: "
+            + ", ".join(
+                f"{m} ${c:.4f} ({self.calls.get(m, 0)} calls)"
+                for m, c in self.spend_by_model.items()
+            )
+        )
+        if self.note:
+            lines.append(f"  note: {self.note}")
+        return "\n".join(lines)
+
+
+def _fmt_mix(mix: dict[str, float]) -> str:
+    return ", ".join(f"{r} {w:.1%}" for r, w in mix.items()) or "-"
+
+
+def task_config(store: Store, task: str) -> SmartConfig | None:
+    """The configuration recorded for ``task`` (by ``smart run`` / ``smart demo``), if any."""
+    raw = store.get_meta(task, "config")
+    if raw is None:
+        return None
+    return SmartConfig.model_validate_json(raw)
+
+
+def report_task(store: Store, task: str) -> TaskReport:
+    counters = store.read(task)
+    models = sorted(
+        {k.split(":", 1)[1] for k in counters if k.startswith("call.n:")},
+    )
+    rep = TaskReport(
+        task=task,
+        requests=int(counters.get(K.REQUESTS, 0)),
+        spent=counters.get(K.SPENT, 0.0),
+        probes=int(counters.get(K.PROBES, 0)),
+        audits=int(counters.get(K.AUDITS, 0)),
+        probe_cost=counters.get(K.SPENT_PROBE_CANDIDATES, 0.0),
+        calls={m: int(counters.get(K.calls(m), 0)) for m in models},
+        spend_by_model={m: counters.get(K.call_cost(m), 0.0) for m in models},
+    )
+    config = task_config(store, task)
+    if config is None:
+        rep.note = (
+            "no configuration recorded for this task, so no bounds: tasks run by `smart run` "
+            "or `smart demo` record theirs"
+        )
+        return rep
+    policy = MixPolicy.from_config(config, task=task)
+    ledger = Ledger.from_counters(counters, policy)
+    rep.ledger = ledger
+    rep.certificate = {
+        "task": task,
+        "mix": ledger.mix,
+        "bound": ledger.bound,
+        "probes": ledger.probes,
+        "epsilon": ledger.epsilon,
+        "delta": ledger.delta,
+        "method": ledger.method,
+        "mode": ledger.mode,
+        "effective_epsilon": ledger.effective_epsilon,
+        "bounds": {r.name: r.lower for r in ledger.routes.values()},
+    }
+    return rep
+
+
+def store_report(url: str | Store, task: str | None = None) -> list[TaskReport]:
+    """Reports for every task in the store (or just ``task``)."""
+    if isinstance(url, str) and url.startswith("sqlite:///"):
+        path = Path(url[len("sqlite:///") :])
+        if not path.is_file():
+            raise SmartError(f"--store {url}: no such file {path}")
+    store = open_store(url)
+    try:
+        tasks = store.tasks()
+        if task is not None:
+            if task not in tasks:
+                raise SmartError(f"--task {task!r}: not in the store; tasks there: {tasks}")
+            tasks = [task]
+        return [report_task(store, t) for t in tasks]
+    finally:
+        if isinstance(url, str):
+            store.close()

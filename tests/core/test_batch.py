@@ -1,0 +1,170 @@
+"""The `smart run` engine with in-process endpoints: every item once, resumable, failures kept."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from smart_core import Answer, ConfigError, Usage
+from smart_core._batch import BatchRun, load_items, render_prompt, run_batch, timeline
+
+REF, MINI, HAIKU = "openai:gpt-4o", "openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest"
+
+
+def _items(tmp_path: Path, n: int) -> Path:
+    path = tmp_path / "items.jsonl"
+    rng = random.Random(1)
+    with path.open("w") as fh:
+        for i in range(n):
+            fh.write(json.dumps({"id": f"x{i}", "text": f"item {i}", "label": rng.choice("ab")}))
+            fh.write("\n")
+    return path
+
+
+class Models:
+    """Endpoints answering from the item's label; counts calls per (item, model)."""
+
+    def __init__(
+        self, path: Path, errors: dict[str, float], fail: dict[str, set[str]] | None = None
+    ):
+        self.labels = {json.loads(line)["id"]: json.loads(line)["label"] for line in path.open()}
+        self.errors = errors
+        self.fail = fail or {}
+        self.calls: Counter[tuple[str, str]] = Counter()  # calls started
+        self.answered: Counter[tuple[str, str]] = Counter()  # calls that returned an answer
+        self.hook = None
+
+    def endpoint(self, model: str):
+        async def call(prompt: str) -> Answer:
+            item = "x" + prompt.rsplit(" ", 1)[-1]
+            if self.hook:
+                await self.hook(item, model)
+            self.calls[(item, model)] += 1
+            await asyncio.sleep(0)
+            if item in self.fail.get(model, set()):
+                raise RuntimeError(f"{model} down")
+            label = self.labels[item]
+            if random.Random(f"{model}{item}").random() < self.errors.get(model, 0.0):
+                label = "b" if label == "a" else "a"
+            self.answered[(item, model)] += 1
+            return Answer(text=label, usage=Usage(200, 1))
+
+        return call
+
+    def endpoints(self):
+        return {m: self.endpoint(m) for m in (REF, MINI, HAIKU)}
+
+
+def _run(path: Path, tmp_path: Path, **kw) -> BatchRun:
+    return BatchRun(
+        input=path,
+        prompt="Classify {text}",
+        reference=REF,
+        candidates=[MINI, HAIKU],
+        epsilon=0.1,
+        output=tmp_path / "out.jsonl",
+        comparator="choice:a,b",
+        concurrency=8,
+        **kw,
+    )
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_item_once_in_input_order(tmp_path):
+    path = _items(tmp_path, 300)
+    models = Models(path, {MINI: 0.02, HAIKU: 0.3})
+    result = asyncio.run(run_batch(_run(path, tmp_path), models.endpoints()))
+    lines = _lines(tmp_path / "out.jsonl")
+    assert [x["id"] for x in lines] == [f"x{i}" for i in range(300)]
+    assert result.done == 300 and result.failed == {} and result.answered_now == 300
+    assert max(models.calls.values()) == 1
+    assert {"answer", "route", "certificate", "cost", "probe"} <= set(lines[0])
+    assert lines[0]["certificate"]["mode"] == "batch"
+    assert result.ledger.requests == 300
+    assert sum(result.routes.values()) == 300
+    assert len(timeline(result.state)) == 300
+
+
+def test_interrupted_run_resumes_without_paying_twice(tmp_path):
+    path = _items(tmp_path, 200)
+    models = Models(path, {MINI: 0.02, HAIKU: 0.3})
+    run = _run(path, tmp_path)
+    calls = 0
+
+    async def stop_midway(item, model):
+        nonlocal calls
+        calls += 1
+        if calls == 150:
+            raise KeyboardInterrupt  # like Ctrl-C in the middle of the run
+
+    models.hook = stop_midway
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(run_batch(run, models.endpoints()))
+    first = _lines(tmp_path / "out.jsonl")
+    assert 0 < len(first) < 200
+    answered_before = {x["id"] for x in first}
+    before = Counter(models.calls)
+    models.hook = None
+    result = asyncio.run(run_batch(run, models.endpoints()))
+    lines = _lines(tmp_path / "out.jsonl")
+    assert [x["id"] for x in lines] == [f"x{i}" for i in range(200)]
+    assert result.resumed == len(first)
+    # Nothing answered before the interruption was called again, and no model answered any
+    # item twice (a call cut off by the interruption, which never returned, is made again).
+    for (item, model), n in models.calls.items():
+        if item in answered_before:
+            assert n == before[(item, model)]
+    assert max(models.answered.values()) == 1
+    assert result.ledger.requests == 200
+
+
+def test_candidate_failure_falls_back_and_reference_failure_is_retried_next_run(tmp_path):
+    path = _items(tmp_path, 120)
+    models = Models(
+        path, {}, fail={MINI: {f"x{i}" for i in range(120)}, REF: {"x7"}, HAIKU: {"x7"}}
+    )
+    run = _run(path, tmp_path, item_attempts=1)
+    result = asyncio.run(run_batch(run, models.endpoints()))
+    assert set(result.failed) == {"x7"}
+    assert "x7" not in {x["id"] for x in _lines(tmp_path / "out.jsonl")}
+    assert result.done == 119
+    models.fail = {}
+    result = asyncio.run(run_batch(run, models.endpoints()))
+    assert result.failed == {} and result.done == 120 and result.answered_now == 1
+    assert len(_lines(tmp_path / "out.jsonl")) == 120
+
+
+def test_changed_arguments_need_restart(tmp_path):
+    path = _items(tmp_path, 20)
+    models = Models(path, {})
+    asyncio.run(run_batch(_run(path, tmp_path), models.endpoints()))
+    changed = _run(path, tmp_path)
+    changed.epsilon = 0.2
+    with pytest.raises(ConfigError, match="--restart"):
+        asyncio.run(run_batch(changed, models.endpoints()))
+    result = asyncio.run(run_batch(changed, models.endpoints(), restart=True))
+    assert result.done == 20 and result.resumed == 0
+
+
+def test_csv_items_and_prompt_errors(tmp_path):
+    path = tmp_path / "items.csv"
+    path.write_text("id,text\nA,hello\nB,world\n")
+    items = load_items(path)
+    assert [i.id for i in items] == ["A", "B"]
+    assert render_prompt("Say {text}", items[0]) == "Say hello"
+    with pytest.raises(ConfigError, match=r"\{review\}.*fields are \['id', 'text'\]"):
+        render_prompt("Say {review}", items[0])
+    dup = tmp_path / "dup.jsonl"
+    dup.write_text('{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n')
+    with pytest.raises(ConfigError, match="appears twice"):
+        load_items(dup)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_items(tmp_path / "nope.jsonl")
