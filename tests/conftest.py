@@ -1,0 +1,1 @@
+pytest_plugins = ["smart_core.testing.pytest_plugin"]
