@@ -41,7 +41,6 @@ from smart_core import (
     SmartRouter,
     Store,
     Ticket,
-    UnknownPriceError,
 )
 
 from . import _silence
@@ -576,11 +575,17 @@ def _build_config(llm: SmartLLM, names: list[str]) -> SmartConfig:
             method=llm.method,
             prices=llm.prices or {},
         )
-    except UnknownPriceError as exc:
-        where = (
-            "reference" if exc.model == names[0] else f"candidates[{names.index(exc.model) - 1}]"
+    except ConfigError as exc:
+        message = str(exc)
+        unpriced = [n for n in names if "no price known" in message and repr(n) in message]
+        if not unpriced:
+            raise
+        where = ", ".join(
+            f"candidates[{names.index(n) - 1}] ({n!r})" if names.index(n) else f"reference ({n!r})"
+            for n in unpriced
         )
+        example = ", ".join(f"{n!r}: (1.0, 4.0)" for n in unpriced)
         raise ConfigError(
-            f"SmartLLM {where}: no price known for model {exc.model!r}; give its price in USD "
-            f"per 1M tokens, e.g. SmartLLM(..., prices={{{exc.model!r}: (1.0, 4.0)}})"
+            f"SmartLLM {where}: no price known; give each model's price in USD per 1M tokens, "
+            f"e.g. SmartLLM(..., prices={{{example}}})"
         ) from None
