@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ._errors import SmartError
 from ._pricing import Price
+from .testing._cli import fake_server
 
 __all__ = ["app", "main"]
 
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+app.command("fake-server")(fake_server)
 
 # Tables stay readable when piped to a file (rich would otherwise wrap them at 80 columns).
 out = Console(width=None if sys.stdout.isatty() else 120)

@@ -15,7 +15,7 @@ from ._behaviour import Behaviour, Responder
 from ._echo import echo, instance_from_schema
 from ._faults import Fault, FaultKind
 from ._prompt import Message, Prompt, Tool, ToolCall
-from ._replay import replay, replay_models
+from ._replay import ReplayResponder, replay
 from ._reply import BadRequest, Reply, count_tokens
 from ._server import FakeLLMServer, RequestRecord
 
@@ -27,6 +27,7 @@ __all__ = [
     "FaultKind",
     "Message",
     "Prompt",
+    "ReplayResponder",
     "Reply",
     "RequestRecord",
     "Responder",
@@ -36,5 +37,4 @@ __all__ = [
     "echo",
     "instance_from_schema",
     "replay",
-    "replay_models",
 ]

@@ -4,7 +4,7 @@ replay can be served to a real client over HTTP."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ from .._replay import ReplayItem, load_replay
 from ._prompt import Prompt
 from ._reply import BadRequest, Reply
 
-__all__ = ["replay", "replay_models"]
+__all__ = ["ReplayResponder", "replay"]
 
 
 def _input_text(value: Any) -> str:
@@ -23,55 +23,44 @@ def _input_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def _load(source: str | Path | Sequence[ReplayItem]) -> tuple[str, list[ReplayItem]]:
-    if isinstance(source, str | Path):
-        return str(source), load_replay(source)
-    return "replay items", list(source)
+class ReplayResponder:
+    """A responder answering from replay items; built by :func:`replay`.
 
-
-def replay_models(source: str | Path | Sequence[ReplayItem]) -> list[str]:
-    """Every model name that has an output somewhere in a replay file, in first-seen order."""
-    return list(dict.fromkeys(m for item in _load(source)[1] for m in item.outputs))
-
-
-def replay(
-    source: str | Path | Sequence[ReplayItem], *, model: str | None = None
-) -> Callable[[Prompt], Reply]:
-    """A responder answering from a replay file (one JSON object per line:
-    ``{"id", "input", "outputs": {model: {"text", "input_tokens"?, "output_tokens"?}}}``).
-
-    The item is the one whose ``input`` equals the last user message (whitespace stripped), else
-    the longest ``input`` contained in the prompt's text. The answer is that item's output for
-    ``model`` (default: the model the client asked for), with its logged token counts when given.
-    No matching item, or no output for the model, answers HTTP 400 naming the model.
-
-    An ``input`` that is not a string is matched by its ``"text"`` field, else its JSON.
+    ``models`` lists every model with an output somewhere in the items, in first-seen order.
     """
-    where, items = _load(source)
-    exact: dict[str, ReplayItem] = {}
-    for item in items:
-        exact.setdefault(_input_text(item.input), item)
-    by_length = sorted(
-        (i for i in items if _input_text(i.input)), key=lambda i: -len(_input_text(i.input))
-    )
 
-    def answer(prompt: Prompt) -> Reply:
-        name = model or prompt.model
-        item = exact.get(prompt.last_user_text.strip())
+    def __init__(self, items: Sequence[ReplayItem], *, model: str | None, source: str) -> None:
+        self.items, self.model, self.source = list(items), model, source
+        self.models = list(dict.fromkeys(m for item in self.items for m in item.outputs))
+        self._exact: dict[str, ReplayItem] = {}
+        for item in self.items:
+            self._exact.setdefault(_input_text(item.input), item)
+        keyed = [(_input_text(i.input), i) for i in self.items]
+        self._by_length = sorted(((k, i) for k, i in keyed if k), key=lambda p: -len(p[0]))
+
+    def find(self, prompt: Prompt) -> ReplayItem | None:
+        """The item whose input equals the last user message (stripped), else the one with the
+        longest input contained in the prompt's text."""
+        item = self._exact.get(prompt.last_user_text.strip())
         if item is None:
             text = prompt.text
-            item = next((i for i in by_length if _input_text(i.input) in text), None)
+            item = next((i for key, i in self._by_length if key in text), None)
+        return item
+
+    def __call__(self, prompt: Prompt) -> Reply:
+        name = self.model or prompt.model
+        item = self.find(prompt)
         if item is None:
             shown = prompt.last_user_text.strip()
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
             raise BadRequest(
-                f"model {name!r}: no item of {where} ({len(items)} items) matches the prompt "
-                f"{shown!r}"
+                f"model {name!r}: no item of {self.source} ({len(self.items)} items) matches "
+                f"the prompt {shown!r}"
             )
         out = item.outputs.get(name)
         if out is None:
             raise BadRequest(
-                f"model {name!r}: replay item {item.id!r} of {where} has no output for it "
+                f"model {name!r}: replay item {item.id!r} of {self.source} has no output for it "
                 f"(it has {sorted(item.outputs)})"
             )
         text = out.text if out.text is not None else json.dumps(out.value, ensure_ascii=False)
@@ -81,4 +70,25 @@ def replay(
             output_tokens=out.usage.output_tokens or None,
         )
 
-    return answer
+    def __repr__(self) -> str:
+        return f"replay({self.source!r}, model={self.model!r})"
+
+
+def replay(
+    source: str | Path | Sequence[ReplayItem], *, model: str | None = None
+) -> ReplayResponder:
+    """A responder answering from a replay file (one JSON object per line:
+    ``{"id", "input", "outputs": {model: {"text", "input_tokens"?, "output_tokens"?}}}``) or
+    from already loaded items.
+
+    The item is the one whose ``input`` equals the last user message (whitespace stripped), else
+    the longest ``input`` contained in the prompt's text. The answer is that item's output for
+    ``model`` (default: the model the client asked for, so one responder can serve every model
+    of the file), with its logged token counts when given. No matching item, or no output for the
+    model, answers HTTP 400 naming the model.
+
+    An ``input`` that is not a string is matched by its ``"text"`` field, else its JSON.
+    """
+    if isinstance(source, str | Path):
+        return ReplayResponder(load_replay(source), model=model, source=str(source))
+    return ReplayResponder(source, model=model, source="replay items")
