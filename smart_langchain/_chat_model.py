@@ -375,6 +375,8 @@ class SmartChatModel(BaseChatModel):
         # Fail now, naming the model, if an inner model cannot do this method.
         for name, model in self._models.items():
             try:
+                if type(model).with_structured_output is BaseChatModel.with_structured_output:
+                    raise ValueError("it only has function calling")  # base ignores method=
                 model.with_structured_output(schema, method=method, **kwargs)
             except Exception as exc:
                 raise ValueError(
