@@ -53,7 +53,8 @@ _SCHEMA = (
     "answer TEXT NOT NULL, PRIMARY KEY (item, model))",
     "CREATE TABLE IF NOT EXISTS run_done (item TEXT PRIMARY KEY, idx INTEGER NOT NULL, "
     "seq INTEGER NOT NULL, line TEXT NOT NULL, route TEXT NOT NULL, probe INTEGER NOT NULL, "
-    "cost REAL NOT NULL, ref_cost REAL, bound REAL NOT NULL, mix TEXT NOT NULL)",
+    "cost REAL NOT NULL, ref_cost REAL, bound REAL NOT NULL, mix TEXT NOT NULL, "
+    "effective_epsilon REAL NOT NULL)",
 )
 
 
@@ -205,7 +206,7 @@ class _RunDB:
     def save_done(self, item: str, idx: int, line: str, row: Mapping[str, Any]) -> bool:
         cur = self.conn.execute(
             "INSERT OR IGNORE INTO run_done VALUES (?, ?, "
-            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM run_done), ?, ?, ?, ?, ?, ?, ?)",
+            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM run_done), ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 item,
                 idx,
@@ -216,6 +217,7 @@ class _RunDB:
                 row["ref_cost"],
                 row["bound"],
                 json.dumps(row["mix"]),
+                row["effective_epsilon"],
             ),
         )
         return cur.rowcount == 1
@@ -229,7 +231,8 @@ def timeline(db_path: str | Path) -> list[dict[str, Any]]:
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
     try:
         rows = conn.execute(
-            "SELECT seq, idx, route, probe, cost, ref_cost, bound, mix FROM run_done ORDER BY seq"
+            "SELECT seq, idx, route, probe, cost, ref_cost, bound, mix, effective_epsilon "
+            "FROM run_done ORDER BY seq"
         ).fetchall()
     except sqlite3.Error:
         return []
@@ -245,6 +248,7 @@ def timeline(db_path: str | Path) -> list[dict[str, Any]]:
             "ref_cost": r[5],
             "bound": r[6],
             "mix": json.loads(r[7]),
+            "effective_epsilon": r[8],
         }
         for r in rows
     ]
@@ -464,6 +468,7 @@ async def run_batch(
             "ref_cost": ref_cost,
             "bound": cert.bound,
             "mix": cert.mix,
+            "effective_epsilon": cert.effective_epsilon,
         }
         if db.save_done(item.id, item.index, line, row):
             out.write(line + "\n")

@@ -450,7 +450,7 @@ def _run_progress(enabled: bool):
     from rich.progress import TimeRemainingColumn
 
     columns = (
-        TextColumn("[bold]smart run"),
+        TextColumn("[bold]SMART"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -557,6 +557,56 @@ def _report_chart(store: str, reports, png: Path) -> None:
         plot_ledger(ledgers, png, title=f"smart report {store}")
     else:
         raise _fail("--png: no task in this store has a recorded configuration to chart")
+
+
+# -- smart demo ------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    items: Annotated[int, typer.Option(help="Generated support tickets to label.")] = 3000,
+    epsilon: Annotated[float, typer.Option(help="Allowed share of differing answers.")] = 0.05,
+    delta: Annotated[float, typer.Option(help="Allowed failure probability.")] = 0.05,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Directory for the chart, report, answers and store.")
+    ] = Path("smart-demo"),
+    live: Annotated[
+        bool,
+        typer.Option(
+            help="Call the real OpenAI and Anthropic APIs (needs OPENAI_API_KEY and "
+            "ANTHROPIC_API_KEY; costs real money: use --items 200)."
+        ),
+    ] = False,
+    concurrency: Annotated[int, typer.Option(help="Tickets in flight at once.")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """SMART end to end with no keys and no network: simulated models on a local server.
+
+    Labels generated support tickets with a simulated gpt-4o (reference), gpt-4o-mini and
+    claude-haiku-4-5 (list prices; cheap models err more on hard tickets), then prints and plots
+    what was saved and the realized share of answers that differed from the reference's.
+    """
+    from ._demo import run_demo
+
+    if items < 1:
+        raise _fail("--items must be >= 1")
+    try:
+        with _run_progress(not as_json) as update:
+            result = run_demo(
+                items=items,
+                epsilon=epsilon,
+                delta=delta,
+                out_dir=out_dir,
+                live=live,
+                concurrency=concurrency,
+                progress=update,
+            )
+    except SmartError as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2, default=str))
+        return
+    out.print(result.summary, highlight=False)
 
 
 def main() -> None:
