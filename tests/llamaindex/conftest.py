@@ -29,24 +29,24 @@ def server() -> Iterator[FakeLLMServer]:
 
 
 def openai_llm(server: FakeLLMServer, model: str = REFERENCE, **kwargs: Any) -> OpenAI:
+    kwargs.setdefault("timeout", 10)
     return OpenAI(
         model=model,
         api_base=server.openai_base_url,
         api_key="sk-test",
         max_retries=0,
-        timeout=10,
         additional_kwargs={"stream_options": {"include_usage": True}},
         **kwargs,
     )
 
 
 def anthropic_llm(server: FakeLLMServer, model: str = HAIKU, **kwargs: Any) -> Anthropic:
+    kwargs.setdefault("timeout", 10)
     return Anthropic(
         model=model,
         base_url=server.anthropic_base_url,
         api_key="sk-ant-test",
         max_retries=0,
-        timeout=10,
         **kwargs,
     )
 
