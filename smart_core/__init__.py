@@ -8,6 +8,7 @@ auditing. This package is the framework-free engine; ``smart_langchain`` and
 """
 
 from ._answer import Answer
+from ._batch import BatchResult, BatchRun, run_batch
 from ._certificate import Certificate
 from ._comparators import (
     CallableMatch,
@@ -32,6 +33,15 @@ from ._ledger import Ledger, RouteStats
 from ._mix import mix_cost, solve_mix
 from ._policy import Decision, MixPolicy, PolicyView, split_delta
 from ._pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPriceError
+from ._providers import (
+    AnthropicProvider,
+    OpenAIProvider,
+    ProviderError,
+    ProviderSpec,
+    make_provider,
+    parse_model_spec,
+)
+from ._report import TaskReport, store_report
 from ._router import AsyncProbeRun, Endpoint, ProbeRun, Routed, SmartRouter, Ticket
 from ._usage import Usage
 from .stores import MemoryStore, SqliteStore, Store, open_store
@@ -41,7 +51,10 @@ __version__ = "0.1.0"
 __all__ = [
     "DEFAULT_PRICES",
     "Answer",
+    "AnthropicProvider",
     "AsyncProbeRun",
+    "BatchResult",
+    "BatchRun",
     "BetaMixtureSequence",
     "CallableMatch",
     "Certificate",
@@ -59,10 +72,13 @@ __all__ = [
     "MixPolicy",
     "ModelSpec",
     "NumberMatch",
+    "OpenAIProvider",
     "PolicyView",
     "Price",
     "PriceTable",
     "ProbeRun",
+    "ProviderError",
+    "ProviderSpec",
     "RegexMatch",
     "ReplayFormatError",
     "RouteStats",
@@ -73,14 +89,19 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "TaskReport",
     "Ticket",
     "ToolCallMatch",
     "UnknownPriceError",
     "Usage",
     "make_confidence_sequence",
+    "make_provider",
     "mix_cost",
     "open_store",
     "parse_comparator",
+    "parse_model_spec",
+    "run_batch",
     "solve_mix",
     "split_delta",
+    "store_report",
 ]
