@@ -363,7 +363,11 @@ def _summarise(
         "  pipeline: the `smart run` engine (framework-free), models over HTTP via the SDKs",
         f"  {len(rows)} tickets, epsilon={epsilon:g}, delta={delta:g}, reference {REFERENCE}",
         f"  paid ${spent:.4f} vs ${ref_total:.4f} had {REFERENCE} answered everything "
-        f"-> {savings:.2f}x cheaper ({1 - spent / ref_total if ref_total else 0:.0%} saved)",
+        + (
+            f"-> {savings:.2f}x cheaper ({1 - spent / ref_total:.0%} saved)"
+            if savings >= 1
+            else f"-> {1 / savings:.2f}x dearer: too few items for profiling to pay back"
+        ),
         "  answered by: "
         + ", ".join(f"{r} {n} ({n / len(rows):.0%})" for r, n in sorted(routes.items())),
         f"  probes (reference + candidates, to measure agreement): {probes}",

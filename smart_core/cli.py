@@ -447,14 +447,10 @@ def _run_progress(enabled: bool):
     if not enabled or not err.is_terminal:
         yield None
         return
-    from rich.progress import TimeRemainingColumn
-
     columns = (
-        TextColumn("[bold]SMART"),
-        BarColumn(),
+        BarColumn(bar_width=24),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        TimeRemainingColumn(),
         TextColumn("{task.fields[money]}"),
         TextColumn("{task.fields[mix]}"),
     )
@@ -467,8 +463,8 @@ def _run_progress(enabled: bool):
                 task,
                 advance=n,
                 total=total,
-                money=f"${ledger.spent:.4f} paid / ~${ledger.reference_estimate:.4f} ref-only",
-                mix=f"mix {mix} (agreement >= {ledger.bound:.3f})",
+                money=f"${ledger.spent:.4f} paid (ref-only ~${ledger.reference_estimate:.4f})",
+                mix=f"{mix}, bound {ledger.bound:.3f}",
             )
 
         yield update
