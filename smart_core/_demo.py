@@ -365,8 +365,9 @@ def _summarise(
         f"  paid ${spent:.4f} vs ${ref_total:.4f} had {REFERENCE} answered everything "
         + (
             f"-> {savings:.2f}x cheaper ({1 - spent / ref_total:.0%} saved)"
-            if savings >= 1
-            else f"-> {1 / savings:.2f}x dearer: too few items for profiling to pay back"
+            if savings >= 1 and ref_total > 0
+            else f"-> {spent / max(ref_total, 1e-12):.2f}x the reference-only cost: too "
+            "few items for profiling to pay back"
         ),
         "  answered by: "
         + ", ".join(f"{r} {n} ({n / len(rows):.0%})" for r, n in sorted(routes.items())),
