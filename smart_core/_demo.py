@@ -210,6 +210,9 @@ def run_demo(
         check_live_keys()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    ignore = out / ".gitignore"
+    if not ignore.exists():  # generated files: keep them out of the user's repository
+        ignore.write_text("*\n", encoding="utf-8")
     workload = make_workload(items, seed)
     started = time.monotonic()
     server = None

@@ -436,6 +436,9 @@ def run(
             result = asyncio.run(go(update))
     except SmartError as exc:
         raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err.print("interrupted: run the same command again to continue where it stopped")
+        raise typer.Exit(code=130) from None
     _finish_run(result, spec, report_path, png_path, as_json)
     if result.failed:
         raise typer.Exit(code=1)
