@@ -10,6 +10,7 @@ and tracers, and their cost goes to SMART's ledger only.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
@@ -352,18 +353,44 @@ class SmartChatModel(BaseChatModel):
         """Structured answers from every inner model, compared canonically.
 
         ``method="function_calling"`` (default) binds the schema as a forced tool on every inner
-        model. ``"json_schema"`` (and ``"json_mode"``) use each inner model's own native
-        structured output; every inner model must support the method (ChatOpenAI and
-        ChatAnthropic both support ``json_schema``; only ChatOpenAI supports ``json_mode``).
+        model. ``"json_schema"`` and ``"json_mode"`` use each inner model's own native
+        structured output when every inner model has it (ChatOpenAI and ChatAnthropic both do
+        ``json_schema``; only ChatOpenAI does ``json_mode``); otherwise every model answers by
+        function calling, with a warning naming the models that lack the method.
         """
-        if method == "function_calling":
-            return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
-        if method not in ("json_schema", "json_mode"):
+        if method not in ("function_calling", "json_schema", "json_mode"):
             raise ValueError(
                 f"with_structured_output: unknown method {method!r}; use 'function_calling', "
                 "'json_schema' or 'json_mode'"
             )
-        return self._native_structured_output(schema, include_raw, method, kwargs)
+        if method != "function_calling":
+            unsupported = self._without_native(schema, method, kwargs)
+            if not unsupported:
+                return self._native_structured_output(schema, include_raw, method, kwargs)
+            if schema is None:
+                raise ValueError(
+                    f"with_structured_output(method={method!r}) without a schema: "
+                    f"{unsupported} cannot do it natively and function calling needs a schema"
+                )
+            warnings.warn(
+                f"with_structured_output(method={method!r}): {unsupported} cannot do it "
+                "natively, so every model answers by function calling instead",
+                stacklevel=2,
+            )
+        return super().with_structured_output(schema, include_raw=include_raw, **kwargs)
+
+    def _without_native(self, schema: Any, method: str, kwargs: dict[str, Any]) -> list[str]:
+        """Inner models that cannot give structured output by ``method`` themselves."""
+        missing = []
+        for name, model in self._models.items():
+            if type(model).with_structured_output is BaseChatModel.with_structured_output:
+                missing.append(name)  # the base silently turns every method into tool calling
+                continue
+            try:
+                model.with_structured_output(schema, method=method, **kwargs)
+            except Exception:
+                missing.append(name)
+        return missing
 
     def _native_structured_output(
         self, schema: Any, include_raw: bool, method: str, kwargs: dict[str, Any]
@@ -372,18 +399,6 @@ class SmartChatModel(BaseChatModel):
         from langchain_core.runnables import RunnableMap, RunnablePassthrough
 
         is_pydantic = isinstance(schema, type) and issubclass(schema, BaseModel)
-        # Fail now, naming the model, if an inner model cannot do this method.
-        for name, model in self._models.items():
-            try:
-                if type(model).with_structured_output is BaseChatModel.with_structured_output:
-                    raise ValueError("it only has function calling")  # base ignores method=
-                model.with_structured_output(schema, method=method, **kwargs)
-            except Exception as exc:
-                raise ValueError(
-                    f"with_structured_output(method={method!r}): inner model {name!r} "
-                    f"({type(model).__name__}) does not support it ({exc}); use "
-                    "method='function_calling', which every tool-calling model supports"
-                ) from exc
         json_schema = convert_to_json_schema(schema) if schema is not None else None
         spec = {"method": method, "schema": json_schema, "kwargs": kwargs}
         llm = self.bind(

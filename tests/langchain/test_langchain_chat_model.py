@@ -441,9 +441,14 @@ def test_model_kwarg_forces_an_inner_model_outside_the_ledger() -> None:
         llm.invoke("q", model="gpt-unknown")
 
 
-def test_native_structured_output_is_refused_when_an_inner_model_lacks_it() -> None:
-    with pytest.raises(ValueError, match="inner model 'fake-large'"):
-        make().with_structured_output(Weather, method="json_schema")
+def test_native_structured_output_falls_back_to_function_calling_with_a_warning() -> None:
+    reference = FakeChat(model_name="fake-large", tool_args=lambda t: {"city": t, "unit": "C"})
+    llm = make(reference, FakeChat(model_name="fake-small"))
+    with pytest.warns(UserWarning, match=r"\['fake-large', 'fake-small'\] cannot do it"):
+        structured = llm.with_structured_output(Weather, method="json_schema")
+    assert structured.invoke("Rome") == Weather(city="Rome", unit="C")
+    with pytest.raises(ValueError, match="unknown method"):
+        llm.with_structured_output(Weather, method="xml")
 
 
 async def test_aflush_records_background_probes_and_aclose_closes_the_store() -> None:
