@@ -256,6 +256,20 @@ class SmartChatModel(BaseChatModel):
             "delta": self.delta,
         }
 
+    def _resolve_model_profile(self) -> Any:
+        """What every inner model can do: capabilities ANDed, limits at their minimum."""
+        profiles = [getattr(m, "profile", None) for m in (self.reference, *self.candidates)]
+        if not profiles or any(not p for p in profiles):
+            return None
+        merged: dict[str, Any] = {}
+        for key in set.intersection(*(set(p) for p in profiles)):
+            values = [p[key] for p in profiles]
+            if all(isinstance(v, bool) for v in values):
+                merged[key] = all(values)
+            elif all(isinstance(v, int) for v in values):
+                merged[key] = min(values)
+        return merged or None
+
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         params = LangSmithParams(
             ls_provider="smart",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -82,6 +83,15 @@ def test_a_model_without_price_names_the_field_and_the_fix() -> None:
 def test_a_model_without_a_name_is_refused() -> None:
     with pytest.raises(ConfigError, match="reference: cannot tell which model"):
         make(FakeChat(model_name=""))
+
+
+def test_the_profile_is_what_every_inner_model_can_do() -> None:
+    big = FakeChat(model_name="fake-large", profile={"max_input_tokens": 100, "tool_calling": True})
+    small = FakeChat(
+        model_name="fake-small", profile={"max_input_tokens": 50, "tool_calling": False}
+    )
+    assert make(big, small).profile == {"max_input_tokens": 50, "tool_calling": False}
+    assert make(big, FakeChat(model_name="fake-small")).profile is None  # one is unknown
 
 
 def test_any_smart_core_comparator_spec_is_accepted() -> None:
@@ -177,6 +187,14 @@ def _task_of_each_path(llm: SmartChatModel, config: dict[str, Any]) -> dict[str,
     out["ainvoke"], out["astream"] = asyncio.run(run_async())
     out["batch"] = smart_of(llm.batch(["x"], config=config)[0])["task"]
     out["with_config"] = smart_of(llm.with_config(config).invoke("x"))["task"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # stream_events v3 is beta
+        out["stream_events_v3"] = smart_of(
+            llm.stream_events("x", config=config, version="v3").output
+        )["task"]
+    out["streaming_invoke"] = smart_of(
+        llm.model_copy(update={"streaming": True}).invoke("x", config=config)
+    )["task"]
     return out
 
 
