@@ -15,8 +15,8 @@ Two guarantees are available:
 * ``batch`` mode (``batch_size`` known): with probability ``1 - delta`` the *realized* share of
   the batch's answers that differ is at most ``epsilon``. Reference answers already returned
   agree by definition; every routed item is charged ``1 - L`` at its decision and re-valued at
-  the current bound, and routing stops short of ``epsilon * N`` by a Freedman margin for the
-  chance fluctuation of the answers (see :func:`realized_budget`).
+  the current bound, and routing stops short of ``epsilon * N`` by a margin for the chance
+  fluctuation of the answers: the exact Poisson tail (see :func:`realized_budget`).
 """
 
 from __future__ import annotations
@@ -151,6 +151,9 @@ class MixPolicy:
             delta * realization_share(epsilon, batch_size) if batch_size else 0.0
         )
         self.alphas = split_delta(delta - self.realization_delta, self.candidates, delta_weights)
+        self._budget = (
+            realized_budget(epsilon * batch_size, self.realization_delta) if batch_size else 0.0
+        )
         self.mode = "batch" if batch_size else "request"
         self._prior_costs = dict(prior_costs)
         self._econ_cache: dict[tuple, tuple[tuple[str, ...], bool]] = {}
@@ -364,7 +367,7 @@ class MixPolicy:
             if routed:
                 now = routed * (1.0 - lower[c])
                 used += min(counters.get(K.charged(c), now), now)
-        return realized_budget(self.epsilon * self.batch_size, self.realization_delta) - used
+        return self._budget - used
 
     def _hopeless(
         self,
@@ -551,7 +554,7 @@ class MixPolicy:
 def realization_share(epsilon: float, batch_size: int | None) -> float:
     """Share of delta kept for the realized batch share, fixed by the configuration alone.
 
-    The realization margin is about ``sqrt(2 B ln(1/delta'))`` for a budget ``B = epsilon * N``:
+    The realization margin is about ``z(delta') sqrt(B)`` for a budget ``B = epsilon * N``:
     large relative to small budgets, negligible for large ones, while every bit of delta taken
     from the bounds costs probes. So small budgets get up to half of delta, large ones 5 %.
     """
@@ -563,16 +566,49 @@ def realization_share(epsilon: float, batch_size: int | None) -> float:
 def realized_budget(allowed: float, delta: float) -> float:
     """The largest expected count of differing answers whose realized count stays <= ``allowed``.
 
-    With a total conditional variance at most ``B`` (each answer differs with probability at
-    most its charge), Freedman's inequality bounds the realized count by
-    ``B + sqrt(2 B l) + 2 l / 3`` with probability ``1 - delta``, ``l = ln(1/delta)``; this solves
-    that for ``B``. ``delta = 0`` means no margin.
+    The routing decisions never see a routed answer's agreement (only probes are compared), so
+    given the decisions the routed items differ independently, item ``i`` with probability
+    ``q_i``; on the bounds' good event ``sum q_i <= B``. The count of differing answers is then a
+    Poisson-binomial variable with mean at most ``B``, and for ``k >= B + 1`` its chance of
+    reaching ``k`` is at most a Poisson(``B``) variable's (Hoeffding 1956, Theorem 4, then
+    Anderson & Samuels 1967). This returns the largest ``B <= k - 1`` with
+    ``P(Poisson(B) >= k) <= delta``, ``k = floor(allowed) + 1`` the first count that exceeds
+    ``allowed``. ``delta = 0`` means no margin.
     """
     if delta <= 0:
         return allowed
-    log_term = math.log(1.0 / delta)
-    root = math.sqrt(max(allowed - 2.0 * log_term / 3.0 + log_term / 2.0, 0.0))
-    return max(root - math.sqrt(log_term / 2.0), 0.0) ** 2
+    k = math.floor(allowed) + 1
+    if _poisson_sf(k, 0.0) > delta:  # unreachable: P(Poisson(0) >= k) = 0 for k >= 1
+        return 0.0
+    lo, hi = 0.0, float(k - 1)
+    if _poisson_sf(k, hi) <= delta:
+        return hi
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        if _poisson_sf(k, mid) <= delta:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def _poisson_sf(k: int, mu: float) -> float:
+    """P(Poisson(mu) >= k) for ``mu < k``, summed from the k-th term up (terms fall off)."""
+    if k <= 0:
+        return 1.0
+    if mu <= 0:
+        return 0.0
+    log_mu = math.log(mu)
+    term = math.exp(-mu + k * log_mu - math.lgamma(k + 1))
+    total = 0.0
+    j = k
+    while term > 1e-18 * max(total, 1e-300) or j == k:
+        total += term
+        j += 1
+        term *= mu / j
+        if j > k + 100_000:
+            break
+    return min(total, 1.0)
 
 
 def probe_outcome(decision: Decision, route: str, agreed: bool) -> dict[str, float]:
