@@ -5,6 +5,7 @@ tools, structured prediction, per-call tasks, serialization."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
@@ -139,10 +140,14 @@ def test_options_reach_the_engine(server):
     assert smart(server).router.config.comparator.name == "tool_calls"  # the default
 
 
-def test_no_api_key_in_payloads_dicts_or_the_store(server, tmp_path):
+async def test_no_api_key_in_payloads_dicts_logs_or_the_store(server, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)  # every logger, the SDKs' included
     llm = smart(server, store=f"sqlite:///{tmp_path}/smart.db", wait_for_probes=True)
     llm.chat(MSG)
+    list(llm.stream_complete("hi"))
+    await llm.achat(MSG)
     llm.close()
+    assert caplog.text and "sk-test" not in caplog.text and "sk-ant-test" not in caplog.text
     dumped = json.dumps(llm.to_dict(), default=str) + json.dumps(llm.to_payload(), default=str)
     dumped += llm.to_json()
     assert "sk-" not in dumped and "sqlite" not in dumped
