@@ -44,8 +44,9 @@ class RequestRecord:
 
     ``status`` is the HTTP status the server answered (or would have, had the client waited);
     ``fault`` names the injected fault, if any; ``call`` is the request's number among calls to
-    the same model (what fault schedules count); ``prompt`` is ``None`` when the body could not
-    be read; ``body`` is the JSON the client sent.
+    the same model (what fault schedules count). A body that could not be read (HTTP 400) has
+    ``call`` 0 and ``prompt`` ``None``. ``body`` is the JSON the client sent; ``error`` the
+    message of an error answer.
     """
 
     model: str
@@ -347,17 +348,17 @@ class FakeLLMServer:
         try:
             behaviour = as_behaviour(self.models.get(prompt.model, self.default))
         except Exception as exc:  # a misconfigured model: say so on every call to it
-            return self._fail(wire, record, 500, None, str(exc))
+            return self._fail(wire, record, 500, str(exc))
         fault = behaviour.fault_for(call)
         if fault is not None and fault.kind != "truncate":
             return await self._fault(wire, record, fault, behaviour, request)
         try:
             reply = await respond(behaviour, prompt)
         except BadRequest as exc:
-            return self._fail(wire, record, 400, None, str(exc))
+            return self._fail(wire, record, 400, str(exc))
         except Exception as exc:
             message = f"the behaviour of model {prompt.model!r} raised {type(exc).__name__}: {exc}"
-            return self._fail(wire, record, 500, None, message)
+            return self._fail(wire, record, 500, message)
         completion = complete(reply, prompt, options, number=number)
         truncate = fault is not None
         self._record(**record, status=200, fault="truncate" if truncate else None)
@@ -378,11 +379,10 @@ class FakeLLMServer:
         wire: ModuleType,
         record: dict[str, Any],
         status: int,
-        fault: FaultKind | None,
         message: str,
     ) -> JSONResponse:
         """An error answer; a misbehaving behaviour (500) is marked not worth retrying."""
-        self._record(**record, status=status, fault=fault, error=message)
+        self._record(**record, status=status, fault=None, error=message)
         kind = "invalid_request" if status == 400 else "server_error"
         headers = {"x-should-retry": "false"} if status == 500 else None
         return JSONResponse(wire.error_body(kind, message), status_code=status, headers=headers)
