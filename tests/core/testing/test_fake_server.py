@@ -272,8 +272,8 @@ def test_rate_limits_are_retried_after_the_retry_after_header(server, api):
     else:
         ant(server).messages.create(model="m", max_tokens=10, messages=user("hi"))
     elapsed = time.monotonic() - start
-    # The SDKs' own backoff would wait at least 0.375 s + 0.75 s; the header says 0.05 s.
-    assert elapsed < 0.35
+    # The SDKs' own backoff would wait at least 0.375 s + 0.75 s; the header says 0.05 s twice.
+    assert elapsed < 1.0
     assert [(r.status, r.fault) for r in server.requests] == [
         (429, "rate_limit"),
         (429, "rate_limit"),
@@ -394,13 +394,14 @@ def test_a_failing_responder_answers_500_that_the_sdk_does_not_retry(server):
 
 
 def test_latency_delays_the_first_byte(server):
-    server.models["slow"] = Behaviour(latency=0.3)
+    server.models["slow"] = Behaviour(latency=0.5)
+    client = oai(server)
     start = time.monotonic()
-    oai(server).chat.completions.create(model="slow", messages=user("hi"))
-    assert time.monotonic() - start >= 0.3
+    client.chat.completions.create(model="slow", messages=user("hi"))
+    assert time.monotonic() - start >= 0.5
     start = time.monotonic()
-    oai(server).chat.completions.create(model="fast", messages=user("hi"))
-    assert time.monotonic() - start < 0.25
+    client.chat.completions.create(model="fast", messages=user("hi"))
+    assert time.monotonic() - start < 0.4
 
 
 def test_chunk_latency_spaces_streamed_events(server):
