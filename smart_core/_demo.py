@@ -201,7 +201,7 @@ def run_demo(
     out_dir: str | Path = "smart-demo",
     live: bool = False,
     pipeline: str = "auto",
-    concurrency: int = 64,
+    concurrency: int = 8,
     seed: int = 0,
     progress: Any = None,
 ) -> DemoResult:

@@ -576,7 +576,10 @@ def demo(
             "ANTHROPIC_API_KEY; costs real money: use --items 200)."
         ),
     ] = False,
-    concurrency: Annotated[int, typer.Option(help="Tickets in flight at once.")] = 64,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(help="Tickets in flight at once (default 8 simulated, 32 with --live)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """SMART end to end with no keys and no network: simulated models on a local server.
@@ -597,7 +600,7 @@ def demo(
                 delta=delta,
                 out_dir=out_dir,
                 live=live,
-                concurrency=concurrency,
+                concurrency=concurrency or (32 if live else 8),
                 progress=update,
             )
     except SmartError as exc:
