@@ -116,3 +116,100 @@ def test_provider_is_a_router_endpoint(monkeypatch):
     routed = asyncio.run(router.arun("hello"))
     assert routed.answer.text == "ok"
     assert routed.cost == pytest.approx((1000 * 2.5 + 10 * 10.0) / 1e6)
+
+
+# -- against the local server ---------------------------------------------------------------------
+
+
+def _server(**models):
+    from smart_core.testing import FakeLLMServer
+
+    return FakeLLMServer(models)
+
+
+def test_openai_and_anthropic_round_trip_with_usage_and_cost(monkeypatch):
+    import asyncio
+
+    from smart_core import PriceTable
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    with _server(**{"gpt-4o-mini": "positive", "claude-haiku-4-5": "negative"}) as server:
+        oa = make_provider("openai:gpt-4o-mini", base_url=server.openai_base_url)
+        an = make_provider("anthropic:claude-haiku-4-5", base_url=server.anthropic_base_url)
+
+        async def both():
+            try:
+                return await oa({"prompt": "Review: great", "system": "Label it"}), await an(
+                    [{"role": "system", "content": "Label it"}, {"role": "user", "content": "meh"}]
+                )
+            finally:
+                await oa.aclose()
+                await an.aclose()
+
+        a, b = asyncio.run(both())
+        bodies = [r.body for r in server.requests]
+    assert (a.text, a.model, b.text, b.model) == (
+        "positive",
+        "openai:gpt-4o-mini",
+        "negative",
+        "anthropic:claude-haiku-4-5",
+    )
+    assert a.usage.input_tokens > 0 and a.usage.output_tokens > 0 and b.usage.input_tokens > 0
+    assert bodies[0]["messages"][0] == {"role": "system", "content": "Label it"}
+    assert bodies[1]["system"] == "Label it" and bodies[1]["messages"][0]["role"] == "user"
+    assert PriceTable().cost(a.model, a.usage) > 0
+
+
+def test_retries_honour_retry_after_and_give_up_with_a_clear_error():
+    import asyncio
+    import time
+
+    from smart_core.testing import Behaviour, Fault
+
+    slow_429 = Behaviour("ok", faults=[Fault("rate_limit", calls=[1], retry_after=0.6)])
+    always_500 = Behaviour("ok", faults=[Fault("server_error")])
+    with _server(**{"gpt-4o": slow_429, "gpt-4o-mini": always_500}) as server:
+        ok = make_provider("openai:gpt-4o", base_url=server.openai_base_url, api_key=SECRET)
+        bad = make_provider(
+            "openai:gpt-4o-mini", base_url=server.openai_base_url, api_key=SECRET, max_retries=2
+        )
+
+        async def go():
+            t0 = time.monotonic()
+            answer = await ok("hi")
+            waited = time.monotonic() - t0
+            try:
+                await bad("hi")
+            except ProviderError as exc:
+                return answer, waited, exc
+            finally:
+                await ok.aclose()
+                await bad.aclose()
+            raise AssertionError("expected a ProviderError")
+
+        answer, waited, exc = asyncio.run(go())
+        statuses = [(r.model, r.status) for r in server.requests]
+    assert answer.text == "ok" and waited >= 0.6  # waited as long as retry-after said
+    assert statuses[:2] == [("gpt-4o", 429), ("gpt-4o", 200)]
+    assert statuses.count(("gpt-4o-mini", 500)) == 3  # the call and 2 retries
+    assert "openai:gpt-4o-mini" in str(exc) and "HTTP 500" in str(exc) and SECRET not in str(exc)
+
+
+def test_timed_out_call_is_retried():
+    import asyncio
+
+    from smart_core.testing import Behaviour, Fault
+
+    hang = Behaviour("ok", faults=[Fault("timeout", calls=[1], hang=2.0)])
+    with _server(**{"gpt-4o": hang}) as server:
+        p = make_provider("openai:gpt-4o", base_url=server.openai_base_url, timeout=0.3)
+
+        async def go():
+            try:
+                return await p("hi")
+            finally:
+                await p.aclose()
+
+        answer = asyncio.run(go())
+    assert answer.text == "ok"
