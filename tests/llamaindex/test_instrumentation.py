@@ -94,7 +94,7 @@ async def test_probe_spans_stay_out_of_the_trace(server):
     ), names
 
 
-@pytest.mark.parametrize("order", ["settings-first", "models-first"])
+@pytest.mark.parametrize("order", ["settings-first", "models-first", "explicit"])
 @pytest.mark.parametrize("method", METHODS)
 async def test_token_counting_handler_counts_each_call_once(
     server, restore_settings, order, method
@@ -103,11 +103,15 @@ async def test_token_counting_handler_counts_each_call_once(
     if order == "settings-first":  # inner LLMs copy Settings' handlers when built
         Settings.callback_manager = CallbackManager([counter])
         llm = smart(server, wait_for_probes=True)
-    else:  # inner LLMs built with no handlers at all
+    elif order == "models-first":  # inner LLMs built with no handlers at all
         llm = smart(server, wait_for_probes=True)
         Settings.callback_manager = CallbackManager([counter])
-    Settings.llm = llm
-    final, _ = await call(Settings.llm, method)
+    else:  # no Settings: the manager is given to SmartLLM only
+        llm = smart(server, wait_for_probes=True, callback_manager=CallbackManager([counter]))
+    if order != "explicit":
+        Settings.llm = llm
+        llm = Settings.llm
+    final, _ = await call(llm, method)
     assert final.additional_kwargs[SMART_KEY]["probe"] is True  # candidates were called too
     assert len(counter.llm_token_counts) == 1
     (record,) = counter.llm_token_counts
