@@ -427,7 +427,9 @@ class SmartChatModel(BaseChatModel):
         )
         if not include_raw:
             return llm | parser
-        parsed = RunnablePassthrough.assign(parsed=lambda x: parser.invoke(x["raw"]))
+        parsed = RunnablePassthrough.assign(
+            parsed=lambda x: parser.invoke(x["raw"]), parsing_error=lambda _: None
+        )
         fallback = RunnablePassthrough.assign(parsed=lambda _: None)
         return RunnableMap(raw=llm) | parsed.with_fallbacks(
             [fallback], exception_key="parsing_error"

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from smart_core.testing import Behaviour, FakeLLMServer, Fault
 from smart_langchain import SmartChatModel
 
-REF, MINI, HAIKU = "gpt-4o", "gpt-4o-mini", "claude-3-5-haiku-20241022"
+REF, MINI, HAIKU = "gpt-4o", "gpt-4o-mini", "claude-haiku-4-5"
 
 
 @pytest.fixture
@@ -223,7 +223,10 @@ def test_structured_output_agrees_across_providers(server: FakeLLMServer, method
     assert isinstance(result, Ticket)
     routes = llm.ledger().routes
     assert routes[MINI].agreements == routes[HAIKU].agreements == 1
-    bodies = {r.model: r.body for r in server.requests}
+    raw = llm.with_structured_output(Ticket, method=method, include_raw=True).invoke("Ticket 'x'")
+    assert isinstance(raw["parsed"], Ticket) and raw["parsing_error"] is None
+    assert raw["raw"].response_metadata["smart"]["route"] == REF
+    bodies = {r.model: r.body for r in server.requests[:3]}
     if method == "json_schema":
         assert bodies[REF]["response_format"]["type"] == "json_schema"
         assert "output_config" in bodies[HAIKU]
