@@ -42,6 +42,7 @@ from ._config import SmartConfig
 from ._errors import ConfigError, SmartError
 from ._ledger import Ledger
 from ._policy import Decision
+from ._providers import ProviderError
 from ._router import Endpoint, SmartRouter, Ticket
 from ._usage import Usage
 
@@ -483,6 +484,10 @@ async def run_batch(
                     await one(item)
                     failed.pop(item.id, None)
                     break
+                except ProviderError as exc:
+                    if exc.fatal:  # every item would fail the same way: stop the run
+                        raise
+                    failed[item.id] = str(exc)
                 except SmartError as exc:
                     failed[item.id] = str(exc)
                 except Exception as exc:
@@ -496,7 +501,14 @@ async def run_batch(
     try:
         if progress is not None:
             progress(resumed, Ledger.from_counters(await store.aread(run.task), policy), len(items))
-        await asyncio.gather(*(guarded(it) for it in order))
+        tasks = [asyncio.ensure_future(guarded(it)) for it in order]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:  # interrupted, or a fatal error: stop every item cleanly
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
     finally:
         out.close()
         done = db.done()

@@ -41,7 +41,19 @@ _LOCAL_KEY = "not-needed-for-a-local-server"
 
 
 class ProviderError(SmartError):
-    """A provider call failed after the SDK's retries, or a provider cannot be set up."""
+    """A provider call failed after the SDK's retries, or a provider cannot be set up.
+
+    ``status`` is the HTTP status of the last response, if there was one.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def fatal(self) -> bool:
+        """True when retrying cannot help: bad key (401/403), unknown model or route (404)."""
+        return self.status in (401, 403, 404)
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,9 +185,16 @@ class _Provider:
         except Exception as exc:
             status = getattr(exc, "status_code", None)
             what = f"HTTP {status}" if status else type(exc).__name__
+            retried = status is None or status in (408, 409, 429) or status >= 500
+            tries = f"after {self.max_retries} retries" if retried else "not retried"
             message = _scrub(str(exc), self._secret)
+            hint = ""
+            if status in (401, 403):
+                hint = f"; check {PROVIDERS[self.provider]}"
+            elif status == 404:
+                hint = f"; check the model name {self.model!r} and the base URL"
             raise ProviderError(
-                f"{self.name}: call failed ({what}) after {self.max_retries} retries: {message}"
+                f"{self.name}: call failed ({what}, {tries}): {message}{hint}", status
             ) from None
 
     async def _call(self, request: Any) -> Answer:  # pragma: no cover - overridden

@@ -168,3 +168,21 @@ def test_csv_items_and_prompt_errors(tmp_path):
         load_items(dup)
     with pytest.raises(ConfigError, match="no such file"):
         load_items(tmp_path / "nope.jsonl")
+
+
+def test_a_bad_key_stops_the_run_at_once_and_a_fixed_rerun_finishes(tmp_path):
+    from smart_core import ProviderError
+
+    path = _items(tmp_path, 60)
+    models = Models(path, {})
+    endpoints = models.endpoints()
+
+    async def unauthorized(prompt):
+        raise ProviderError("openai:gpt-4o: call failed (HTTP 401, not retried)", 401)
+
+    run = _run(path, tmp_path)
+    with pytest.raises(ProviderError, match="401"):
+        asyncio.run(run_batch(run, {**endpoints, REF: unauthorized}))
+    result = asyncio.run(run_batch(run, endpoints))
+    assert result.done == 60 and result.failed == {}
+    assert [x["id"] for x in _lines(tmp_path / "out.jsonl")] == [f"x{i}" for i in range(60)]
