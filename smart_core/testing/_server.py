@@ -217,7 +217,9 @@ class FakeLLMServer:
         if self._thread is not None:
             return self
         _install_log_filter()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP makes asyncio set TCP_NODELAY on accepted connections; without it
+        # Nagle's algorithm holds each response body back ~40 ms behind its headers.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self._requested_port))
