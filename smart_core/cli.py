@@ -446,9 +446,30 @@ def run(
 
 @contextmanager
 def _run_progress(enabled: bool):
-    """A live bar: items done, spend, reference-only estimate, current mix and its bound."""
-    if not enabled or not err.is_terminal:
+    """A live bar: items done, spend, reference-only estimate, current mix and its bound.
+
+    Off a terminal (logs, CI) the same figures are printed as a line every 10 % of the items.
+    """
+    if not enabled:
         yield None
+        return
+    if not err.is_terminal:
+        state = {"done": 0, "next": 0}
+
+        def log(n, ledger, total):
+            state["done"] += n
+            if not state["done"] or (state["done"] < state["next"] and state["done"] < total):
+                return
+            state["next"] = state["done"] + max(1, total // 10)
+            mix = ", ".join(f"{r.split(':', 1)[-1]} {w:.0%}" for r, w in ledger.mix.items())
+            err.print(
+                f"{state['done']}/{total} items, ${ledger.spent:.4f} paid (ref-only "
+                f"~${ledger.reference_estimate:.4f}), {mix}, bound {ledger.bound:.3f}",
+                highlight=False,
+                soft_wrap=True,
+            )
+
+        yield log
         return
     columns = (
         BarColumn(bar_width=24),

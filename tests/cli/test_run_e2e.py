@@ -83,18 +83,18 @@ def test_kill_9_mid_run_then_resume(tmp_path):
         env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_BASE_URL"))}
         cmd = [sys.executable, "-c", "from smart_core.cli import main; main()"]
         args = _args(tmp_path, server, "--concurrency", "8")
-        proc = subprocess.Popen(
-            [*cmd, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        log = (tmp_path / "first-run.log").open("wb")  # a file: a full pipe would block it
+        proc = subprocess.Popen([*cmd, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
         out = tmp_path / "out.jsonl"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if out.exists() and len(out.read_text().splitlines()) >= N // 3:
                 break
-            assert proc.poll() is None, proc.stderr.read().decode()
+            assert proc.poll() is None, (tmp_path / "first-run.log").read_text()
             time.sleep(0.02)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        log.close()
         assert proc.returncode == -signal.SIGKILL
         state = sqlite3.connect(tmp_path / "out.jsonl.smart.db")
         done_before = {r[0] for r in state.execute("SELECT item FROM run_done")}
@@ -119,6 +119,11 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     twice = [key for key, n in paid.items() if n > 1]
     assert all(n <= 2 for n in paid.values())
     assert len({item for item, _ in twice}) <= 8  # --concurrency 8
+    print(
+        f"kill -9 after {len(done_before)}/{N} items finished; requests before "
+        f"{sum(before.values())}, after resume {sum(new.values())}; (item, model) answered "
+        f"twice: {len(twice)} (calls in flight at the kill)"
+    )
     report = json.loads((tmp_path / "out.report.json").read_text())
     assert report["done"] == N and report["resumed"] == len(done_before)
     assert report["ledger"]["requests"] == N
@@ -151,6 +156,9 @@ def test_faults_lose_nothing_and_pay_nothing_twice(tmp_path):
     assert {item for item, _ in paid} == set(ids)
     doc = json.loads(result.stdout)
     assert doc["failed"] == {} and doc["done"] == 150
+    print(
+        f"faults injected: {dict(faulted)}; requests {sum(faulted.values()) + sum(paid.values())}"
+    )
 
 
 def test_run_errors_are_clear(tmp_path, monkeypatch):
