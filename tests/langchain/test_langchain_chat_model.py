@@ -118,6 +118,18 @@ def test_secrets_stay_out_of_serialised_models_and_metadata(tmp_path: Any) -> No
     assert secret.encode() not in (tmp_path / "smart.db").read_bytes()
 
 
+def test_instances_sharing_a_sqlite_store_share_statistics(tmp_path: Any) -> None:
+    store = f"sqlite:///{tmp_path / 'smart.db'}"
+    first = make(store=store, task="shared")
+    for i in range(3):
+        first.invoke(f"q{i}")
+    first.close()
+    second = make(store=store, task="shared")
+    ledger = second.ledger()
+    assert (ledger.requests, ledger.routes["fake-small"].probes) == (3, 3)
+    second.close()
+
+
 # -- the answer and its certificate ----------------------------------------------------------------
 
 
