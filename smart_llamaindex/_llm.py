@@ -12,6 +12,7 @@ token counts to the user's call.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -399,40 +400,67 @@ class SmartLLM(FunctionCallingLLM):
         await probes.asettle(routed.answer)
         return _tag(response, _record(ticket, routed))
 
+    def _open_stream(
+        self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]
+    ) -> tuple[Any, list[Any]]:
+        """Start ``name``'s stream and read it up to its first chunk with content.
+
+        Chunks before that (an empty role chunk, say) are held back, so a failure there still
+        falls back: the user has seen nothing yet.
+        """
+        gen = self._call(self._bind(name), kind, payload, kwargs, True)
+        held: list[Any] = []
+        for chunk in gen:
+            held.append(chunk)
+            if _has_content(chunk):
+                break
+        return gen, held
+
+    async def _aopen_stream(
+        self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]
+    ) -> tuple[Any, list[Any]]:
+        agen = await self._acall(self._bind(name), kind, payload, kwargs, True)
+        held: list[Any] = []
+        async for chunk in agen:
+            held.append(chunk)
+            if _has_content(chunk):
+                break
+        return agen, held
+
     def _serve_stream(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
         task, request_id, kwargs = self._options(kwargs)
         router = self._router
         ticket = router.begin(task, request_id=request_id)
         probes = router.start_probes(ticket, lambda m: self._probe(m, kind, payload, kwargs))
         try:
-            try:  # a candidate failing before its first chunk falls back to the reference
-                gen = self._call(self._bind(ticket.route), kind, payload, kwargs, True)
-                first = next(gen, _END)
+            try:  # a candidate failing before its first content falls back to the reference
+                gen, held = self._open_stream(ticket.route, kind, payload, kwargs)
             except Exception as exc:
                 if ticket.route == self._reference_name:
                     raise
                 ticket = router.fall_back(ticket, exc)
-                gen = self._call(self._bind(ticket.route), kind, payload, kwargs, True)
-                first = next(gen, _END)
+                gen, held = self._open_stream(ticket.route, kind, payload, kwargs)
         except BaseException:
             probes.cancel()
             raise
-        return self._relay(ticket, gen, first, probes, kind, payload)
+        return self._relay(ticket, gen, held, probes, kind, payload)
 
     def _relay(
-        self, ticket: Ticket, gen: Any, first: Any, probes: Any, kind: str, payload: Any
+        self, ticket: Ticket, gen: Any, held: list[Any], probes: Any, kind: str, payload: Any
     ) -> Generator[Any, None, None]:
         head = _head(ticket)
-        last = first
+        last = _END
         try:
-            if last is _END:
-                return
-            for item in gen:
-                yield _tag(last, head)
+            for item in itertools.chain(held, gen):
+                if last is not _END:
+                    yield _tag(last, head)
                 last = item
         except BaseException:
             probes.cancel()
             raise
+        if last is _END:  # an empty stream: nothing to record or compare
+            probes.cancel()
+            return
         routed = self._router.finish(ticket, self._answer(ticket.route, kind, payload, last))
         probes.settle(routed.answer)
         yield _tag(last, _record(ticket, routed))
@@ -444,33 +472,37 @@ class SmartLLM(FunctionCallingLLM):
         probes = router.astart_probes(ticket, lambda m: self._aprobe(m, kind, payload, kwargs))
         try:
             try:
-                agen = await self._acall(self._bind(ticket.route), kind, payload, kwargs, True)
-                first = await anext(agen, _END)
+                agen, held = await self._aopen_stream(ticket.route, kind, payload, kwargs)
             except Exception as exc:
                 if ticket.route == self._reference_name:
                     raise
                 ticket = await router.afall_back(ticket, exc)
-                agen = await self._acall(self._bind(ticket.route), kind, payload, kwargs, True)
-                first = await anext(agen, _END)
+                agen, held = await self._aopen_stream(ticket.route, kind, payload, kwargs)
         except BaseException:
             probes.cancel()
             raise
-        return self._arelay(ticket, agen, first, probes, kind, payload)
+        return self._arelay(ticket, agen, held, probes, kind, payload)
 
     async def _arelay(
-        self, ticket: Ticket, agen: Any, first: Any, probes: Any, kind: str, payload: Any
+        self, ticket: Ticket, agen: Any, held: list[Any], probes: Any, kind: str, payload: Any
     ) -> AsyncGenerator[Any, None]:
         head = _head(ticket)
-        last = first
+        last = _END
         try:
-            if last is _END:
-                return
+            for item in held:
+                if last is not _END:
+                    yield _tag(last, head)
+                last = item
             async for item in agen:
-                yield _tag(last, head)
+                if last is not _END:
+                    yield _tag(last, head)
                 last = item
         except BaseException:
             probes.cancel()
             raise
+        if last is _END:
+            probes.cancel()
+            return
         answer = self._answer(ticket.route, kind, payload, last)
         routed = await self._router.afinish(ticket, answer)
         await probes.asettle(routed.answer)
@@ -478,6 +510,18 @@ class SmartLLM(FunctionCallingLLM):
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+def _has_content(chunk: Any) -> bool:
+    """Whether a streamed chunk shows the user anything: text, a tool call or another block."""
+    if getattr(chunk, "delta", None):
+        return True
+    message = getattr(chunk, "message", None)
+    if message is None:
+        return False
+    if any(getattr(b, "block_type", "text") != "text" for b in message.blocks):
+        return True
+    return bool((message.additional_kwargs or {}).get("tool_calls"))
 
 
 def _head(ticket: Ticket) -> dict[str, Any]:

@@ -120,3 +120,34 @@ async def test_rate_limited_probe_candidate_is_a_failure_not_a_disagreement(faul
     ledger = llm.ledger()
     assert ledger.routes[MINI].probes == 0 and ledger.routes[MINI].failures == 6
     assert ledger.routes[HAIKU].probes == ledger.routes[HAIKU].agreements == 6
+
+
+STREAMS = [m for m in METHODS if "stream" in m]
+
+
+@pytest.mark.parametrize("method", STREAMS)
+async def test_stream_cut_before_any_content_falls_back(faulty, method):
+    """The chunks before the first content are held back, so a failure there still falls back."""
+    llm = build(faulty, warm=True)
+    faulty.models = {n: Behaviour("", faults=[Fault("truncate")]) for n in NAMES[1:]}
+    infos = []
+    for _ in range(3):
+        final, items = await call(llm, method)
+        infos.append(final.additional_kwargs[SMART_KEY])
+        assert "".join(r.delta or "" for r in items)  # the reference's whole answer
+    assert all(i["route"] == REFERENCE for i in infos) and any(i["fallback"] for i in infos)
+
+
+@pytest.mark.parametrize("method", STREAMS)
+async def test_stream_cut_after_content_reaches_the_user(faulty, method):
+    """Once the user has seen content, a failure is theirs, as without SmartLLM."""
+    llm = build(faulty, warm=True)
+    faulty.models = {n: Behaviour("a b c d e f g h", faults=[Fault("truncate")]) for n in NAMES[1:]}
+    raised = 0
+    for _ in range(3):
+        try:
+            await call(llm, method)
+        except Exception:
+            raised += 1
+    assert raised >= 1
+    assert all(r.fallbacks == 0 for r in llm.ledger().routes.values() if r.name != REFERENCE)
