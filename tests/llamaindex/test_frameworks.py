@@ -101,3 +101,16 @@ async def test_function_agent_uses_a_tool(server, warm):
         for name in (MINI, HAIKU):  # both steps probed; candidates agreed on the tool call
             assert ledger.routes[name].probes == 2
             assert ledger.routes[name].agreements >= 1
+
+
+async def test_settings_llm_chat_engine(server, index, events):  # noqa: F811
+    Settings.llm = smart(server, wait_for_probes=True)
+    engine = index.as_chat_engine()
+    assert "warehouse 5" in str(engine.chat(QUESTION)).lower()
+    streamed = engine.stream_chat(QUESTION)
+    assert "warehouse 5" in "".join(streamed.response_gen).lower()
+    reply = await engine.achat(QUESTION)
+    assert str(reply)
+    Settings.llm.flush()
+    await Settings.llm.aflush()
+    assert Settings.llm.ledger().requests == events.count(STARTS) == events.count(ENDS) >= 3
