@@ -122,3 +122,40 @@ async def test_token_counting_handler_counts_each_call_once(
         usage.input_tokens,
         usage.output_tokens,
     )
+
+
+async def test_a_fallback_shows_the_failed_attempt_and_counts_tokens_once(restore_settings):
+    from smart_core.testing import Behaviour, FakeLLMServer, Fault
+
+    from .conftest import HAIKU, MINI, REFERENCE, warm_store
+
+    counter = TokenCountingHandler()
+    with FakeLLMServer() as srv:
+        llm = smart(
+            srv,
+            epsilon=0.2,
+            audit_rate=0,
+            store=warm_store([REFERENCE, MINI, HAIKU], 0.2),
+            callback_manager=CallbackManager([counter]),
+        )
+        srv.models = {n: Behaviour(faults=[Fault("rate_limit")]) for n in (MINI, HAIKU)}
+        root = get_dispatcher()
+        handler = Collect()
+        root.add_event_handler(handler)
+        try:
+            for _ in range(5):
+                r = await llm.achat([ChatMessage(role="user", content="hi")])
+                if r.additional_kwargs[SMART_KEY]["fallback"]:
+                    break
+        finally:
+            root.event_handlers = [h for h in root.event_handlers if h is not handler]
+    assert r.additional_kwargs[SMART_KEY]["fallback"]
+    # The last call: the candidate's failed attempt (a start event, no end event), then the
+    # reference's answer. TokenCountingHandler logs an empty record for the failed attempt (as
+    # it does for any failing LlamaIndex call) and counts the answer's tokens once.
+    starts = [e for e in handler.events if isinstance(e, STARTS)]
+    assert starts[-2].model_dict["model_name"] in (MINI, HAIKU)
+    assert starts[-1].model_dict["model_name"] == REFERENCE
+    assert handler.count(ENDS) == handler.count(STARTS) - 1
+    assert [c.total_token_count > 0 for c in counter.llm_token_counts][-2:] == [False, True]
+    assert sum(c.total_token_count > 0 for c in counter.llm_token_counts) == handler.count(ENDS)
