@@ -137,8 +137,14 @@ class Ledger:
             + f"  (guaranteed agreement {self.bound:.4f})",
         ]
         for r in self.routes.values():
+            # A dropped candidate is no longer explored; it may still carry traffic (and be
+            # audited) when the profiling already put it in the mix.
+            status = ""
+            if r.dropped:
+                in_mix = self.mix.get(r.name, 0.0) > 0.0
+                status = " (profiling done; audits only)" if in_mix else " (dropped)"
             lines.append(
                 f"  {r.name}: {r.requests} routed, {r.agreements}/{r.probes} agreed,"
-                f" bound [{r.lower:.4f}, {r.upper:.4f}]" + (" (dropped)" if r.dropped else "")
+                f" bound [{r.lower:.4f}, {r.upper:.4f}]{status}"
             )
         return "\n".join(lines)

@@ -129,3 +129,17 @@ def test_nothing_spent_means_savings_of_one():
     assert ledger.savings == 1.0
     assert ledger.savings_interval == (1.0, 1.0)
     assert ledger.requests == 0
+
+
+def test_summary_says_a_dropped_candidate_in_the_mix_is_only_audited():
+    """A candidate dropped from exploration while the mix still routes to it is shown as
+    "profiling done; audits only", not as dropped: users read "dropped" as "not used"."""
+    c = counters()
+    c[K.dropped(MINI)] = 1.0
+    ledger = Ledger.from_counters(c, policy())
+    assert ledger.mix.get(MINI, 0.0) > 0.0
+    text = ledger.summary()
+    mini_line = next(line for line in text.splitlines() if MINI in line and "routed" in line)
+    assert mini_line.endswith("(profiling done; audits only)")
+    nano_line = next(line for line in text.splitlines() if NANO in line and "routed" in line)
+    assert nano_line.endswith("(dropped)")
