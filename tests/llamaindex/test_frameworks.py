@@ -74,6 +74,7 @@ async def test_query_engines_on_candidate_routes(server, index):
     assert routed >= 8  # almost every query answered by a candidate
 
 
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecationWarning")  # workflows
 @pytest.mark.parametrize("warm", [False, True], ids=["reference", "candidates"])
 async def test_function_agent_uses_a_tool(server, warm):
     used: list[tuple[int, int]] = []
