@@ -288,3 +288,16 @@ async def test_structured_prediction(server, reference):
     await llm.aflush()
     for name in llm.model_names[1:]:
         assert llm.ledger().routes[name].agreements == 6
+
+
+async def test_background_probes_are_recorded_by_flush_and_aflush(server):
+    llm = smart(server)  # wait_for_probes=False: the user does not wait for the candidates
+    llm.chat(MSG)
+    list(llm.stream_complete("hi"))
+    llm.flush()
+    assert llm.ledger().routes[MINI].probes == 2
+    await llm.achat(MSG)
+    [r async for r in await llm.astream_chat(MSG)]
+    await llm.aflush()
+    assert llm.ledger().routes[MINI].probes == llm.ledger().routes[HAIKU].probes == 4
+    await llm.aclose()
