@@ -203,6 +203,21 @@ class SmartRouter:
         await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
         return replace(ticket, route=self.config.reference.name, fallback=True)
 
+    def record_failure(self, ticket: Ticket, error: BaseException | None = None) -> None:
+        """Record that ``ticket.route`` failed with nothing to fall back to.
+
+        For a stream that broke after the user had received part of it: the failure is counted
+        (never as a disagreement) and the request stays reserved, with no answer recorded.
+        """
+        self.store.add(
+            ticket.task, {K.failures(ticket.route): 1.0}, event_id=f"{ticket.request_id}:failure"
+        )
+
+    async def arecord_failure(self, ticket: Ticket, error: BaseException | None = None) -> None:
+        await self.store.aadd(
+            ticket.task, {K.failures(ticket.route): 1.0}, event_id=f"{ticket.request_id}:failure"
+        )
+
     def start_probes(self, ticket: Ticket, call: Callable[[str], Answer]) -> ProbeRun:
         """Call ``call(model)`` for each of the ticket's probe candidates in worker threads."""
         run = ProbeRun(self, ticket, self._executor(), call)

@@ -658,7 +658,10 @@ class SmartChatModel(BaseChatModel):
                     break
                 except Exception as exc:
                     probes.cancel()
-                    if yielded or not self._can_fall_back(ticket):
+                    if yielded:  # part of the answer is out: count the failure, then raise
+                        router.record_failure(ticket, exc)
+                        raise
+                    if not self._can_fall_back(ticket):
                         raise
                     ticket = router.fall_back(ticket, exc)
                     chunks, held = [], None
@@ -703,7 +706,10 @@ class SmartChatModel(BaseChatModel):
                     break
                 except Exception as exc:
                     probes.cancel()
-                    if yielded or not self._can_fall_back(ticket):
+                    if yielded:  # part of the answer is out: count the failure, then raise
+                        await router.arecord_failure(ticket, exc)
+                        raise
+                    if not self._can_fall_back(ticket):
                         raise
                     ticket = await router.afall_back(ticket, exc)
                     chunks, held = [], None

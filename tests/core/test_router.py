@@ -559,3 +559,16 @@ async def test_arun_without_endpoints_explains_how_to_serve():
     router = SmartRouter(config(), seed=0)
     with pytest.raises(RuntimeError, match="endpoints"):
         await router.arun(1)
+
+
+async def test_record_failure_counts_once_and_is_not_a_disagreement():
+    """A stream cut after part of it reached the user: one failure for the route, idempotent per
+    request, no call, cost or probe recorded."""
+    router = SmartRouter(config(**ALL_PROBES), seed=0)
+    ticket = await router.abegin(request_id="cut")
+    await router.arecord_failure(ticket, RuntimeError("connection reset"))
+    router.record_failure(ticket)  # a retry of the same write changes nothing
+    counters = router.store.read("t")
+    assert counters[K.failures(ticket.route)] == 1.0
+    assert counters.get(K.calls(ticket.route), 0.0) == 0.0
+    assert counters.get(K.probes_of(MINI), 0.0) == 0.0

@@ -143,6 +143,11 @@ def test_a_truncated_candidate_stream_falls_back_or_raises_the_providers_error(
         if smart_meta["route"] == REF:
             assert text == "ok"
     assert MINI not in outcomes  # a truncated answer is never passed off as complete
+    # Every cut stream counts as a failure of the candidate (fallback or raised), never as a
+    # disagreement.
+    stats = llm.ledger().routes[MINI]
+    assert stats.failures == outcomes.count("raised") + outcomes.count("fell back")
+    assert stats.agreements == stats.probes
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
