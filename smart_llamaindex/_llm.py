@@ -455,6 +455,10 @@ class SmartLLM(FunctionCallingLLM):
                 if last is not _END:
                     yield _tag(last, head)
                 last = item
+        except Exception as exc:  # cut after content reached the user: count it, then raise
+            probes.cancel()
+            self._router.record_failure(ticket, exc)
+            raise
         except BaseException:
             probes.cancel()
             raise
@@ -497,6 +501,10 @@ class SmartLLM(FunctionCallingLLM):
                 if last is not _END:
                     yield _tag(last, head)
                 last = item
+        except Exception as exc:  # cut after content reached the user: count it, then raise
+            probes.cancel()
+            await self._router.arecord_failure(ticket, exc)
+            raise
         except BaseException:
             probes.cancel()
             raise

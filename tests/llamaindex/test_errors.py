@@ -150,4 +150,8 @@ async def test_stream_cut_after_content_reaches_the_user(faulty, method):
         except Exception:
             raised += 1
     assert raised >= 1
-    assert all(r.fallbacks == 0 for r in llm.ledger().routes.values() if r.name != REFERENCE)
+    candidates = [r for r in llm.ledger().routes.values() if r.name != REFERENCE]
+    assert all(r.fallbacks == 0 for r in candidates)
+    # Each cut is still counted against the candidate that broke, never as a disagreement.
+    assert sum(r.failures for r in candidates) == raised
+    assert all(r.agreements == r.probes for r in candidates)
