@@ -98,16 +98,21 @@ def test_interrupted_run_resumes_without_paying_twice(tmp_path):
     models = Models(path, {MINI: 0.02, HAIKU: 0.3})
     run = _run(path, tmp_path)
     calls = 0
+    running: list[asyncio.Task] = []
 
     async def stop_midway(item, model):
         nonlocal calls
         calls += 1
         if calls == 150:
-            raise KeyboardInterrupt  # like Ctrl-C in the middle of the run
+            running[0].cancel()  # what asyncio.run does on Ctrl-C: cancel the main task
+
+    async def main():
+        running.append(asyncio.ensure_future(run_batch(run, models.endpoints())))
+        await running[0]
 
     models.hook = stop_midway
-    with pytest.raises(KeyboardInterrupt):
-        asyncio.run(run_batch(run, models.endpoints()))
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(main())
     first = _lines(tmp_path / "out.jsonl")
     assert 0 < len(first) < 200
     answered_before = {x["id"] for x in first}
