@@ -169,11 +169,15 @@ def test_run_errors_are_clear(tmp_path, monkeypatch):
     base += ["--epsilon", "0.1", "--output", str(tmp_path / "o.jsonl")]
     runner = CliRunner()
     res = runner.invoke(app, [*base, "--reference", "gpt-4o", "--candidates", MINI])
-    assert res.exit_code == 2 and "--reference" in res.output and "openai:gpt-4o-mini" in res.output
+    assert (
+        res.exit_code == 2
+        and "--reference" in " ".join(res.output.split())
+        and "openai:gpt-4o-mini" in " ".join(res.output.split())
+    )
     res = runner.invoke(app, [*base, "--reference", REF, "--candidates", MINI])
-    assert res.exit_code == 2 and "OPENAI_API_KEY" in res.output
+    assert res.exit_code == 2 and "OPENAI_API_KEY" in " ".join(res.output.split())
     res = runner.invoke(app, ["run", "--input", str(tmp_path / "items.jsonl")])
-    assert res.exit_code == 2 and "missing --prompt" in res.output
+    assert res.exit_code == 2 and "missing --prompt" in " ".join(res.output.split())
     (tmp_path / "bad.toml").write_text("epsilon = 0.1\nepsilom = 0.2\n")
     res = runner.invoke(app, ["run", "--config", str(tmp_path / "bad.toml")])
     assert res.exit_code == 2 and "unknown keys ['epsilom']" in " ".join(res.output.split())
