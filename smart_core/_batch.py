@@ -229,7 +229,10 @@ class _RunDB:
 
 def timeline(db_path: str | Path) -> list[dict[str, Any]]:
     """Finished items of a run in completion order (for charts); [] if the file has no run."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    if not Path(db_path).is_file():
+        return []
+    # A read-write connection, so that closing the last one checkpoints and removes the WAL.
+    conn = sqlite3.connect(db_path)
     try:
         rows = conn.execute(
             "SELECT seq, idx, route, probe, cost, ref_cost, bound, mix, effective_epsilon "
