@@ -302,18 +302,23 @@ def run(
     epsilon: Annotated[
         float | None, typer.Option(help="Allowed share of differing answers.")
     ] = None,
-    delta: Annotated[float | None, typer.Option(help="Allowed failure probability.")] = None,
+    delta: Annotated[
+        float | None, typer.Option(help="Allowed failure probability (default 0.05).")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output JSONL, one line per item.")
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="TOML file with any of these options (flags win).")
     ] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Items in flight at once.")] = None,
-    comparator: Annotated[
-        str | None, typer.Option(help="exact | choice:A,B | regex:PATTERN | number[:TOL] | json")
+    concurrency: Annotated[
+        int | None, typer.Option(help="Items in flight at once (default 32).")
     ] = None,
-    task: Annotated[str | None, typer.Option(help="Task name in the store.")] = None,
+    comparator: Annotated[
+        str | None,
+        typer.Option(help="exact (default) | choice:A,B | regex:PATTERN | number[:TOL] | json"),
+    ] = None,
+    task: Annotated[str | None, typer.Option(help="Task name in the store (default run).")] = None,
     state: Annotated[
         Path | None, typer.Option(help="Run state (SQLite); default OUTPUT.smart.db.")
     ] = None,
@@ -326,11 +331,18 @@ def run(
     anthropic_base_url: Annotated[
         str | None, typer.Option(help="Base URL of an Anthropic-compatible server.")
     ] = None,
-    timeout: Annotated[float | None, typer.Option(help="Seconds per model call.")] = None,
-    max_retries: Annotated[
-        int | None, typer.Option(help="Retries per call on 429/5xx/timeouts (honours retry-after).")
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds per model call (default 60).")
     ] = None,
-    max_tokens: Annotated[int | None, typer.Option(help="Max output tokens per answer.")] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(
+            help="Retries per call on 429/5xx/timeouts, honouring retry-after (default 4)."
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option(help="Max output tokens per answer (default 256).")
+    ] = None,
     price: Annotated[
         list[str] | None, typer.Option(help="MODEL=IN,OUT USD per 1M tokens (repeatable).")
     ] = None,
@@ -341,7 +353,7 @@ def run(
         Path | None, typer.Option(help="Chart path; default OUTPUT stem + .png.")
     ] = None,
     seed: Annotated[
-        int | None, typer.Option(help="Seed of the item order and route draws.")
+        int | None, typer.Option(help="Seed of the item order and route draws (default 0).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
