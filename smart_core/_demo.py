@@ -16,6 +16,7 @@ environment).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -222,7 +223,8 @@ def run_demo(
         base_urls = {"openai": server.openai_base_url, "anthropic": server.anthropic_base_url}
     try:
         chosen = _choose_pipeline(pipeline)
-        rows = _run_engine(
+        runner = _run_lcel if chosen == "langchain" else _run_engine
+        rows = runner(
             workload,
             out,
             base_urls=base_urls,
@@ -242,13 +244,63 @@ def run_demo(
 
 
 def _choose_pipeline(pipeline: str) -> str:
-    # The LangChain LCEL pipeline (prompt | SmartChatModel | parser) cannot live in smart_core,
-    # which must not import LangChain (tests/core/test_exported_members.py); until it has a home
-    # in smart_langchain the demo runs the same workload through the framework-free engine.
-    # tests/cli/test_demo.py runs the workload through the LCEL pipeline to show it agrees.
-    if pipeline not in ("auto", "engine"):
-        raise ConfigError(f"pipeline {pipeline!r}: only 'engine' is available in this release")
-    return "engine"
+    """``langchain`` (the LCEL chain of :mod:`smart_langchain._demo`) when its extra is
+    installed, else ``engine`` (``smart run``'s framework-free engine); ``auto`` picks."""
+    if pipeline not in ("auto", "langchain", "engine"):
+        raise ConfigError(
+            f"pipeline {pipeline!r}: choose 'auto', 'langchain' (LCEL chain with "
+            "SmartChatModel) or 'engine' (the framework-free `smart run` engine)"
+        )
+    if pipeline == "engine":
+        return "engine"
+    try:  # smart_core never imports LangChain itself; the adapter is optional
+        importlib.import_module("smart_langchain._demo")
+    except ImportError as exc:
+        if pipeline == "langchain":
+            raise ConfigError(
+                "pipeline 'langchain' needs the langchain extra: pip install 'smart-llm[langchain]'"
+                f" ({exc})"
+            ) from exc
+        return "engine"
+    return "langchain"
+
+
+def _run_lcel(
+    workload: Sequence[DemoItem],
+    out: Path,
+    *,
+    base_urls: Mapping[str, str | None],
+    epsilon: float,
+    delta: float,
+    concurrency: int,
+    seed: int,
+    progress: Any,
+) -> list[dict[str, Any]]:
+    """Label the workload through ``prompt | SmartChatModel | parser`` (rows in input order)."""
+    chain = importlib.import_module("smart_langchain._demo")
+    state = out / "demo-lcel.smart.db"
+    for stale in (state, Path(f"{state}-wal"), Path(f"{state}-shm")):
+        stale.unlink(missing_ok=True)  # every demo starts from nothing, like --restart
+    rows = chain.run_demo_chain(
+        [{"id": it.id, "text": it.text} for it in workload],
+        prompt=_PROMPT,
+        reference=REFERENCE,
+        candidates=list(CANDIDATES),
+        comparator="choice:" + ",".join(LABELS),
+        store=f"sqlite:///{state}",
+        base_urls=base_urls,
+        epsilon=epsilon,
+        delta=delta,
+        concurrency=concurrency,
+        seed=seed,
+        progress=progress,
+    )
+    with (out / "answers.jsonl").open("w", encoding="utf-8") as fh:
+        for it, row in zip(workload, rows, strict=True):
+            row["id"] = it.id
+            fh.write(json.dumps({"id": it.id, "answer": row["answer"], "route": row["route"]}))
+            fh.write("\n")
+    return rows
 
 
 def _start_server(workload: Sequence[DemoItem]) -> Any:
@@ -363,7 +415,13 @@ def _summarise(
     savings = ref_total / spent if spent > 0 else float("inf")
     lines = [
         f"smart demo -- {kind}",
-        "  pipeline: the `smart run` engine (framework-free), models over HTTP via the SDKs",
+        "  pipeline: "
+        + (
+            "LangChain LCEL `prompt | SmartChatModel | StrOutputParser()` over ChatOpenAI and "
+            "ChatAnthropic"
+            if pipeline == "langchain"
+            else "the `smart run` engine (framework-free), models over HTTP via the SDKs"
+        ),
         f"  {len(rows)} tickets, epsilon={epsilon:g}, delta={delta:g}, reference {REFERENCE}",
         f"  paid ${spent:.4f} vs ${ref_total:.4f} had {REFERENCE} answered everything "
         + (

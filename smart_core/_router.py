@@ -130,7 +130,17 @@ class SmartRouter:
         policy = self._policies.get(name)
         if policy is None:
             policy = self._policies[name] = MixPolicy.from_config(self.config, task=name)
+            self._record_config(name)
         return policy
+
+    def _record_config(self, task: str) -> None:
+        """Leave the configuration in the store so ``smart report`` can rebuild the bounds."""
+        try:
+            raw = self.config.model_dump_json()
+        except Exception:  # a comparator or price that cannot be serialised: counters only
+            return
+        if self.store.get_meta(task, "config") != raw:
+            self.store.set_meta(task, "config", raw)
 
     def decide(self, task: str | None = None, *, request_id: str | None = None) -> Decision:
         """Decide how to serve the next request of ``task`` and reserve it in the store.

@@ -613,6 +613,13 @@ def demo(
         int | None,
         typer.Option(help="Tickets in flight at once (default 8 simulated, 32 with --live)."),
     ] = None,
+    pipeline: Annotated[
+        str,
+        typer.Option(
+            help="langchain: an LCEL chain `prompt | SmartChatModel | StrOutputParser()`; "
+            "engine: the framework-free `smart run` engine; auto: langchain when installed."
+        ),
+    ] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """SMART end to end with no keys and no network: simulated models on a local server.
@@ -634,6 +641,7 @@ def demo(
                 out_dir=out_dir,
                 live=live,
                 concurrency=concurrency or (32 if live else 8),
+                pipeline=pipeline,
                 progress=update,
             )
     except SmartError as exc:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
+import pytest
 from typer.testing import CliRunner
 
-from smart_core._demo import _PROMPT, LABELS, make_workload, responders, simulated_answer
+from smart_core._demo import make_workload, simulated_answer
 from smart_core.cli import app
-from smart_core.testing import FakeLLMServer
 
 runner = CliRunner()
 
@@ -28,10 +27,21 @@ def test_workload_is_deterministic_and_harder_items_err_more():
     assert all(simulated_answer("openai:gpt-4o", it) == it.label for it in a)
 
 
-def test_demo_prints_savings_and_disagreement_and_plots(tmp_path):
-    res = runner.invoke(app, ["demo", "--items", "300", "--out", str(tmp_path)], env={})
+@pytest.mark.parametrize(
+    ("pipeline", "state", "task_name", "says"),
+    [
+        ("langchain", "demo-lcel.smart.db", "demo-triage-lcel", "LCEL `prompt | SmartChatModel"),
+        ("engine", "demo.smart.db", "demo-triage", "the `smart run` engine"),
+    ],
+)
+def test_demo_prints_savings_and_disagreement_and_plots(tmp_path, pipeline, state, task_name, says):
+    """Both pipelines label every ticket below the reference-only cost with a realized
+    disagreement within epsilon, plot it, and leave a store that `smart report` reads."""
+    args = ["demo", "--items", "300", "--out", str(tmp_path), "--pipeline", pipeline]
+    res = runner.invoke(app, args, env={})
     assert res.exit_code == 0, res.output
     assert "SIMULATED models" in res.output
+    assert says in res.output
     assert "cheaper" in res.output and "differing from the reference" in res.output
     doc = json.loads((tmp_path / "demo.json").read_text())
     assert doc["items"] == 300 and doc["simulated"] is True
@@ -39,11 +49,11 @@ def test_demo_prints_savings_and_disagreement_and_plots(tmp_path):
     assert doc["realized_disagreement"] <= doc["epsilon"]
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     # The demo's store is a normal store: `smart report` reads it.
-    store = f"sqlite:///{tmp_path / 'demo.smart.db'}"
+    store = f"sqlite:///{tmp_path / state}"
     rep = runner.invoke(app, ["report", "--store", store, "--json"])
     assert rep.exit_code == 0, rep.output
     (task,) = json.loads(rep.stdout)
-    assert task["task"] == "demo-triage" and task["requests"] == 300
+    assert task["task"] == task_name and task["requests"] == 300
     ledger = task["ledger"]
     assert ledger["spent"] == doc["spent"] or abs(ledger["spent"] - doc["spent"]) < 1e-9
     lo, hi = ledger["savings_interval"]
@@ -77,41 +87,3 @@ def test_report_errors_and_unconfigured_tasks(tmp_path):
     assert res.exit_code == 0 and "no configuration recorded" in res.output
     res = runner.invoke(app, ["report", "--store", url, "--task", "nope"])
     assert res.exit_code == 2 and "'other'" in res.output
-
-
-def test_same_workload_through_langchain_lcel_pipeline(tmp_path):
-    """The demo's workload through `prompt | SmartChatModel` (what `smart demo` will run once the
-    pipeline has a home in smart_langchain; smart_core may not import LangChain)."""
-    from langchain_anthropic import ChatAnthropic
-    from langchain_core.output_parsers import StrOutputParser
-    from langchain_core.prompts import ChatPromptTemplate
-    from langchain_openai import ChatOpenAI
-
-    from smart_langchain import SmartChatModel
-
-    items = make_workload(200, seed=5)
-    with FakeLLMServer(responders(items)) as server:
-        llm = SmartChatModel(
-            reference=ChatOpenAI(model="gpt-4o", base_url=server.openai_base_url, api_key="x"),
-            candidates=[
-                ChatOpenAI(model="gpt-4o-mini", base_url=server.openai_base_url, api_key="x"),
-                ChatAnthropic(
-                    model="claude-haiku-4-5", base_url=server.anthropic_base_url, api_key="x"
-                ),
-            ],
-            epsilon=0.05,
-            batch_size=len(items),
-            comparator="choice:" + ",".join(LABELS),
-            task="demo-lcel",
-            store=f"sqlite:///{tmp_path / 'lcel.db'}",
-            wait_for_probes=True,
-            seed=0,
-        )
-        chain = ChatPromptTemplate.from_template(_PROMPT) | llm | StrOutputParser()
-        inputs = [{"id": it.id, "text": it.text} for it in items]
-        answers = asyncio.run(chain.abatch(inputs, config={"max_concurrency": 16}))
-        ledger = llm.ledger()
-        llm.close()
-    differing = sum(a.strip() != it.label for a, it in zip(answers, items, strict=True))
-    assert ledger.requests == 200
-    assert differing / len(items) <= 0.05

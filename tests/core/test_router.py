@@ -572,3 +572,26 @@ async def test_record_failure_counts_once_and_is_not_a_disagreement():
     assert counters[K.failures(ticket.route)] == 1.0
     assert counters.get(K.calls(ticket.route), 0.0) == 0.0
     assert counters.get(K.probes_of(MINI), 0.0) == 0.0
+
+
+def test_router_leaves_its_configuration_for_smart_report(tmp_path):
+    """The first decision of a task records the config in the store (what `smart report` needs
+    to rebuild bounds), for every task the router serves; a config that cannot be serialised
+    (a lambda comparator) leaves counters only instead of failing the request."""
+    from smart_core._report import report_task, task_config
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    router = SmartRouter(config(**ALL_PROBES), store=url, seed=0)
+    router.begin()
+    router.begin("other-task")
+    recorded = task_config(router.store, "t")
+    assert recorded is not None and recorded.epsilon == 0.05 and recorded.reference.name == REF
+    assert task_config(router.store, "other-task") is not None
+    assert report_task(router.store, "t").requests == 1
+    router.close()
+
+    odd = SmartRouter(
+        config(comparator=lambda a, b: a.text == b.text, **ALL_PROBES), store=MemoryStore()
+    )
+    odd.begin()
+    assert odd.store.read("t")[K.REQUESTS] == 1.0
