@@ -15,7 +15,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk
 
-from smart_core import Answer, ToolCallMatch, Usage
+from smart_core import Answer, JsonMatch, ToolCallMatch, Usage
 
 __all__ = ["MessageMatch", "answer_from_message", "chunk_from_message"]
 
@@ -85,6 +85,9 @@ def chunk_from_message(message: AIMessage) -> ChatGenerationChunk:
     return ChatGenerationChunk(message=chunk)
 
 
+_JSON = JsonMatch()  # canonical JSON, shared with smart_core's "json" comparator
+
+
 class MessageMatch(ToolCallMatch):
     """Default comparator of :class:`~smart_langchain.SmartChatModel`.
 
@@ -107,19 +110,5 @@ class MessageMatch(ToolCallMatch):
                 except ValueError:
                     return key
                 if isinstance(parsed, dict | list):
-                    return ("json", _canonical_json(parsed))
+                    return ("json", _JSON.key(Answer(value=parsed)))
         return key
-
-
-def _canonical(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_canonical(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(_canonical(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
