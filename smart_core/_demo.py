@@ -16,7 +16,6 @@ environment).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import os
 import re
@@ -223,17 +222,18 @@ def run_demo(
         base_urls = {"openai": server.openai_base_url, "anthropic": server.anthropic_base_url}
     try:
         chosen = _choose_pipeline(pipeline)
-        runner = _run_lcel if chosen == "langchain" else _run_engine
-        rows = runner(
-            workload,
-            out,
-            base_urls=base_urls,
-            epsilon=epsilon,
-            delta=delta,
-            concurrency=concurrency,
-            seed=seed,
-            progress=progress,
-        )
+        settings: dict[str, Any] = {
+            "base_urls": base_urls,
+            "epsilon": epsilon,
+            "delta": delta,
+            "concurrency": concurrency,
+            "seed": seed,
+            "progress": progress,
+        }
+        if chosen == "engine":
+            rows = _run_engine(workload, out, **settings)
+        else:
+            rows = _run_pipeline(chosen, workload, out, **settings)
         requests = len(server.requests) if server is not None else None
     finally:
         if server is not None:
@@ -243,29 +243,43 @@ def run_demo(
     )
 
 
+#: Entry-point group through which framework adapters offer the demo a pipeline (the
+#: ``smart-llm`` distribution registers ``langchain`` -> ``smart_langchain._demo``), so the
+#: engine runs their code without importing any framework itself.
+PIPELINE_GROUP = "smart.demo_pipelines"
+
+
+def _pipelines() -> dict[str, Any]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group=PIPELINE_GROUP)}
+
+
 def _choose_pipeline(pipeline: str) -> str:
-    """``langchain`` (the LCEL chain of :mod:`smart_langchain._demo`) when its extra is
-    installed, else ``engine`` (``smart run``'s framework-free engine); ``auto`` picks."""
-    if pipeline not in ("auto", "langchain", "engine"):
+    """``langchain`` (the LCEL chain registered by :mod:`smart_langchain`) when installed, else
+    ``engine`` (``smart run``'s framework-free engine); ``auto`` picks."""
+    offered = _pipelines()
+    if pipeline not in ("auto", "engine", "langchain", *offered):
         raise ConfigError(
             f"pipeline {pipeline!r}: choose 'auto', 'langchain' (LCEL chain with "
             "SmartChatModel) or 'engine' (the framework-free `smart run` engine)"
         )
     if pipeline == "engine":
         return "engine"
-    try:  # smart_core never imports LangChain itself; the adapter is optional
-        importlib.import_module("smart_langchain._demo")
-    except ImportError as exc:
-        if pipeline == "langchain":
-            raise ConfigError(
-                "pipeline 'langchain' needs the langchain extra: pip install 'smart-llm[langchain]'"
-                f" ({exc})"
-            ) from exc
-        return "engine"
-    return "langchain"
+    name = "langchain" if pipeline == "auto" else pipeline
+    try:
+        offered[name].load()
+    except (KeyError, ImportError) as exc:
+        if pipeline == "auto":
+            return "engine"
+        raise ConfigError(
+            f"pipeline {name!r} is not installed: pip install 'smart-llm[{name}]' ({exc!r})"
+        ) from exc
+    return name
 
 
-def _run_lcel(
+def _run_pipeline(
+    name: str,
     workload: Sequence[DemoItem],
     out: Path,
     *,
@@ -276,12 +290,12 @@ def _run_lcel(
     seed: int,
     progress: Any,
 ) -> list[dict[str, Any]]:
-    """Label the workload through ``prompt | SmartChatModel | parser`` (rows in input order)."""
-    chain = importlib.import_module("smart_langchain._demo")
-    state = out / "demo-lcel.smart.db"
+    """Label the workload through an adapter's pipeline (rows in input order)."""
+    run_chain = _pipelines()[name].load()
+    state = out / f"demo-{name}.smart.db"
     for stale in (state, Path(f"{state}-wal"), Path(f"{state}-shm")):
         stale.unlink(missing_ok=True)  # every demo starts from nothing, like --restart
-    rows = chain.run_demo_chain(
+    rows = run_chain(
         [{"id": it.id, "text": it.text} for it in workload],
         prompt=_PROMPT,
         reference=REFERENCE,

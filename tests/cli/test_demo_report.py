@@ -30,7 +30,12 @@ def test_workload_is_deterministic_and_harder_items_err_more():
 @pytest.mark.parametrize(
     ("pipeline", "state", "task_name", "says"),
     [
-        ("langchain", "demo-lcel.smart.db", "demo-triage-lcel", "LCEL `prompt | SmartChatModel"),
+        (
+            "langchain",
+            "demo-langchain.smart.db",
+            "demo-triage-lcel",
+            "LCEL `prompt | SmartChatModel",
+        ),
         ("engine", "demo.smart.db", "demo-triage", "the `smart run` engine"),
     ],
 )
@@ -87,3 +92,9 @@ def test_report_errors_and_unconfigured_tasks(tmp_path):
     assert res.exit_code == 0 and "no configuration recorded" in res.output
     res = runner.invoke(app, ["report", "--store", url, "--task", "nope"])
     assert res.exit_code == 2 and "'other'" in res.output
+
+
+def test_demo_unknown_pipeline_is_a_clear_error(tmp_path):
+    res = runner.invoke(app, ["demo", "--items", "5", "--out", str(tmp_path), "--pipeline", "x"])
+    assert res.exit_code == 2
+    assert "'langchain'" in res.output and "'engine'" in res.output
