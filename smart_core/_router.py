@@ -451,11 +451,21 @@ class AsyncProbeRun:
         bg.add_done_callback(router._background.discard)
 
     async def _record(self, reference: Answer) -> None:
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        answers: dict[str, Answer | BaseException] = {}
-        for c, t in self._tasks.items():
-            answers[c] = t.result() if not t.cancelled() and t.exception() is None else _FAILED
-        await self._router.arecord_probe(self._ticket, reference, answers)
+        try:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        except asyncio.CancelledError:
+            # The loop is shutting down (asyncio.run() ending) or the caller gave up: keep what
+            # was already paid for -- candidates that answered are compared and recorded, the
+            # rest count as failures -- before letting the cancellation through.
+            self._router.record_probe(self._ticket, reference, self._answers())
+            raise
+        await self._router.arecord_probe(self._ticket, reference, self._answers())
+
+    def _answers(self) -> dict[str, Answer | BaseException]:
+        return {
+            c: t.result() if t.done() and not t.cancelled() and t.exception() is None else _FAILED
+            for c, t in self._tasks.items()
+        }
 
 
 class ProbeRun:

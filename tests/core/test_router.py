@@ -595,3 +595,34 @@ def test_router_leaves_its_configuration_for_smart_report(tmp_path):
     )
     odd.begin()
     assert odd.store.read("t")[K.REQUESTS] == 1.0
+
+
+def test_probe_cut_short_by_the_loop_ending_keeps_the_answers_already_paid_for():
+    """asyncio.run() cancels pending tasks when the caller's coroutine returns: a background
+    probe cut short that way still records the candidate that had answered (its cost and its
+    agreement); the one still running counts as a failure, not a disagreement."""
+
+    async def fast(request):
+        return Answer(text=f"ref-{request}", usage=Usage(10, 1))
+
+    async def never(request):
+        await asyncio.sleep(3600)
+
+    router = SmartRouter(
+        config(candidates=[MINI, NANO], **ALL_PROBES),
+        {REF: reference_endpoint(), MINI: fast, NANO: never},
+        seed=0,
+    )
+
+    async def serve_once():
+        routed = await router.arun(7)
+        await asyncio.sleep(0.05)  # the fast candidate answers; the slow one never does
+        return routed
+
+    routed = asyncio.run(serve_once())  # returns with the probe still pending
+    assert routed.probe
+    counters = router.store.read("t")
+    assert counters[K.probes_of(MINI)] == 1.0 and counters[K.agreements(MINI)] == 1.0
+    assert counters[K.calls(MINI)] == 1.0
+    assert counters[K.failures(NANO)] == 1.0
+    assert counters.get(K.probes_of(NANO), 0.0) == 0.0
