@@ -381,7 +381,6 @@ async def run_batch(
             f"{key}); pass --restart to discard it, or choose another --output or --state"
         )
     store.set_meta(run.task, "run.key", key)
-    store.set_meta(run.task, "config", config.model_dump_json())
     store.set_meta(
         run.task,
         "run",
@@ -390,7 +389,7 @@ async def run_batch(
     db = _RunDB(router.store.path)  # type: ignore[attr-defined]
     tickets, saved, done = db.tickets(), db.answers(), db.done()
     _rewrite_output(run.output, done.values())
-    policy = router.policy(run.task)
+    policy = router.policy(run.task)  # also records the config for `smart report`
     reference = config.reference.name
     order = [it for it in items if it.id not in done]
     random.Random(f"{key}:{run.seed}").shuffle(order)

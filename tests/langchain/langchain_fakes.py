@@ -162,3 +162,21 @@ def _json(value: Any) -> str:
 
 
 FAKE_PRICES = {"fake-large": (10.0, 30.0), "fake-small": (0.1, 0.3), "fake-mid": (1.0, 3.0)}
+
+
+def call_by_path(llm: Any, path: str, prompt: str = "q") -> None:
+    """Serve ``prompt`` through one of the four entry points (``invoke``, ``stream``,
+    ``ainvoke``, ``astream``), so error tests cover every path with one body."""
+
+    async def run_async() -> None:
+        if path == "ainvoke":
+            await llm.ainvoke(prompt)
+        else:
+            [c async for c in llm.astream(prompt)]
+
+    if path == "invoke":
+        llm.invoke(prompt)
+    elif path == "stream":
+        list(llm.stream(prompt))
+    else:
+        asyncio.run(run_async())

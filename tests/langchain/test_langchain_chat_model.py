@@ -17,7 +17,7 @@ from langchain_core.messages import AIMessageChunk
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.tracers.context import collect_runs
-from langchain_fakes import FAKE_PRICES, FakeChat
+from langchain_fakes import FAKE_PRICES, FakeChat, call_by_path
 from pydantic import BaseModel, SecretStr
 
 from smart_core import ChoiceMatch, ConfigError, StoreError
@@ -397,19 +397,8 @@ def test_a_failing_routed_candidate_falls_back_to_the_reference(path: str) -> No
 def test_a_failing_reference_raises_its_own_error(path: str) -> None:
     llm = make(FakeChat(model_name="fake-large", fail=ProviderDown("500")))
 
-    async def run_async() -> None:
-        if path == "ainvoke":
-            await llm.ainvoke("q")
-        else:
-            [c async for c in llm.astream("q")]
-
     with pytest.raises(ProviderDown):
-        if path == "invoke":
-            llm.invoke("q")
-        elif path == "stream":
-            list(llm.stream("q"))
-        else:
-            asyncio.run(run_async())
+        call_by_path(llm, path)
 
 
 class _FailsAfterFirstChunk(FakeChat):

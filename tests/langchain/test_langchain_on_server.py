@@ -15,6 +15,7 @@ import openai
 import pytest
 from langchain_anthropic import ChatAnthropic
 from langchain_core.messages import AIMessageChunk
+from langchain_fakes import call_by_path
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
@@ -167,19 +168,8 @@ def test_a_failing_reference_raises_the_providers_own_error(
     server.models[name] = Behaviour("ok", faults=[Fault("server_error")])
     llm = smart(server, reference=reference, candidates=[openai_model(server, MINI)])
 
-    async def run_async() -> None:
-        if path == "ainvoke":
-            await llm.ainvoke("q")
-        else:
-            [c async for c in llm.astream("q")]
-
     with pytest.raises(error):
-        if path == "invoke":
-            llm.invoke("q")
-        elif path == "stream":
-            list(llm.stream("q"))
-        else:
-            asyncio.run(run_async())
+        call_by_path(llm, path)
 
 
 def test_probes_run_concurrently_and_the_answer_waits_only_for_the_reference(
