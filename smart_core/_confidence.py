@@ -21,6 +21,7 @@ __all__ = [
     "BetaMixtureSequence",
     "ClopperPearsonBound",
     "ConfidenceSequence",
+    "FinitePopulationSequence",
     "make_confidence_sequence",
 ]
 
@@ -156,6 +157,147 @@ class BetaMixtureSequence:
         return _bisect(rejected, edge, s / n)
 
 
+@dataclass(frozen=True)
+class FinitePopulationSequence:
+    """Anytime bound on the agreement of a batch's *unprobed* items (sampling without replacement).
+
+    A batch of ``population`` items processed in random order is a finite population: every probe
+    reveals one more item's agreement, drawn uniformly from the items not yet probed (items routed
+    without a probe are removed unseen, which leaves the rest exchangeable). The unknown is the
+    count ``F`` of differing answers over the whole batch. For any prior on ``F`` the ratio
+    prior(F) / posterior(F) is a nonnegative martingale with mean 1 under the true ``F``
+    (Waudby-Smith & Ramdas 2020, "Confidence sequences for sampling without replacement"), so by
+    Ville's inequality every ``F`` it pushes above ``1/alpha`` is ruled out, at all times at once.
+    The prior is the Beta mixture of :class:`BetaMixtureSequence` made beta-binomial.
+
+    ``lower`` returns ``1 - (U - f) / (N - n)``: at most ``U - f`` of the ``N - n`` unprobed items
+    differ, ``U`` being the largest ``F`` not ruled out and ``f`` the differing answers already
+    seen. Unlike a bound on a per-item probability, this covers the chance fluctuation of the
+    batch's own answers too, so batch mode needs no separate margin for it, and it tightens as the
+    unprobed part of the batch shrinks.
+    """
+
+    population: int
+    mixture: BetaMixtureSequence = field(default_factory=BetaMixtureSequence)
+    name: str = "anytime"
+    anytime_valid: bool = True
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.population < 1:
+            raise ValueError(f"population must be at least 1, got {self.population}")
+
+    @classmethod
+    def for_target(cls, epsilon: float, population: int) -> FinitePopulationSequence:
+        """A batch of ``population`` items, prior centred as for :class:`BetaMixtureSequence`."""
+        return cls(population=population, mixture=BetaMixtureSequence.for_target(epsilon))
+
+    def lower(self, successes: int, trials: int, alpha: float) -> float:
+        return self._cached("lower", successes, trials, alpha)
+
+    def upper(self, successes: int, trials: int, alpha: float) -> float:
+        return self._cached("upper", successes, trials, alpha)
+
+    def differing_bounds(self, successes: int, trials: int, alpha: float) -> tuple[int, int]:
+        """The smallest and largest count of differing unprobed answers not ruled out."""
+        _check(successes, trials, alpha)
+        key = ("counts", successes, trials, alpha)
+        hit = self._cache.get(key)
+        if hit is None:
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            hit = self._cache[key] = self._count_bounds(successes, trials, alpha)
+        return hit
+
+    def _cached(self, side: str, s: int, n: int, alpha: float) -> float:
+        rest = self.population - n
+        if rest <= 0:  # nothing left unprobed: the bound is vacuous, report the sample rate
+            return s / n if n else (0.0 if side == "lower" else 1.0)
+        lo, hi = self.differing_bounds(s, n, alpha)
+        return 1.0 - hi / rest if side == "lower" else 1.0 - lo / rest
+
+    def _components(self) -> list[tuple[float, float, float]]:
+        # (log weight, a, b) of Beta laws on the *differing* rate: agreement Beta(a, b) mirrored.
+        total = sum(w for w, _, _ in self.mixture.components)
+        return [
+            (math.log(w / total), (1.0 - mean) * conc, mean * conc)
+            for w, mean, conc in self.mixture.components
+        ]
+
+    def rules_out(self, differing_unprobed: int, successes: int, trials: int, alpha: float) -> bool:
+        """Is ``differing_unprobed`` differing answers among the unprobed items ruled out?"""
+        _check(successes, trials, alpha)
+        return self._log_ratio(differing_unprobed, successes, trials) >= math.log(1.0 / alpha)
+
+    def _log_ratio(self, g: int, s: int, n: int) -> float:
+        """log prior(F) - log posterior(F) for F = f + g differing answers in the whole batch."""
+        big_n, f = self.population, n - s
+        rest = big_n - n
+        if g < 0 or g > rest:
+            return math.inf
+        comps = self._components()
+        post_w = [lw + _log_beta(a + f, b + s) - _log_beta(a, b) for lw, a, b in comps]
+        norm = _logsumexp(post_w)
+        log_prior = _logsumexp([lw + _log_beta_binomial(f + g, big_n, a, b) for lw, a, b in comps])
+        log_post = _logsumexp(
+            [
+                w - norm + _log_beta_binomial(g, rest, a + f, b + s)
+                for w, (_, a, b) in zip(post_w, comps, strict=True)
+            ]
+        )
+        return log_prior - log_post
+
+    def _count_bounds(self, s: int, n: int, alpha: float) -> tuple[int, int]:
+        rest = self.population - n
+        if n == 0:
+            return 0, rest
+        threshold = math.log(1.0 / alpha)
+
+        def ruled_out(g: int) -> bool:
+            return self._log_ratio(g, s, n) >= threshold
+
+        # The set not ruled out is an interval around the posterior mode (at the sample rate),
+        # found by bisection on each side.
+        mode = min(rest, max(0, round(rest * (n - s) / n)))
+        if ruled_out(mode):
+            return 0, rest  # should not happen; claim nothing rather than something wrong
+        return _edge(ruled_out, mode, 0), _edge(ruled_out, mode, rest)
+
+
+def _edge(ruled_out, inside: int, end: int) -> int:
+    """The last integer from ``inside`` towards ``end`` that is not ruled out (bisection)."""
+    if not ruled_out(end):
+        return end
+    good, bad = inside, end  # good is not ruled out, bad is
+    while abs(bad - good) > 1:
+        mid = (good + bad) // 2
+        if ruled_out(mid):
+            bad = mid
+        else:
+            good = mid
+    return good
+
+
+def _logsumexp(xs: list[float]) -> float:
+    m = max(xs)
+    if m == -math.inf:
+        return m
+    return m + math.log(sum(math.exp(x - m) for x in xs))
+
+
+def _log_beta_binomial(k: int, n: int, a: float, b: float) -> float:
+    """log P(K = k) for K ~ BetaBinomial(n, a, b)."""
+    if k < 0 or k > n:
+        return -math.inf
+    return (
+        math.lgamma(n + 1)
+        - math.lgamma(k + 1)
+        - math.lgamma(n - k + 1)
+        + _log_beta(k + a, n - k + b)
+        - _log_beta(a, b)
+    )
+
+
 def _check(s: int, n: int, alpha: float) -> None:
     if n < 0 or s < 0 or s > n:
         raise ValueError(f"need 0 <= successes <= trials, got successes={s}, trials={n}")
@@ -234,9 +376,17 @@ class ClopperPearsonBound:
         return 1.0 - self.lower(n - s, n, alpha)
 
 
-def make_confidence_sequence(method: str, epsilon: float) -> ConfidenceSequence:
-    """The bound for a config's ``method``: ``"anytime"`` (default) or ``"clopper-pearson"``."""
+def make_confidence_sequence(
+    method: str, epsilon: float, population: int | None = None
+) -> ConfidenceSequence:
+    """The bound for a config's ``method``: ``"anytime"`` (default) or ``"clopper-pearson"``.
+
+    With a ``population`` (batch mode) the anytime bound is the finite-population one, which
+    bounds the batch's own unprobed items rather than a per-item probability.
+    """
     if method == "anytime":
+        if population:
+            return FinitePopulationSequence.for_target(epsilon, population)
         return BetaMixtureSequence.for_target(epsilon)
     if method == "clopper-pearson":
         return ClopperPearsonBound()

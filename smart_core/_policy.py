@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from . import _keys as K
 from ._certificate import Certificate
-from ._confidence import ConfidenceSequence, make_confidence_sequence
+from ._confidence import ConfidenceSequence, FinitePopulationSequence, make_confidence_sequence
 from ._mix import mix_cost, solve_mix
 
 __all__ = [
@@ -143,12 +143,16 @@ class MixPolicy:
         self.batch_size = batch_size
         self.expected_requests = expected_requests
         self.audit_rate = audit_rate
-        self.bound = bound or make_confidence_sequence(method, epsilon)
+        self.bound = bound or make_confidence_sequence(method, epsilon, batch_size)
         self.method = self.bound.name
-        # Batch mode promises the *realized* share of the batch, so part of delta covers the
-        # chance fluctuation of the answers around their probabilities; the rest the bounds.
+        # Batch mode promises the *realized* share of the batch. The finite-population bound
+        # covers the batch's own answers directly; a per-item bound (Clopper-Pearson) needs part
+        # of delta for the chance fluctuation of the answers around their probabilities.
+        self.finite_population = isinstance(self.bound, FinitePopulationSequence)
         self.realization_delta = (
-            delta * realization_share(epsilon, batch_size) if batch_size else 0.0
+            delta * realization_share(epsilon, batch_size)
+            if batch_size and not self.finite_population
+            else 0.0
         )
         self.alphas = split_delta(delta - self.realization_delta, self.candidates, delta_weights)
         self._budget = (
@@ -229,6 +233,10 @@ class MixPolicy:
         if self.batch_size:
             allowed = self._batch_allowed(counters, routes, costs, bounds, upper, 1.0 - eps_eff)
         keep = [i for i, ok in enumerate(allowed) if ok]
+        if self.finite_population and len(keep) > 2:
+            # Candidates the budget check would take now come first; the others only if none.
+            fits = [i for i in keep[1:] if self._fits_budget(counters, lower, routes[i])]
+            keep = _best_pair([0, *fits] if fits else keep, costs, bounds, 1.0 - eps_eff)
         sub = _solve([costs[i] for i in keep], [bounds[i] for i in keep], 1.0 - eps_eff)
         weights = [0.0] * len(routes)
         for i, w in zip(keep, sub, strict=True):
@@ -263,9 +271,23 @@ class MixPolicy:
                 self._econ_cache.clear()
             econ = self._econ_cache[econ_key] = (to_drop, explore)
         to_drop, explore = econ
+        live_now = tuple(c for c in live if c not in to_drop)
+        if self.finite_population and horizon:
+            # A reference answer costs the same with or without a probe, and a candidate the mix
+            # uses must keep being observed for its bound to tighten as the batch proceeds (the
+            # budget check holds its items back until then), unless it could never pay for that.
+            bare = [cost[r] for r in routes]
+            used = tuple(
+                c
+                for i, c in enumerate(routes[1:], start=1)
+                if weights[i] > 0
+                and c not in live_now
+                and self._could_pay(c, bare, i, 1.0 - eps_eff, horizon)
+            )
+            live_now = (*live_now, *used)
         return PolicyView(
             routes=routes,
-            live=tuple(c for c in live if c not in to_drop),
+            live=live_now,
             lower=lower,
             upper=upper,
             cost=cost,
@@ -276,6 +298,18 @@ class MixPolicy:
             bound=bound,
             explore=explore,
         )
+
+    def _plan(self, costs: Sequence[float], bounds: Sequence[float], target: float) -> list[float]:
+        """The cheapest mix the budget check could certify: any LP mix, or with the
+        finite-population bound one candidate with the reference (see :func:`_best_pair`)."""
+        if not self.finite_population or len(costs) <= 2:
+            return _solve(costs, bounds, target)
+        pair = _best_pair(range(len(costs)), costs, bounds, target)
+        weights = [0.0] * len(costs)
+        sub = _solve([costs[i] for i in pair], [bounds[i] for i in pair], target)
+        for i, w in zip(pair, sub, strict=True):
+            weights[i] = w
+        return weights
 
     def _batch_allowed(
         self,
@@ -345,11 +379,32 @@ class MixPolicy:
             tighter = {c: max(predicted[c] or 0.0, lower[c]) for c in self.candidates}
             eps = self._budget_left(counters, tighter) / max(horizon - extra, 1.0)
             eps = min(1.0, max(0.0, eps))
-        w_future = solve_mix(costs, future, 1.0 - eps)
-        assert w_future is not None
+        w_future = self._plan(costs, future, 1.0 - eps)
         gain = (now - mix_cost(costs, w_future)) * (horizon - extra)
         probe_premium = max(costs[0] - now, 0.0) * extra
         return gain > _EXPLORE_MARGIN * probe_premium
+
+    def _fits_budget(
+        self, counters: Mapping[str, float], lower: Mapping[str, float], route: str
+    ) -> bool:
+        """Batch mode: may one more item go to ``route`` without risking the batch's promise?
+
+        With the finite-population bound, the items sent to a candidate ``c`` differ at most
+        ``min(R_c, G_c)`` times, ``R_c`` being how many were sent and ``G_c`` the bound on
+        differing answers among all of ``c``'s unprobed items (the routed ones are among them).
+        The sum over candidates must stay within ``epsilon * N``; checked before every routed item
+        on the counters as they are, this holds at the end whatever happens after the last one.
+        """
+        if not self.finite_population:
+            return self._budget_left(counters, lower) >= 1.0 - lower[route]
+        assert self.batch_size is not None
+        used = 0.0
+        for c in self.candidates:
+            routed = counters.get(K.routed(c), 0.0) + (1.0 if c == route else 0.0)
+            if routed:
+                unprobed = max(self.batch_size - counters.get(K.probes_of(c), 0.0), 0.0)
+                used += min(routed, (1.0 - lower[c]) * unprobed)
+        return used <= self._budget + 1e-9
 
     def _budget_left(self, counters: Mapping[str, float], lower: Mapping[str, float]) -> float:
         """Batch mode: expected differing answers the batch may still afford, in requests.
@@ -366,7 +421,12 @@ class MixPolicy:
             routed = counters.get(K.routed(c), 0.0)
             if routed:
                 now = routed * (1.0 - lower[c])
-                used += min(counters.get(K.charged(c), now), now)
+                if self.finite_population:
+                    # A plan, not the check: items routed so far at the rate their candidate's
+                    # unprobed items are bounded to differ (:meth:`_fits_budget` is the check).
+                    used += now
+                else:
+                    used += min(counters.get(K.charged(c), now), now)
         return self._budget - used
 
     def _hopeless(
@@ -425,8 +485,8 @@ class MixPolicy:
                 hopeful[i] = max(lower[c], self._predicted_lower(counters, c, growth, hopeful=True))
                 sub_costs = [x for j, x in enumerate(costs) if j != i]
                 sub_bounds = [x for j, x in enumerate(plain) if j != i]
-                cost_without = mix_cost(sub_costs, _solve(sub_costs, sub_bounds, target))
-                cost_with = mix_cost(costs, _solve(costs, hopeful, target))
+                cost_without = mix_cost(sub_costs, self._plan(sub_costs, sub_bounds, target))
+                cost_with = mix_cost(costs, self._plan(costs, hopeful, target))
                 net = (cost_without - cost_with) * (horizon - extra) - costs[i] * extra
                 value[c] = max(value[c], net)
         # Candidates that substitute for each other each add little to a mix holding the rest,
@@ -509,9 +569,8 @@ class MixPolicy:
         live = view.live
         audit = False
         if route != ref:
-            over_budget = (
-                self.batch_size is not None
-                and self._budget_left(counters, view.lower) < 1.0 - view.lower[route]
+            over_budget = self.batch_size is not None and not self._fits_budget(
+                counters, view.lower, route
             )
             if over_budget or view.explore:
                 route = ref
@@ -620,6 +679,28 @@ def _solve(costs: Sequence[float], bounds: Sequence[float], target: float) -> li
     weights = solve_mix(costs, bounds, target)
     assert weights is not None  # the reference (bound 1) is always feasible
     return weights
+
+
+def _best_pair(
+    keep: Sequence[int] | range, costs: Sequence[float], bounds: Sequence[float], target: float
+) -> list[int]:
+    """The reference and the one candidate (of ``keep``) whose two-route mix is cheapest.
+
+    With the finite-population bound a candidate's differing answers are bounded over *all* its
+    unprobed items, so two candidates sharing the routed items would each be charged for all of
+    them; a plan with one candidate (plus the reference, whose share is probes) is what the
+    budget check can certify.
+    """
+    best, best_cost = [keep[0]], math.inf
+    for i in keep[1:]:
+        pair = [keep[0], i]
+        w = solve_mix([costs[j] for j in pair], [bounds[j] for j in pair], target)
+        if w is None:
+            continue
+        c = mix_cost([costs[j] for j in pair], w)
+        if c < best_cost:
+            best, best_cost = pair, c
+    return best
 
 
 def _adds_value(costs: Sequence[float], bounds: Sequence[float], i: int, target: float) -> bool:

@@ -25,6 +25,7 @@ from smart_core._confidence import (
     BetaMixtureSequence,
     ClopperPearsonBound,
     ConfidenceSequence,
+    FinitePopulationSequence,
     make_confidence_sequence,
 )
 
@@ -346,3 +347,60 @@ def test_anytime_bound_discriminates_good_and_hopeless_routes() -> None:
     assert bound.lower(1920, 2000, alpha) > 0.94
     assert bound.upper(0, 30, alpha) < 0.5
     assert bound.upper(0, 30, ALPHA) < 0.5
+
+
+# -- finite population (batch mode) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("population", "epsilon"), [(200, 0.1), (500, 0.02), (1000, 0.2)])
+def test_finite_population_bounds_are_the_interval_not_ruled_out(population, epsilon):
+    """The bisection edges are exactly the first and last count not ruled out, and nothing
+    between them is ruled out (checked against a full scan of every count)."""
+    bound = FinitePopulationSequence.for_target(epsilon, population)
+    for n in (1, 7, 20, 61, population // 2, population - 3):
+        for s in {0, n, n // 2, int(0.9 * n), int(0.97 * n)}:
+            for alpha in (0.0125, 0.05):
+                kept = [g for g in range(population - n + 1) if not bound.rules_out(g, s, n, alpha)]
+                lo, hi = bound.differing_bounds(s, n, alpha)
+                assert kept == list(range(lo, hi + 1))
+
+
+@pytest.mark.parametrize(("population", "differing"), [(1000, 50), (1000, 200), (2000, 20)])
+def test_finite_population_sequence_covers_the_batch_at_every_look(population, differing):
+    """2,000 random orders of a batch with a known count of differing answers, the bound checked
+    after every probe up to the last item: the share of orders in which the true count of
+    differing unprobed answers is ever ruled out stays within alpha = 0.05 (the 3.4-standard-error
+    allowance tells 5 % from 10 %)."""
+    alpha, orders = 0.05, 2000
+    bound = FinitePopulationSequence.for_target(0.05, population)
+    rng = np.random.default_rng(differing)
+    items = np.zeros(population, dtype=int)
+    items[:differing] = 1
+    verdict: dict[tuple[int, int], bool] = {}
+    failures = 0
+    for _ in range(orders):
+        seen = np.cumsum(rng.permutation(items))
+        for n in range(1, population):
+            f = int(seen[n - 1])
+            key = (n, f)
+            if key not in verdict:
+                verdict[key] = bound.rules_out(differing - f, n - f, n, alpha)
+            if verdict[key]:
+                failures += 1
+                break
+    rate = failures / orders
+    print(f"N={population} F={differing}: ever ruled out in {rate:.2%} of orders")
+    assert rate <= alpha + 3.4 * math.sqrt(alpha * (1 - alpha) / orders)
+
+
+def test_finite_population_bound_tightens_as_the_batch_is_used_up():
+    """At the same sample rate, the more of the batch was probed the fewer differing answers can
+    hide in the rest, and a fully agreeing sample of 400 of 1,000 items leaves at most 3 % of the
+    other 600 differing."""
+    bound = FinitePopulationSequence.for_target(0.05, 1000)
+    highs = [bound.differing_bounds(round(0.95 * n), n, 0.05)[1] for n in (50, 200, 500, 900)]
+    assert highs == sorted(highs, reverse=True) and highs[0] > 100 > 20 > highs[-1]
+    assert bound.differing_bounds(400, 400, 0.05)[1] <= 18
+    assert bound.lower(400, 400, 0.05) >= 0.97
+    with pytest.raises(ValueError, match="population"):
+        FinitePopulationSequence(population=0)

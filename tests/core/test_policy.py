@@ -210,14 +210,13 @@ def test_dropped_candidate_is_not_live_in_the_view():
 
 def test_batch_reference_only_probes_leave_slack_in_effective_epsilon():
     """In batch mode, items answered by the reference use no budget, so the remaining items may
-    differ more often: effective_epsilon = B / (N - answered), where B is the expected-count
-    budget that keeps the realized count within epsilon * N (``realized_budget``)."""
+    differ more often: effective_epsilon = epsilon * N / (N - answered). The finite-population
+    bound covers the batch's own answers, so the whole epsilon * N is the budget."""
     n, eps = 1000, 0.05
     policy = make_policy([MINI], epsilon=eps, batch_size=n)
     assert policy.mode == "batch"
-    budget = realized_budget(eps * n, policy.realization_delta)
-    assert 0 < budget < eps * n
-    assert policy.view({}).effective_epsilon == pytest.approx(budget / n)
+    assert policy.realization_delta == 0.0
+    assert policy.view({}).effective_epsilon == pytest.approx(eps)
     counters = {
         K.REQUESTS: 200.0,
         K.PROBES: 200.0,
@@ -226,14 +225,24 @@ def test_batch_reference_only_probes_leave_slack_in_effective_epsilon():
         K.agreements(MINI): 180.0,
     }
     view = policy.view(counters)
-    assert view.effective_epsilon == pytest.approx(budget / (n - 200))
-    assert view.effective_epsilon > budget / n
-    assert view.budget_left == pytest.approx(budget)
+    assert view.effective_epsilon == pytest.approx(eps * n / (n - 200))
+    assert view.budget_left == pytest.approx(eps * n)
     assert view.bound >= 1 - view.effective_epsilon - 1e-9
 
 
+def test_batch_clopper_pearson_keeps_a_margin_for_the_realized_share():
+    """A per-item bound (the paper's rule) says nothing about the batch's own answers, so part of
+    delta and a Poisson margin below epsilon * N cover their chance fluctuation."""
+    n, eps = 1000, 0.05
+    policy = make_policy([MINI], epsilon=eps, batch_size=n, method="clopper-pearson")
+    budget = realized_budget(eps * n, policy.realization_delta)
+    assert 0 < budget < eps * n
+    assert policy.view({}).effective_epsilon == pytest.approx(budget / n)
+
+
 def test_batch_routed_items_use_up_the_budget():
-    """Items routed to a candidate are charged 1 - L each, which lowers the budget left."""
+    """The plan charges items routed to a candidate at the bound on its unprobed items' rate of
+    differing, 1 - L each, which lowers the budget left."""
     n, eps = 1000, 0.05
     policy = make_policy([MINI], epsilon=eps, batch_size=n)
     counters = {
@@ -245,9 +254,27 @@ def test_batch_routed_items_use_up_the_budget():
     view = policy.view(counters)
     lower = view.lower[MINI]
     assert 0 < lower < 1
-    budget = realized_budget(eps * n, policy.realization_delta)
-    assert view.budget_left == pytest.approx(budget - 100 * (1 - lower))
+    assert view.budget_left == pytest.approx(eps * n - 100 * (1 - lower))
     assert view.effective_epsilon == pytest.approx(view.budget_left / (n - 300))
+
+
+def test_batch_check_counts_each_candidate_at_most_its_unprobed_differing_bound():
+    """Routing to a candidate is allowed while, over candidates, ``min(R_c, G_c)`` stays within
+    epsilon * N, ``G_c`` being the bound on differing answers among its unprobed items: early
+    items count in full (R_c small), and once G_c fits the budget every item may go."""
+    n, eps = 1000, 0.05
+    policy = make_policy([MINI], epsilon=eps, batch_size=n)
+    bound = policy.bound
+    base = {K.probes_of(MINI): 100.0, K.agreements(MINI): 99.0}
+    lower = {REF: 1.0, MINI: bound.lower(99, 100, policy.alphas[MINI])}
+    g = bound.differing_bounds(99, 100, policy.alphas[MINI])[1]
+    assert g > eps * n  # 100 probes cannot yet certify the 900 unprobed items
+    assert policy._fits_budget({**base, K.routed(MINI): 49.0}, lower, MINI)
+    assert not policy._fits_budget({**base, K.routed(MINI): 50.0}, lower, MINI)
+    sure = {K.probes_of(MINI): 400.0, K.agreements(MINI): 400.0}
+    lower_sure = {REF: 1.0, MINI: bound.lower(400, 400, policy.alphas[MINI])}
+    assert bound.differing_bounds(400, 400, policy.alphas[MINI])[1] <= eps * n
+    assert policy._fits_budget({**sure, K.routed(MINI): 599.0}, lower_sure, MINI)
 
 
 @pytest.mark.parametrize(
@@ -260,30 +287,34 @@ def test_batch_routed_items_use_up_the_budget():
     ],
 )
 def test_batch_budget_is_never_overspent_and_realized_disagreement_stays_below_epsilon(rates, seed):
-    """Hard budget check over a 2,000-item batch: whenever an item is routed, the charge
-    ``sum_c routed_c * (1 - L_c)`` at the bounds the decision used (this item included) is within
-    ``epsilon * N``; at every step the charge at the best bound seen so far (valid for all past
-    items, the bound being anytime) is too; and the realized share of differing answers is
-    <= epsilon."""
+    """Hard budget check over a 2,000-item batch: whenever an item is routed, the bound on the
+    differing answers it may bring, ``sum_c min(routed_c, G_c)`` at the counters of the decision
+    (this item included, ``G_c`` the bound on differing answers among ``c``'s unprobed items), is
+    within ``epsilon * N``; after the last routed item it stays so at the end of the batch; and
+    the realized share of differing answers is <= epsilon."""
     n, eps = 2000, 0.05
     policy = make_policy(list(rates), epsilon=eps, batch_size=n)
-    best = dict.fromkeys(rates, 0.0)
-    worst = {"at_route": -math.inf, "running": -math.inf}
+    worst = {"at_route": -math.inf}
+    last = {}
+
+    def charge(counters):
+        total = 0.0
+        for c in rates:
+            s, m = int(counters[K.agreements(c)]), int(counters[K.probes_of(c)])
+            g = policy.bound.differing_bounds(s, m, policy.alphas[c])[1]
+            total += min(counters[K.routed(c)], g)
+        return total
 
     def check(view, decision, counters):
-        for c in rates:
-            best[c] = max(best[c], view.lower[c])
         if decision.route != REF:
-            used = sum(counters[K.routed(c)] * (1 - view.lower[c]) for c in rates)
-            worst["at_route"] = max(worst["at_route"], used - eps * n)
-        used_best = sum(counters[K.routed(c)] * (1 - best[c]) for c in rates)
-        worst["running"] = max(worst["running"], used_best - eps * n)
+            last["at_route"] = {c: counters[K.routed(c)] for c in rates}
+            worst["at_route"] = max(worst["at_route"], charge(counters) - eps * n)
 
     trace = simulate(policy, rates, n, seed=seed, check=check)
     routed = n - trace.routes.count(REF)
     assert routed >= 0.3 * n  # the run did route, so the budget check was exercised
     assert worst["at_route"] <= 1e-9
-    assert worst["running"] <= 1e-9
+    assert charge(trace.counters) <= eps * n + 1e-9
     assert trace.differing / n <= eps
     assert all(b >= 1 - e - 1e-9 for b, e in zip(trace.bounds, trace.effective, strict=True))
 
