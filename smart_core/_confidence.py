@@ -13,9 +13,12 @@ computes the same bound from the same counters.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
+
+_T = TypeVar("_T")
 
 __all__ = [
     "BetaMixtureSequence",
@@ -109,8 +112,7 @@ class BetaMixtureSequence:
             a, b = mean * conc, (1.0 - mean) * conc
             terms.append(math.log(w) + _log_beta(a + s, b + n - s) - _log_beta(a, b))
         total_w = sum(w for w, _, _ in self.components)
-        m = max(terms)
-        return m + math.log(sum(math.exp(t - m) for t in terms)) - math.log(total_w)
+        return _logsumexp(terms) - math.log(total_w)
 
     def _threshold(self, s: int, n: int, alpha: float) -> float:
         # Reject p0 when -(s ln p0 + (n-s) ln(1-p0)) >= ln(1/alpha) - ln(marginal).
@@ -123,14 +125,7 @@ class BetaMixtureSequence:
         return self._cached("upper", successes, trials, alpha)
 
     def _cached(self, side: str, s: int, n: int, alpha: float) -> float:
-        # Bounds depend on the counts alone and are asked for again and again.
-        key = (side, s, n, alpha)
-        hit = self._cache.get(key)
-        if hit is None:
-            if len(self._cache) > 200_000:
-                self._cache.clear()
-            hit = self._cache[key] = self._boundary(side, s, n, alpha)
-        return hit
+        return _memo(self._cache, (side, s, n, alpha), lambda: self._boundary(side, s, n, alpha))
 
     def _boundary(self, side: str, s: int, n: int, alpha: float) -> float:
         """The edge of the set of p0 not yet rejected, below (lower) or above (upper) S/n."""
@@ -193,23 +188,21 @@ class FinitePopulationSequence:
         return cls(population=population, mixture=BetaMixtureSequence.for_target(epsilon))
 
     def lower(self, successes: int, trials: int, alpha: float) -> float:
-        return self._cached("lower", successes, trials, alpha)
+        return self._rate("lower", successes, trials, alpha)
 
     def upper(self, successes: int, trials: int, alpha: float) -> float:
-        return self._cached("upper", successes, trials, alpha)
+        return self._rate("upper", successes, trials, alpha)
 
     def differing_bounds(self, successes: int, trials: int, alpha: float) -> tuple[int, int]:
         """The smallest and largest count of differing unprobed answers not ruled out."""
         _check(successes, trials, alpha)
-        key = ("counts", successes, trials, alpha)
-        hit = self._cache.get(key)
-        if hit is None:
-            if len(self._cache) > 200_000:
-                self._cache.clear()
-            hit = self._cache[key] = self._count_bounds(successes, trials, alpha)
-        return hit
+        return _memo(
+            self._cache,
+            (successes, trials, alpha),
+            lambda: self._count_bounds(successes, trials, alpha),
+        )
 
-    def _cached(self, side: str, s: int, n: int, alpha: float) -> float:
+    def _rate(self, side: str, s: int, n: int, alpha: float) -> float:
         rest = self.population - n
         if rest <= 0:  # nothing left unprobed: the bound is vacuous, report the sample rate
             return s / n if n else (0.0 if side == "lower" else 1.0)
@@ -227,34 +220,42 @@ class FinitePopulationSequence:
     def rules_out(self, differing_unprobed: int, successes: int, trials: int, alpha: float) -> bool:
         """Is ``differing_unprobed`` differing answers among the unprobed items ruled out?"""
         _check(successes, trials, alpha)
-        return self._log_ratio(differing_unprobed, successes, trials) >= math.log(1.0 / alpha)
+        log_ratio = self._log_ratio(successes, trials)
+        return log_ratio(differing_unprobed) >= math.log(1.0 / alpha)
 
-    def _log_ratio(self, g: int, s: int, n: int) -> float:
-        """log prior(F) - log posterior(F) for F = f + g differing answers in the whole batch."""
+    def _log_ratio(self, s: int, n: int) -> Callable[[int], float]:
+        """g -> log prior(F) - log posterior(F), F = f + g differing answers in the whole batch.
+
+        The mixture's posterior weights depend on the counts only, so they are computed once
+        for all the values of g a bisection asks about.
+        """
         big_n, f = self.population, n - s
         rest = big_n - n
-        if g < 0 or g > rest:
-            return math.inf
         comps = self._components()
         post_w = [lw + _log_beta(a + f, b + s) - _log_beta(a, b) for lw, a, b in comps]
         norm = _logsumexp(post_w)
-        log_prior = _logsumexp([lw + _log_beta_binomial(f + g, big_n, a, b) for lw, a, b in comps])
-        log_post = _logsumexp(
-            [
-                w - norm + _log_beta_binomial(g, rest, a + f, b + s)
-                for w, (_, a, b) in zip(post_w, comps, strict=True)
-            ]
-        )
-        return log_prior - log_post
+        post = [(w - norm, a + f, b + s) for w, (_, a, b) in zip(post_w, comps, strict=True)]
+
+        def log_ratio(g: int) -> float:
+            if g < 0 or g > rest:
+                return math.inf
+            log_prior = _logsumexp(
+                [lw + _log_beta_binomial(f + g, big_n, a, b) for lw, a, b in comps]
+            )
+            log_post = _logsumexp([lw + _log_beta_binomial(g, rest, a, b) for lw, a, b in post])
+            return log_prior - log_post
+
+        return log_ratio
 
     def _count_bounds(self, s: int, n: int, alpha: float) -> tuple[int, int]:
         rest = self.population - n
         if n == 0:
             return 0, rest
         threshold = math.log(1.0 / alpha)
+        log_ratio = self._log_ratio(s, n)
 
         def ruled_out(g: int) -> bool:
-            return self._log_ratio(g, s, n) >= threshold
+            return log_ratio(g) >= threshold
 
         # The set not ruled out is an interval around the posterior mode (at the sample rate),
         # found by bisection on each side.
@@ -276,6 +277,17 @@ def _edge(ruled_out, inside: int, end: int) -> int:
         else:
             good = mid
     return good
+
+
+def _memo(cache: dict, key: tuple, compute: Callable[[], _T]) -> _T:
+    """``cache[key]``, computed once: bounds depend on the counts alone and are asked for again
+    and again. The cache is emptied when it grows past 200,000 entries."""
+    hit = cache.get(key)
+    if hit is None:
+        if len(cache) > 200_000:
+            cache.clear()
+        hit = cache[key] = compute()
+    return hit
 
 
 def _logsumexp(xs: list[float]) -> float:

@@ -237,10 +237,7 @@ class MixPolicy:
             # Candidates the budget check would take now come first; the others only if none.
             fits = [i for i in keep[1:] if self._fits_budget(counters, lower, routes[i])]
             keep = _best_pair([0, *fits] if fits else keep, costs, bounds, 1.0 - eps_eff)
-        sub = _solve([costs[i] for i in keep], [bounds[i] for i in keep], 1.0 - eps_eff)
-        weights = [0.0] * len(routes)
-        for i, w in zip(keep, sub, strict=True):
-            weights[i] = w
+        weights = _solve_over(keep, costs, bounds, 1.0 - eps_eff)
         bound = sum(w * b for w, b in zip(weights, bounds, strict=True))
 
         horizon = None
@@ -304,12 +301,9 @@ class MixPolicy:
         finite-population bound one candidate with the reference (see :func:`_best_pair`)."""
         if not self.finite_population or len(costs) <= 2:
             return _solve(costs, bounds, target)
-        pair = _best_pair(range(len(costs)), costs, bounds, target)
-        weights = [0.0] * len(costs)
-        sub = _solve([costs[i] for i in pair], [bounds[i] for i in pair], target)
-        for i, w in zip(pair, sub, strict=True):
-            weights[i] = w
-        return weights
+        return _solve_over(
+            _best_pair(range(len(costs)), costs, bounds, target), costs, bounds, target
+        )
 
     def _batch_allowed(
         self,
@@ -678,6 +672,17 @@ def probe_outcome(decision: Decision, route: str, agreed: bool) -> dict[str, flo
 def _solve(costs: Sequence[float], bounds: Sequence[float], target: float) -> list[float]:
     weights = solve_mix(costs, bounds, target)
     assert weights is not None  # the reference (bound 1) is always feasible
+    return weights
+
+
+def _solve_over(
+    keep: Sequence[int], costs: Sequence[float], bounds: Sequence[float], target: float
+) -> list[float]:
+    """The cheapest mix over the routes ``keep`` only, as weights over all routes."""
+    weights = [0.0] * len(costs)
+    sub = _solve([costs[i] for i in keep], [bounds[i] for i in keep], target)
+    for i, w in zip(keep, sub, strict=True):
+        weights[i] = w
     return weights
 
 

@@ -295,7 +295,6 @@ def test_batch_budget_is_never_overspent_and_realized_disagreement_stays_below_e
     n, eps = 2000, 0.05
     policy = make_policy(list(rates), epsilon=eps, batch_size=n)
     worst = {"at_route": -math.inf}
-    last = {}
 
     def charge(counters):
         total = 0.0
@@ -307,7 +306,6 @@ def test_batch_budget_is_never_overspent_and_realized_disagreement_stays_below_e
 
     def check(view, decision, counters):
         if decision.route != REF:
-            last["at_route"] = {c: counters[K.routed(c)] for c in rates}
             worst["at_route"] = max(worst["at_route"], charge(counters) - eps * n)
 
     trace = simulate(policy, rates, n, seed=seed, check=check)
