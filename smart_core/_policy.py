@@ -14,9 +14,12 @@ Two guarantees are available:
   ``1 - epsilon`` with probability ``1 - delta``, simultaneously at all times.
 * ``batch`` mode (``batch_size`` known): with probability ``1 - delta`` the *realized* share of
   the batch's answers that differ is at most ``epsilon``. Reference answers already returned
-  agree by definition; every routed item is charged ``1 - L`` at its decision and re-valued at
-  the current bound, and routing stops short of ``epsilon * N`` by a margin for the chance
-  fluctuation of the answers: the exact Poisson tail (see :func:`realized_budget`).
+  agree by definition. With the default finite-population bound, candidate ``c`` is charged
+  ``min(R_c, G_c)`` (items routed to it, bound on differing answers among its unprobed items)
+  and the batch probes until committing the rest is cheaper than probing on (see
+  :mod:`smart_core._commitment`). With the paper's per-item bound every routed item is charged
+  ``1 - L`` and routing stops short of ``epsilon * N`` by a margin for the chance fluctuation
+  of the answers: the exact Poisson tail (see :func:`realized_budget`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 
 from . import _keys as K
 from ._certificate import Certificate
+from ._commitment import CandidateState, Commitment, cheapest_commitment
 from ._confidence import ConfidenceSequence, FinitePopulationSequence, make_confidence_sequence
 from ._mix import mix_cost, solve_mix
 
@@ -54,6 +58,15 @@ _EXPLORE_MARGIN = 3.0
 _MIN_PROBES_BEFORE_VALUE_DROP = 30
 #: Probe counts at which a candidate's best case (all agreements) is checked for pay-back.
 _PAYBACK_PROBES = (10, 30, 100, 300, 1000, 3000, 10000, 30000)
+#: Batch commitment: the first look-ahead (in probes) and the factor between look-aheads
+#: (see :func:`_lookaheads`).
+_FIRST_LOOKAHEAD = 10
+_LOOKAHEAD_STEP = 1.4
+#: Look-aheads count the candidates' calls of a probe this much extra (a margin for optimism).
+_COMMIT_MARGIN = 1.0
+#: Three-point Gauss-Hermite rule (weight, standard normal node) for expectations over a rate:
+#: it matches a normal law's mean and variance.
+_GAUSS_HERMITE = ((2 / 3, 0.0), (1 / 6, -math.sqrt(3.0)), (1 / 6, math.sqrt(3.0)))
 #: Probe budgets (multiples of a candidate's current probes) the drop rule looks ahead to.
 _LOOKAHEAD_GROWTH = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -105,6 +118,8 @@ class PolicyView:
     to_drop: tuple[str, ...]
     bound: float
     explore: bool  # more probes than the mix needs are expected to pay for themselves
+    #: Batch commitment: the candidate taking the bulk of the rest of the batch, if any.
+    committed: str | None = None
 
     @property
     def mix(self) -> dict[str, float]:
@@ -201,6 +216,8 @@ class MixPolicy:
 
     def view(self, counters: Mapping[str, float]) -> PolicyView:
         """Bounds, costs and the cheapest admissible mix for the current counters."""
+        if self.finite_population and self.batch_size:
+            return self._commitment_view(counters)
         ref = self.reference
         lower: dict[str, float] = {ref: 1.0}
         upper: dict[str, float] = {ref: 1.0}
@@ -233,10 +250,6 @@ class MixPolicy:
         if self.batch_size:
             allowed = self._batch_allowed(counters, routes, costs, bounds, upper, 1.0 - eps_eff)
         keep = [i for i, ok in enumerate(allowed) if ok]
-        if self.finite_population and len(keep) > 2:
-            # Candidates the budget check would take now come first; the others only if none.
-            fits = [i for i in keep[1:] if self._fits_budget(counters, lower, routes[i])]
-            keep = _best_pair([0, *fits] if fits else keep, costs, bounds, 1.0 - eps_eff)
         weights = _solve_over(keep, costs, bounds, 1.0 - eps_eff)
         bound = sum(w * b for w, b in zip(weights, bounds, strict=True))
 
@@ -269,19 +282,6 @@ class MixPolicy:
             econ = self._econ_cache[econ_key] = (to_drop, explore)
         to_drop, explore = econ
         live_now = tuple(c for c in live if c not in to_drop)
-        if self.finite_population and horizon:
-            # A reference answer costs the same with or without a probe, and a candidate the mix
-            # uses must keep being observed for its bound to tighten as the batch proceeds (the
-            # budget check holds its items back until then), unless it could never pay for that.
-            bare = [cost[r] for r in routes]
-            used = tuple(
-                c
-                for i, c in enumerate(routes[1:], start=1)
-                if weights[i] > 0
-                and c not in live_now
-                and self._could_pay(c, bare, i, 1.0 - eps_eff, horizon)
-            )
-            live_now = (*live_now, *used)
         return PolicyView(
             routes=routes,
             live=live_now,
@@ -296,14 +296,262 @@ class MixPolicy:
             explore=explore,
         )
 
-    def _plan(self, costs: Sequence[float], bounds: Sequence[float], target: float) -> list[float]:
-        """The cheapest mix the budget check could certify: any LP mix, or with the
-        finite-population bound one candidate with the reference (see :func:`_best_pair`)."""
-        if not self.finite_population or len(costs) <= 2:
-            return _solve(costs, bounds, target)
-        return _solve_over(
-            _best_pair(range(len(costs)), costs, bounds, target), costs, bounds, target
+    def _commitment_view(self, counters: Mapping[str, float]) -> PolicyView:
+        """Batch mode with the finite-population bound: probe, or commit the rest of the batch.
+
+        The remaining items are either probed (the reference answers, the live candidates are
+        compared) or served by the cheapest commitment the budget allows now (see
+        :mod:`smart_core._commitment`). Probing goes on while probing longer and committing then
+        is predicted, at today's agreement rates, to cost less than committing now.
+        """
+        assert self.batch_size is not None
+        ref = self.reference
+        lower: dict[str, float] = {ref: 1.0}
+        upper: dict[str, float] = {ref: 1.0}
+        live = []
+        for c in self.candidates:
+            n = int(counters.get(K.probes_of(c), 0))
+            s = int(counters.get(K.agreements(c), 0))
+            lower[c] = self.bound.lower(s, n, self.alphas[c])
+            upper[c] = self.bound.upper(s, n, self.alphas[c])
+            if not counters.get(K.dropped(c)):
+                live.append(c)
+        cost = {r: self.expected_cost(counters, r) for r in (ref, *self.candidates)}
+        states = [
+            CandidateState(
+                c, cost[c], counters.get(K.routed(c), 0.0), self._cap(counters, lower, c)
+            )
+            for c in self.candidates
+        ]
+        remaining = max(self.batch_size - counters.get(K.REQUESTS, 0.0), 0.0)
+        # Committing ends profiling: the reference items of a commitment are plain calls.
+        now = cheapest_commitment(remaining, self._budget, ref, cost[ref], states)
+
+        econ_key = (
+            "commit",
+            tuple(round(math.log1p(counters.get(K.probes_of(c), 0.0)) * 100) for c in live),
+            tuple(round(math.log1p(st.routed) * 20) for st in states),
+            tuple(live),
+            round(math.log1p(remaining) * 100),
         )
+        econ = self._econ_cache.get(econ_key)
+        if econ is None:
+            econ = self._probe_or_commit(counters, states, live, cost, remaining, now)
+            if len(self._econ_cache) > 10_000:
+                self._econ_cache.clear()
+            self._econ_cache[econ_key] = econ
+        to_drop, probing = econ
+        live_now = tuple(c for c in live if c not in to_drop)
+        routes = (ref, *self.candidates)
+        budget_left = self._budget - sum(st.charge for st in states)
+        if probing and live_now:
+            items, share_differing = {ref: 1.0}, 0.0
+        else:
+            live_now = ()
+            items = {r: k / max(remaining, 1.0) for r, k in now.items.items()} or {ref: 1.0}
+            # What the commitment adds to the charges, as a share of the remaining items.
+            added = sum(
+                min(st.routed + now.items.get(st.name, 0.0), st.cap) - st.charge for st in states
+            )
+            share_differing = added / max(remaining, 1.0)
+        weights = tuple(items.get(r, 0.0) for r in routes)
+        return PolicyView(
+            routes=routes,
+            live=live_now,
+            lower=lower,
+            upper=upper,
+            cost=cost,
+            weights=weights,
+            effective_epsilon=min(1.0, max(0.0, budget_left / max(remaining, 1.0))),
+            budget_left=budget_left,
+            to_drop=to_drop,
+            bound=1.0 - share_differing,
+            explore=False,
+            committed=None if live_now else now.saturated,
+        )
+
+    def _cap(self, counters: Mapping[str, float], lower: Mapping[str, float], c: str) -> float:
+        """``G_c``: the most differing answers among ``c``'s unprobed items, from its bound."""
+        assert self.batch_size is not None
+        unprobed = max(self.batch_size - counters.get(K.probes_of(c), 0.0), 0.0)
+        return (1.0 - lower[c]) * unprobed
+
+    def _probe_or_commit(
+        self,
+        counters: Mapping[str, float],
+        states: Sequence[CandidateState],
+        live: Sequence[str],
+        cost: Mapping[str, float],
+        remaining: float,
+        now: Commitment,
+    ) -> tuple[tuple[str, ...], bool]:
+        """Which live candidates stop being probed, and whether to keep probing at all.
+
+        Probing ``d`` more items costs ``d`` probes and then commits with the bounds the live
+        candidates would have at today's rates; the cheapest such ``d`` is compared with
+        committing now. A candidate stops being probed when, even at its upper bound's rate
+        (agreeing always, before eight probes), probing it alone is predicted to cost more than
+        committing now.
+        """
+        ref = self.reference
+        if not live:
+            return (), False
+        losers = []
+        # Each candidate is valued alone against what the batch could do without any more
+        # probes, so two candidates that could each carry the batch both stay until one does.
+        for c in live:
+            n = counters.get(K.probes_of(c), 0.0)
+            if n >= _MIN_PROBES_BEFORE_DROP:
+                rate = self._rate_estimate(counters, c, hopeful=True)
+            elif counters.get(K.calls(c)) and counters.get(K.calls(ref)):
+                rate = 1.0  # too few probes to judge quality; judged on price, agreeing always
+            else:
+                continue
+            alone, _ = self._best_continuation(
+                counters, states, [c], cost, remaining, [(1.0, {c: rate})]
+            )
+            if alone >= now.cost:
+                losers.append(c)
+        still = [c for c in live if c not in losers]
+        if not still:
+            return tuple(losers), False
+        best, _ = self._continuation(counters, states, still, cost, remaining, now)
+        # A candidate the best continuation does better without (a dearer substitute, or one
+        # whose bound already does its job) stops being probed; one per call, so that of two
+        # substitutes the better one stays.
+        if len(still) > 1 and counters.get(K.PROBES, 0.0) >= _MIN_PROBES_BEFORE_DROP:
+            options = []
+            for c in still:
+                rest = [x for x in still if x != c]
+                without, _ = self._continuation(counters, states, rest, cost, remaining, now)
+                # c is valued at its upper bound's rate: a few unlucky probes must not get the
+                # better of two substitutes dropped.
+                hopeful = {c: self._rate_estimate(counters, c, hopeful=True)}
+                with_c, _ = self._continuation(
+                    counters, states, still, cost, remaining, now, fixed=hopeful
+                )
+                if without <= with_c:
+                    options.append((without - with_c, c, without))
+            if options:
+                _, c, best = min(options)
+                losers.append(c)
+                still.remove(c)
+        return tuple(losers), best < now.cost
+
+    def _continuation(
+        self,
+        counters: Mapping[str, float],
+        states: Sequence[CandidateState],
+        probed: Sequence[str],
+        cost: Mapping[str, float],
+        remaining: float,
+        now: Commitment,
+        fixed: Mapping[str, float] | None = None,
+    ) -> tuple[float, float]:
+        """The best continuation probing ``probed``, over :meth:`_rate_scenarios` (with the
+        rates in ``fixed`` held at the given values in every scenario). The committed
+        candidate's rate is not spread: spreading it would only ever tighten its bound (a
+        scenario may not undo today's evidence), a bias that would keep buying probes for a few
+        more free items."""
+        spread = [c for c in probed if c != now.saturated and c not in (fixed or {})]
+        scenarios = [
+            (w, {**rates, **(fixed or {})})
+            for w, rates in self._rate_scenarios(counters, probed, spread)
+        ]
+        return self._best_continuation(counters, states, probed, cost, remaining, scenarios)
+
+    def _best_continuation(
+        self,
+        counters: Mapping[str, float],
+        states: Sequence[CandidateState],
+        live: Sequence[str],
+        cost: Mapping[str, float],
+        remaining: float,
+        scenarios: Sequence[tuple[float, Mapping[str, float]]],
+    ) -> tuple[float, float]:
+        """The cheapest (expected cost, extra probes) of probing ``live`` a fixed number of
+        items more, then committing; the expectation is over ``scenarios``, weighted agreement
+        rates of the live candidates. The same number of probes is spent in every scenario, so
+        the probes bought to learn that a candidate is poor are counted too."""
+        ref = self.reference
+        # Predictions are optimistic, and what a probe adds to a plain reference call (the
+        # candidates' calls) is lost for good if it does not pay: it is counted with a margin.
+        probe_cost = cost[ref] + (1.0 + _COMMIT_MARGIN) * sum(cost[c] for c in live)
+        best, best_extra = math.inf, 0.0
+        widths = {st.name: self._bound_width(counters, st.name, st.cap) for st in states}
+        for extra in _lookaheads(remaining):
+            total = extra * probe_cost
+            for weight, rates in scenarios:
+                future = []
+                for st in states:
+                    if st.name in live:
+                        n = counters.get(K.probes_of(st.name), 0.0) + extra
+                        # A scenario below today's estimate must not undo today's evidence.
+                        predicted = self._predicted_cap(rates[st.name], n, widths[st.name])
+                        st = CandidateState(st.name, st.cost, st.routed, min(st.cap, predicted))
+                    future.append(st)
+                after = cheapest_commitment(remaining - extra, self._budget, ref, cost[ref], future)
+                total += weight * after.cost
+            if total < best:
+                best, best_extra = total, extra
+        return best, best_extra
+
+    def _rate_scenarios(
+        self, counters: Mapping[str, float], live: Sequence[str], spread: Sequence[str]
+    ) -> list[tuple[float, dict[str, float]]]:
+        """Where the live candidates' agreement rates may lie: the estimates, and those of
+        ``spread`` all ``sqrt(3)`` standard errors higher or lower (``_GAUSS_HERMITE``). Moving
+        them together keeps three scenarios however many candidates there are; what matters for
+        the decision is the chance that a candidate is better than it looks, which they keep."""
+        out = []
+        for weight, z in _GAUSS_HERMITE:
+            rates = {}
+            for c in live:
+                p = self._rate_estimate(counters, c)
+                sd = math.sqrt(p * (1.0 - p) / (counters.get(K.probes_of(c), 0.0) + 1.0))
+                rates[c] = min(1.0, max(0.0, p + (z * sd if c in spread else 0.0)))
+            out.append((weight, rates))
+        return out
+
+    def _rate_estimate(
+        self, counters: Mapping[str, float], c: str, *, hopeful: bool = False
+    ) -> float:
+        """Today's agreement rate of ``c`` (or, ``hopeful``, the top of its interval)."""
+        n = int(counters.get(K.probes_of(c), 0.0))
+        s = int(counters.get(K.agreements(c), 0.0))
+        if hopeful:
+            return self.bound.upper(s, n, self.alphas[c])
+        return (s + 0.5) / (n + 1.0)
+
+    def _bound_width(
+        self, counters: Mapping[str, float], c: str, cap: float
+    ) -> tuple[float, float]:
+        """(probes, squared width in standard errors) of ``c``'s bound today, to extrapolate it.
+
+        Predictions only steer probing, so instead of the exact bound at every future count they
+        use today's bound expressed in standard errors, widened by ``ln(n'/n)`` as a mixture
+        bound's is: a thousand times cheaper, and close enough to choose when to stop.
+        """
+        assert self.batch_size is not None
+        n = counters.get(K.probes_of(c), 0.0)
+        if n < _MIN_PROBES_BEFORE_DROP:
+            return max(n, 1.0), 2.0 * math.log(1.0 / self.alphas[c]) + 2.0
+        p = (counters.get(K.agreements(c), 0.0) + 0.5) / (n + 1.0)
+        lower = 1.0 - cap / max(self.batch_size - n, 1.0)
+        z = max(p - lower, 0.0) / math.sqrt(p * (1.0 - p) / n)
+        return n, z * z
+
+    def _predicted_cap(self, rate: float, probes: float, width: tuple[float, float]) -> float:
+        """``G_c`` after ``probes`` probes agreeing at ``rate`` (see :meth:`_bound_width`)."""
+        assert self.batch_size is not None
+        rest = self.batch_size - probes
+        if rest <= 0:
+            return 0.0
+        n0, z2 = width
+        p = min(rate, 1.0 - 0.5 / (probes + 1.0))
+        z = math.sqrt(z2 + math.log(max(probes, n0) / n0))
+        lower = min(1.0, max(0.0, rate - z * math.sqrt(p * (1.0 - p) / probes)))
+        return (1.0 - lower) * rest
 
     def _batch_allowed(
         self,
@@ -373,13 +621,18 @@ class MixPolicy:
             tighter = {c: max(predicted[c] or 0.0, lower[c]) for c in self.candidates}
             eps = self._budget_left(counters, tighter) / max(horizon - extra, 1.0)
             eps = min(1.0, max(0.0, eps))
-        w_future = self._plan(costs, future, 1.0 - eps)
+        w_future = _solve(costs, future, 1.0 - eps)
         gain = (now - mix_cost(costs, w_future)) * (horizon - extra)
         probe_premium = max(costs[0] - now, 0.0) * extra
         return gain > _EXPLORE_MARGIN * probe_premium
 
     def _fits_budget(
-        self, counters: Mapping[str, float], lower: Mapping[str, float], route: str
+        self,
+        counters: Mapping[str, float],
+        lower: Mapping[str, float],
+        route: str,
+        *,
+        saturated: str | None = None,
     ) -> bool:
         """Batch mode: may one more item go to ``route`` without risking the batch's promise?
 
@@ -388,6 +641,8 @@ class MixPolicy:
         differing answers among all of ``c``'s unprobed items (the routed ones are among them).
         The sum over candidates must stay within ``epsilon * N``; checked before every routed item
         on the counters as they are, this holds at the end whatever happens after the last one.
+        ``saturated`` names a candidate to charge its whole bound ``G_c`` now (it will get more
+        items than that).
         """
         if not self.finite_population:
             return self._budget_left(counters, lower) >= 1.0 - lower[route]
@@ -395,6 +650,8 @@ class MixPolicy:
         used = 0.0
         for c in self.candidates:
             routed = counters.get(K.routed(c), 0.0) + (1.0 if c == route else 0.0)
+            if c == saturated:
+                routed = math.inf
             if routed:
                 unprobed = max(self.batch_size - counters.get(K.probes_of(c), 0.0), 0.0)
                 used += min(routed, (1.0 - lower[c]) * unprobed)
@@ -415,12 +672,7 @@ class MixPolicy:
             routed = counters.get(K.routed(c), 0.0)
             if routed:
                 now = routed * (1.0 - lower[c])
-                if self.finite_population:
-                    # A plan, not the check: items routed so far at the rate their candidate's
-                    # unprobed items are bounded to differ (:meth:`_fits_budget` is the check).
-                    used += now
-                else:
-                    used += min(counters.get(K.charged(c), now), now)
+                used += min(counters.get(K.charged(c), now), now)
         return self._budget - used
 
     def _hopeless(
@@ -479,8 +731,8 @@ class MixPolicy:
                 hopeful[i] = max(lower[c], self._predicted_lower(counters, c, growth, hopeful=True))
                 sub_costs = [x for j, x in enumerate(costs) if j != i]
                 sub_bounds = [x for j, x in enumerate(plain) if j != i]
-                cost_without = mix_cost(sub_costs, self._plan(sub_costs, sub_bounds, target))
-                cost_with = mix_cost(costs, self._plan(costs, hopeful, target))
+                cost_without = mix_cost(sub_costs, _solve(sub_costs, sub_bounds, target))
+                cost_with = mix_cost(costs, _solve(costs, hopeful, target))
                 net = (cost_without - cost_with) * (horizon - extra) - costs[i] * extra
                 value[c] = max(value[c], net)
         # Candidates that substitute for each other each add little to a mix holding the rest,
@@ -562,6 +814,14 @@ class MixPolicy:
                 break
         live = view.live
         audit = False
+        # A free item may not take budget the committed candidate's bound needs: the random
+        # draws could otherwise overshoot the plan and bar the bulk of the batch.
+        if (
+            view.committed
+            and route not in (ref, view.committed)
+            and not self._fits_budget(counters, view.lower, route, saturated=view.committed)
+        ):
+            route = view.committed
         if route != ref:
             over_budget = self.batch_size is not None and not self._fits_budget(
                 counters, view.lower, route
@@ -686,26 +946,15 @@ def _solve_over(
     return weights
 
 
-def _best_pair(
-    keep: Sequence[int] | range, costs: Sequence[float], bounds: Sequence[float], target: float
-) -> list[int]:
-    """The reference and the one candidate (of ``keep``) whose two-route mix is cheapest.
-
-    With the finite-population bound a candidate's differing answers are bounded over *all* its
-    unprobed items, so two candidates sharing the routed items would each be charged for all of
-    them; a plan with one candidate (plus the reference, whose share is probes) is what the
-    budget check can certify.
-    """
-    best, best_cost = [keep[0]], math.inf
-    for i in keep[1:]:
-        pair = [keep[0], i]
-        w = solve_mix([costs[j] for j in pair], [bounds[j] for j in pair], target)
-        if w is None:
-            continue
-        c = mix_cost([costs[j] for j in pair], w)
-        if c < best_cost:
-            best, best_cost = pair, c
-    return best
+def _lookaheads(remaining: float) -> list[float]:
+    """Probe counts to look ahead to: geometric from the next few probes up, and from the end
+    of the batch down (on a small target the best plan probes most of the batch)."""
+    steps = []
+    d = float(_FIRST_LOOKAHEAD)
+    while d < remaining:
+        steps.append(d)
+        d = math.ceil(d * _LOOKAHEAD_STEP)
+    return sorted({*steps, *(remaining - d for d in steps if remaining - d > d)})
 
 
 def _adds_value(costs: Sequence[float], bounds: Sequence[float], i: int, target: float) -> bool:

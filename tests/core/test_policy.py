@@ -8,6 +8,7 @@ live candidate's agreement from a Bernoulli law with a known true rate (recorded
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import defaultdict
@@ -18,7 +19,7 @@ import pytest
 
 from smart_core import MixPolicy, PolicyView, split_delta
 from smart_core import _keys as K
-from smart_core._policy import probe_outcome, realized_budget
+from smart_core._policy import _lookaheads, probe_outcome, realized_budget
 
 REF = "gpt-4o"
 MINI = "gpt-4o-mini"
@@ -241,21 +242,18 @@ def test_batch_clopper_pearson_keeps_a_margin_for_the_realized_share():
 
 
 def test_batch_routed_items_use_up_the_budget():
-    """The plan charges items routed to a candidate at the bound on its unprobed items' rate of
-    differing, 1 - L each, which lowers the budget left."""
+    """Each candidate's routed items are charged ``min(R_c, G_c)``: in full while they are fewer
+    than the bound on its unprobed differing answers, at that bound once they are more."""
     n, eps = 1000, 0.05
     policy = make_policy([MINI], epsilon=eps, batch_size=n)
-    counters = {
-        K.REQUESTS: 300.0,
-        K.routed(MINI): 100.0,
-        K.probes_of(MINI): 200.0,
-        K.agreements(MINI): 196.0,
-    }
-    view = policy.view(counters)
-    lower = view.lower[MINI]
-    assert 0 < lower < 1
-    assert view.budget_left == pytest.approx(eps * n - 100 * (1 - lower))
+    base = {K.REQUESTS: 300.0, K.probes_of(MINI): 200.0, K.agreements(MINI): 198.0}
+    view = policy.view({**base, K.routed(MINI): 30.0})
+    g = policy.bound.differing_bounds(198, 200, policy.alphas[MINI])[1]
+    assert 30 < g < eps * n
+    assert view.budget_left == pytest.approx(eps * n - 30.0)
     assert view.effective_epsilon == pytest.approx(view.budget_left / (n - 300))
+    view = policy.view({**base, K.routed(MINI): 100.0})
+    assert view.budget_left == pytest.approx(eps * n - g)
 
 
 def test_batch_check_counts_each_candidate_at_most_its_unprobed_differing_bound():
@@ -318,15 +316,21 @@ def test_batch_budget_is_never_overspent_and_realized_disagreement_stays_below_e
 
 
 def test_batch_tiny_budget_forces_every_item_to_the_reference():
-    """With epsilon * N = 0.1 an item may go to a candidate only once its bound exceeds 0.9,
-    which ten perfect probes cannot show: every item goes to the reference. Once the first
-    probe has shown the prices, no candidate could repay more probes within the batch even
-    agreeing every time, so the rest are plain reference calls (no money spent on probing)."""
+    """With epsilon * N = 0.1 not one differing answer is affordable, and within ten items no
+    number of probes could certify a candidate for the rest: every item goes to the reference
+    as a plain call, with no money spent on probing."""
     policy = make_policy([MINI, NANO], epsilon=0.01, batch_size=10)
     trace = simulate(policy, {MINI: 1.0, NANO: 1.0}, 10, seed=0)
     assert trace.routes == [REF] * 10
-    assert trace.probes == [True] + [False] * 9
-    assert max(trace.lowers[-1][c] for c in (MINI, NANO)) < 0.9
+    assert trace.probes == [False] * 10
+
+
+def test_batch_short_of_budget_still_probes_when_certifying_could_pay():
+    """Ten items of a 400-item batch at epsilon 0.1: a perfect cheap candidate could be certified
+    for the rest after a few probes, so the first items are probes."""
+    policy = make_policy([MINI, NANO], epsilon=0.1, batch_size=400)
+    trace = simulate(policy, {MINI: 1.0, NANO: 1.0}, 10, seed=0)
+    assert trace.probes[:5] == [True] * 5
 
 
 def test_candidate_that_cannot_repay_even_when_perfect_is_not_probed_again():
@@ -458,10 +462,10 @@ def test_routing_bound_stays_valid_under_adaptive_probing():
 
 
 def test_batch_mode_sends_nothing_to_a_candidate_before_twenty_probes():
-    """Batch mode promises (``_MIN_PROBES_BEFORE_ROUTING``) that no batch item goes to a
-    candidate before it has had 20 probes; with 10 perfect probes its mix weight must be 0 and
-    no drawn decision may route to it."""
-    policy = make_policy([MINI], epsilon=0.05, batch_size=1000)
+    """With the paper's bound, batch mode promises (``_MIN_PROBES_BEFORE_ROUTING``) that no
+    batch item goes to a candidate before it has had 20 probes; with 10 perfect probes its mix
+    weight must be 0 and no drawn decision may route to it."""
+    policy = make_policy([MINI], epsilon=0.05, batch_size=1000, method="clopper-pearson")
     counters = {
         K.REQUESTS: 10.0,
         K.PROBES: 10.0,
@@ -474,6 +478,44 @@ def test_batch_mode_sends_nothing_to_a_candidate_before_twenty_probes():
     routed = sum(policy.decide_from(view, counters, rng).route == MINI for _ in range(400))
     assert view.mix.get(MINI, 0.0) == 0.0
     assert routed == 0
+
+
+def test_batch_keeps_probing_a_promising_candidate_rather_than_committing_early():
+    """Ten perfect probes of a cheap candidate on a 1,000-item batch: committing now could only
+    spend the budget on free items, while a few hundred probes more are predicted to let it
+    carry the whole batch, so every item is a probe."""
+    policy = make_policy([MINI], epsilon=0.05, batch_size=1000)
+    counters = {
+        K.REQUESTS: 10.0,
+        K.PROBES: 10.0,
+        K.routed(REF): 10.0,
+        K.probes_of(MINI): 10.0,
+        K.agreements(MINI): 10.0,
+    }
+    view = policy.view(counters)
+    assert view.mix == {REF: 1.0}
+    assert view.live == (MINI,)
+
+
+def test_batch_commits_the_rest_to_a_candidate_once_its_bound_covers_the_budget():
+    """Once ``G_c`` of a cheap candidate fits within epsilon * N, probing more cannot pay: the
+    view commits every remaining item to it and stops probing, and its certificate bound says
+    what share of the remaining items the commitment may still let differ."""
+    policy = make_policy([MINI], epsilon=0.05, batch_size=1000)
+    counters = {
+        K.REQUESTS: 400.0,
+        K.PROBES: 400.0,
+        K.routed(REF): 400.0,
+        K.probes_of(MINI): 400.0,
+        K.agreements(MINI): 400.0,
+    }
+    g = policy.bound.differing_bounds(400, 400, policy.alphas[MINI])[1]
+    assert g <= 0.05 * 1000
+    view = policy.view(counters)
+    assert view.mix == {MINI: pytest.approx(1.0)}
+    assert view.live == ()
+    assert view.bound == pytest.approx(1.0 - g / 600)
+    assert view.bound >= 1.0 - view.effective_epsilon
 
 
 # -- realized-share margin (exact Poisson tail) ------------------------------------------------
@@ -542,3 +584,35 @@ def test_realized_budget_is_tight_for_many_small_chances():
     print(f"exact={exact:.4f} simulated={simulated:.4f} delta={delta}")
     assert 0.04 <= exact <= delta
     assert simulated <= delta + 0.0015  # 3 standard errors
+
+
+# -- batch commitment: predictions that steer probing ------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [0.9, 0.96])
+def test_predicted_cap_tracks_the_exact_bound_it_extrapolates(rate):
+    """Probing decisions extrapolate today's bound in standard errors instead of computing the
+    exact bound at every future count; the extrapolation stays within 6 % of the exact
+    ``G`` from 1.5 to 20 times today's probes."""
+    n_items = 50_000
+    policy = make_policy([MINI], epsilon=0.1, batch_size=n_items)
+    alpha = policy.alphas[MINI]
+    n0 = 100
+    s0 = round(rate * n0)
+    counters = {K.probes_of(MINI): float(n0), K.agreements(MINI): float(s0)}
+    cap0 = policy.bound.differing_bounds(s0, n0, alpha)[1]
+    width = policy._bound_width(counters, MINI, cap0)
+    p = (s0 + 0.5) / (n0 + 1.0)
+    for n in (150, 300, 1000, 2000):
+        exact = policy.bound.differing_bounds(round(p * n), n, alpha)[1]
+        assert policy._predicted_cap(p, n, width) == pytest.approx(exact, rel=0.06)
+
+
+def test_lookaheads_cover_both_ends_of_the_batch():
+    """On a tight target the cheapest plan may probe most of the batch, so the look-aheads are
+    dense near the end of the batch as well as near the start."""
+    steps = _lookaheads(100_000.0)
+    assert steps[0] == 10
+    assert max(steps) >= 100_000 - 10
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    assert all(b / a < 1.5 for a, b in itertools.pairwise(steps) if b <= 50_000)

@@ -95,42 +95,40 @@ def test_replay_orders_are_consistent(synthetic_report):
 
 def test_replay_prices_tokens_when_no_cost_is_logged(tmp_path):
     """With tokens only, a call costs tokens x the model's list price; a logged cost wins over
-    tokens; ``prices`` overrides the list price. One item in a batch of one is always a probe,
-    so its cost is the reference's plus the candidate's."""
+    tokens; ``prices`` overrides the list price. In a batch of ten at epsilon 0.1 no probe can
+    pay and the budget affords exactly one differing answer, so one item goes to the candidate
+    and nine to the reference."""
     ref_usage, mini_usage = Usage(1000, 50), Usage(2000, 40)
     ref_price = (1000 * 2.50 + 50 * 10.00) / 1e6
     mini_price = (2000 * 0.15 + 40 * 0.60) / 1e6
-    row = {
-        "id": "only",
-        "outputs": {
-            REF: {"text": "A", "input_tokens": 1000, "output_tokens": 50},
-            MINI: {"text": "A", "input_tokens": 2000, "output_tokens": 40},
-        },
+    outputs = {
+        REF: {"text": "A", "input_tokens": 1000, "output_tokens": 50},
+        MINI: {"text": "A", "input_tokens": 2000, "output_tokens": 40},
     }
-    path = write_jsonl(tmp_path / "one.jsonl", [row])
+
+    def rows(outputs):
+        return [{"id": f"item-{i}", "outputs": outputs} for i in range(10)]
+
+    path = write_jsonl(tmp_path / "ten.jsonl", rows(outputs))
     report = replay(path, reference=REF, epsilon=0.1, orders=1)
     assert PriceTable().cost(REF, ref_usage) == pytest.approx(ref_price)
     assert PriceTable().cost(MINI, mini_usage) == pytest.approx(mini_price)
-    assert report.reference_cost == pytest.approx(ref_price)
-    assert report.cost == pytest.approx(ref_price + mini_price)
-    assert report.orders[0].probes == 1
+    assert report.reference_cost == pytest.approx(10 * ref_price)
+    assert report.cost == pytest.approx(9 * ref_price + mini_price)
+    assert report.orders[0].probes == 0
 
-    row["outputs"][REF]["cost"] = 0.5
+    logged_outputs = {REF: {**outputs[REF], "cost": 0.5}, MINI: outputs[MINI]}
     logged = replay(
-        write_jsonl(tmp_path / "logged.jsonl", [row]), reference=REF, epsilon=0.1, orders=1
-    )
-    assert logged.reference_cost == pytest.approx(0.5)
-    assert logged.cost == pytest.approx(0.5 + mini_price)
-
-    del row["outputs"][REF]["cost"]
-    priced = replay(
-        write_jsonl(tmp_path / "priced.jsonl", [row]),
+        write_jsonl(tmp_path / "logged.jsonl", rows(logged_outputs)),
         reference=REF,
         epsilon=0.1,
         orders=1,
-        prices={REF: Price(1.0, 2.0)},
     )
-    assert priced.reference_cost == pytest.approx((1000 * 1.0 + 50 * 2.0) / 1e6)
+    assert logged.reference_cost == pytest.approx(10 * 0.5)
+    assert logged.cost == pytest.approx(9 * 0.5 + mini_price)
+
+    priced = replay(path, reference=REF, epsilon=0.1, orders=1, prices={REF: Price(1.0, 2.0)})
+    assert priced.reference_cost == pytest.approx(10 * (1000 * 1.0 + 50 * 2.0) / 1e6)
 
 
 # -- errors -----------------------------------------------------------------------------------
