@@ -414,7 +414,7 @@ class MixPolicy:
                 losers.append(c)
         still = [c for c in live if c not in losers]
         if not still:
-            return tuple(losers), False
+            return (), False
         best, _ = self._continuation(counters, states, still, cost, remaining, now)
         # A candidate the best continuation does better without (a dearer substitute, or one
         # whose bound already does its job) stops being probed; one per call, so that of two
@@ -436,7 +436,11 @@ class MixPolicy:
                 _, c, best = min(options)
                 losers.append(c)
                 still.remove(c)
-        return tuple(losers), best < now.cost
+        if best >= now.cost:
+            # Committing stops probing without dropping anyone: should the committed plan stop
+            # fitting (outcomes of probes still in flight can widen a bound), probing resumes.
+            return (), False
+        return tuple(losers), True
 
     def _continuation(
         self,

@@ -276,15 +276,19 @@ def test_batch_check_counts_each_candidate_at_most_its_unprobed_differing_bound(
 
 
 @pytest.mark.parametrize(
-    ("rates", "seed"),
+    ("rates", "seed", "min_routed"),
     [
-        ({MINI: 0.97}, 0),
-        ({MINI: 0.97}, 1),
-        ({MINI: 0.93, NANO: 0.5}, 2),
-        ({MINI: 0.93, NANO: 0.5}, 3),
+        # A candidate that can carry the batch: most items are routed to it.
+        ({MINI: 0.97}, 0, 600),
+        ({MINI: 0.97}, 1, 600),
+        # None can within 2,000 items: the budget goes on free items.
+        ({MINI: 0.93, NANO: 0.5}, 2, 90),
+        ({MINI: 0.93, NANO: 0.5}, 3, 90),
     ],
 )
-def test_batch_budget_is_never_overspent_and_realized_disagreement_stays_below_epsilon(rates, seed):
+def test_batch_budget_is_never_overspent_and_realized_disagreement_stays_below_epsilon(
+    rates, seed, min_routed
+):
     """Hard budget check over a 2,000-item batch: whenever an item is routed, the bound on the
     differing answers it may bring, ``sum_c min(routed_c, G_c)`` at the counters of the decision
     (this item included, ``G_c`` the bound on differing answers among ``c``'s unprobed items), is
@@ -308,7 +312,7 @@ def test_batch_budget_is_never_overspent_and_realized_disagreement_stays_below_e
 
     trace = simulate(policy, rates, n, seed=seed, check=check)
     routed = n - trace.routes.count(REF)
-    assert routed >= 0.3 * n  # the run did route, so the budget check was exercised
+    assert routed >= min_routed  # the run did route, so the budget check was exercised
     assert worst["at_route"] <= 1e-9
     assert charge(trace.counters) <= eps * n + 1e-9
     assert trace.differing / n <= eps
