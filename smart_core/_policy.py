@@ -67,6 +67,11 @@ _COMMIT_MARGIN = 1.0
 #: Three-point Gauss-Hermite rule (weight, standard normal node) for expectations over a rate:
 #: it matches a normal law's mean and variance.
 _GAUSS_HERMITE = ((2 / 3, 0.0), (1 / 6, -math.sqrt(3.0)), (1 / 6, math.sqrt(3.0)))
+#: A look-ahead may adapt its length to the scenario once the probes have grown this many
+#: times: the estimate's spread is then a third of today's, so the scenarios (sqrt(3) of
+#: today's standard errors apart) are told apart. Smaller values (3) value the option to stop
+#: too highly and probe longer than pays on the paper bench (imdb at epsilon = 0.05).
+_LEARNING_GROWTH = 8.0
 #: Probe budgets (multiples of a candidate's current probes) the drop rule looks ahead to.
 _LOOKAHEAD_GROWTH = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
@@ -473,19 +478,21 @@ class MixPolicy:
         remaining: float,
         scenarios: Sequence[tuple[float, Mapping[str, float]]],
     ) -> tuple[float, float]:
-        """The cheapest (expected cost, extra probes) of probing ``live`` a fixed number of
-        items more, then committing; the expectation is over ``scenarios``, weighted agreement
-        rates of the live candidates. The same number of probes is spent in every scenario, so
-        the probes bought to learn that a candidate is poor are counted too."""
+        """The cheapest (expected cost, extra probes) of probing ``live`` some items more, then
+        committing; the expectation is over ``scenarios``, weighted agreement rates of the live
+        candidates. Either the same number of probes is spent in every scenario, or, once the
+        probes have grown ``_LEARNING_GROWTH`` times, each scenario stops where it is cheapest;
+        either way the probes bought to learn that a candidate is poor are counted too."""
         ref = self.reference
         # Predictions are optimistic, and what a probe adds to a plain reference call (the
         # candidates' calls) is lost for good if it does not pay: it is counted with a margin.
         probe_cost = cost[ref] + (1.0 + _COMMIT_MARGIN) * sum(cost[c] for c in live)
-        best, best_extra = math.inf, 0.0
         widths = {st.name: self._bound_width(counters, st.name, st.cap) for st in states}
-        for extra in _lookaheads(remaining):
-            total = extra * probe_cost
-            for weight, rates in scenarios:
+        extras = _lookaheads(remaining)
+        table = []  # table[j][k]: cost of probing extras[j] more, then committing, in scenario k
+        for extra in extras:
+            row = []
+            for _, rates in scenarios:
                 future = []
                 for st in states:
                     if st.name in live:
@@ -495,9 +502,24 @@ class MixPolicy:
                         st = CandidateState(st.name, st.cost, st.routed, min(st.cap, predicted))
                     future.append(st)
                 after = cheapest_commitment(remaining - extra, self._budget, ref, cost[ref], future)
-                total += weight * after.cost
+                row.append(extra * probe_cost + after.cost)
+            table.append(row)
+        weights = [w for w, _ in scenarios]
+        best, best_extra = math.inf, 0.0
+        for extra, row in zip(extras, table, strict=True):
+            total = sum(w * x for w, x in zip(weights, row, strict=True))
             if total < best:
                 best, best_extra = total, extra
+        # Probing is not a fixed plan: once the probes have grown enough to tell the scenarios
+        # apart, the batch commits when the scenario it is in says so (the option to stop early
+        # in a poor scenario is what makes a long look-ahead worth starting).
+        probes = min((counters.get(K.probes_of(c), 0.0) for c in live), default=0.0)
+        learned = _LEARNING_GROWTH * max(probes, _MIN_PROBES_BEFORE_DROP)
+        start = next((j for j, extra in enumerate(extras) if extra >= learned), None)
+        if start is not None:
+            adaptive = sum(w * min(row[k] for row in table[start:]) for k, w in enumerate(weights))
+            if adaptive < best:
+                best, best_extra = adaptive, extras[start]
         return best, best_extra
 
     def _rate_scenarios(

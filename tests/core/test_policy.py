@@ -501,6 +501,25 @@ def test_batch_keeps_probing_a_promising_candidate_rather_than_committing_early(
     assert view.live == (MINI,)
 
 
+def test_batch_tight_target_keeps_probing_while_it_could_still_stop_early():
+    """A 2 % target on 5,000 items, two candidates at 55/60: carrying the batch needs thousands
+    of probes, which pays only if they really agree about 0.92 or better. A fixed plan of that
+    many probes loses in the poor scenario, but probing is not a fixed plan: a few hundred
+    probes tell the scenarios apart and the batch can commit then. Valued with that option,
+    probing on beats committing now (which could only spend the budget on free items)."""
+    policy = make_policy([MINI, NANO], epsilon=0.02, batch_size=5000)
+    counters = {
+        K.REQUESTS: 60.0,
+        K.PROBES: 60.0,
+        K.routed(REF): 60.0,
+        **{K.probes_of(c): 60.0 for c in (MINI, NANO)},
+        **{K.agreements(c): 55.0 for c in (MINI, NANO)},
+    }
+    view = policy.view(counters)
+    assert view.mix == {REF: 1.0}
+    assert view.live
+
+
 def test_batch_commits_the_rest_to_a_candidate_once_its_bound_covers_the_budget():
     """Once ``G_c`` of a cheap candidate fits within epsilon * N, probing more cannot pay: the
     view commits every remaining item to it and stops probing, and its certificate bound says
