@@ -441,6 +441,22 @@ class MixPolicy:
                 _, c, best = min(options)
                 losers.append(c)
                 still.remove(c)
+        # Before committing, narrow the probes: each live candidate adds its calls to every
+        # probe, so with many substitutes probing all of them may not pay while probing the
+        # best few would. The one whose removal helps most goes first.
+        while best >= now.cost and len(still) > 1:
+            narrowed = []
+            for c in still:
+                rest = [x for x in still if x != c]
+                narrowed.append(
+                    (self._continuation(counters, states, rest, cost, remaining, now)[0], c)
+                )
+            without, c = min(narrowed)
+            if without >= best:
+                break
+            best = without
+            losers.append(c)
+            still.remove(c)
         if best >= now.cost:
             # Committing stops probing without dropping anyone: should the committed plan stop
             # fitting (outcomes of probes still in flight can widen a bound), probing resumes.

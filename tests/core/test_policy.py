@@ -520,6 +520,22 @@ def test_batch_tight_target_keeps_probing_while_it_could_still_stop_early():
     assert view.live
 
 
+def test_batch_narrows_the_probes_before_giving_up_on_probing():
+    """Three substitutes at 53/60 on a 1,500-item batch with a 5 % target: probing all three
+    (claude-3-5-haiku costs a third of the reference per call) costs more than it can save,
+    but probing the two cheap ones pays. The dear one stops being probed instead of the batch
+    committing to the reference."""
+    policy = make_policy([MINI, NANO, HAIKU], epsilon=0.05, batch_size=1500)
+    counters = {K.REQUESTS: 60.0, K.PROBES: 60.0, K.routed(REF): 60.0}
+    for c in (MINI, NANO, HAIKU):
+        counters[K.probes_of(c)] = 60.0
+        counters[K.agreements(c)] = 53.0
+    view = policy.view(counters)
+    assert view.mix == {REF: 1.0}
+    assert view.live == (MINI, NANO)
+    assert HAIKU in view.to_drop
+
+
 def test_batch_commits_the_rest_to_a_candidate_once_its_bound_covers_the_budget():
     """Once ``G_c`` of a cheap candidate fits within epsilon * N, probing more cannot pay: the
     view commits every remaining item to it and stops probing, and its certificate bound says
