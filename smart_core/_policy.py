@@ -224,17 +224,7 @@ class MixPolicy:
         if self.finite_population and self.batch_size:
             return self._commitment_view(counters)
         ref = self.reference
-        lower: dict[str, float] = {ref: 1.0}
-        upper: dict[str, float] = {ref: 1.0}
-        live = []
-        for c in self.candidates:
-            n = int(counters.get(K.probes_of(c), 0))
-            s = int(counters.get(K.agreements(c), 0))
-            alpha = self.alphas[c]
-            lower[c] = self.bound.lower(s, n, alpha)
-            upper[c] = self.bound.upper(s, n, alpha)
-            if not counters.get(K.dropped(c)):
-                live.append(c)
+        lower, upper, live = self._bounds(counters)
         cost = {r: self.expected_cost(counters, r) for r in (ref, *self.candidates)}
 
         # The target this request must meet.
@@ -301,15 +291,11 @@ class MixPolicy:
             explore=explore,
         )
 
-    def _commitment_view(self, counters: Mapping[str, float]) -> PolicyView:
-        """Batch mode with the finite-population bound: probe, or commit the rest of the batch.
-
-        The remaining items are either probed (the reference answers, the live candidates are
-        compared) or served by the cheapest commitment the budget allows now (see
-        :mod:`smart_core._commitment`). Probing goes on while probing longer and committing then
-        is predicted, at today's agreement rates, to cost less than committing now.
-        """
-        assert self.batch_size is not None
+    def _bounds(
+        self, counters: Mapping[str, float]
+    ) -> tuple[dict[str, float], dict[str, float], list[str]]:
+        """Lower and upper agreement bounds of every route (the reference's are 1), and the
+        candidates not dropped."""
         ref = self.reference
         lower: dict[str, float] = {ref: 1.0}
         upper: dict[str, float] = {ref: 1.0}
@@ -321,6 +307,19 @@ class MixPolicy:
             upper[c] = self.bound.upper(s, n, self.alphas[c])
             if not counters.get(K.dropped(c)):
                 live.append(c)
+        return lower, upper, live
+
+    def _commitment_view(self, counters: Mapping[str, float]) -> PolicyView:
+        """Batch mode with the finite-population bound: probe, or commit the rest of the batch.
+
+        The remaining items are either probed (the reference answers, the live candidates are
+        compared) or served by the cheapest commitment the budget allows now (see
+        :mod:`smart_core._commitment`). Probing goes on while probing longer and committing then
+        is predicted, at today's agreement rates, to cost less than committing now.
+        """
+        assert self.batch_size is not None
+        ref = self.reference
+        lower, upper, live = self._bounds(counters)
         cost = {r: self.expected_cost(counters, r) for r in (ref, *self.candidates)}
         states = [
             CandidateState(
@@ -412,7 +411,7 @@ class MixPolicy:
                 rate = 1.0  # too few probes to judge quality; judged on price, agreeing always
             else:
                 continue
-            alone, _ = self._best_continuation(
+            alone = self._best_continuation(
                 counters, states, [c], cost, remaining, [(1.0, {c: rate})]
             )
             if alone >= now.cost:
@@ -420,19 +419,19 @@ class MixPolicy:
         still = [c for c in live if c not in losers]
         if not still:
             return (), False
-        best, _ = self._continuation(counters, states, still, cost, remaining, now)
+        best = self._continuation(counters, states, still, cost, remaining, now)
         # A candidate the best continuation does better without (a dearer substitute, or one
         # whose bound already does its job) stops being probed; one per call, so that of two
         # substitutes the better one stays.
         if len(still) > 1 and counters.get(K.PROBES, 0.0) >= _MIN_PROBES_BEFORE_DROP:
             options = []
-            for c in still:
-                rest = [x for x in still if x != c]
-                without, _ = self._continuation(counters, states, rest, cost, remaining, now)
+            for c, without in self._costs_without_each(
+                counters, states, still, cost, remaining, now
+            ).items():
                 # c is valued at its upper bound's rate: a few unlucky probes must not get the
                 # better of two substitutes dropped.
                 hopeful = {c: self._rate_estimate(counters, c, hopeful=True)}
-                with_c, _ = self._continuation(
+                with_c = self._continuation(
                     counters, states, still, cost, remaining, now, fixed=hopeful
                 )
                 if without <= with_c:
@@ -445,13 +444,9 @@ class MixPolicy:
         # probe, so with many substitutes probing all of them may not pay while probing the
         # best few would. The one whose removal helps most goes first.
         while best >= now.cost and len(still) > 1:
-            narrowed = []
-            for c in still:
-                rest = [x for x in still if x != c]
-                narrowed.append(
-                    (self._continuation(counters, states, rest, cost, remaining, now)[0], c)
-                )
-            without, c = min(narrowed)
+            narrowed = self._costs_without_each(counters, states, still, cost, remaining, now)
+            c = min(narrowed, key=lambda x: (narrowed[x], x))
+            without = narrowed[c]
             if without >= best:
                 break
             best = without
@@ -463,6 +458,23 @@ class MixPolicy:
             return (), False
         return tuple(losers), True
 
+    def _costs_without_each(
+        self,
+        counters: Mapping[str, float],
+        states: Sequence[CandidateState],
+        probed: Sequence[str],
+        cost: Mapping[str, float],
+        remaining: float,
+        now: Commitment,
+    ) -> dict[str, float]:
+        """For each of ``probed``, the best continuation probing all the others."""
+        return {
+            c: self._continuation(
+                counters, states, [x for x in probed if x != c], cost, remaining, now
+            )
+            for c in probed
+        }
+
     def _continuation(
         self,
         counters: Mapping[str, float],
@@ -472,7 +484,7 @@ class MixPolicy:
         remaining: float,
         now: Commitment,
         fixed: Mapping[str, float] | None = None,
-    ) -> tuple[float, float]:
+    ) -> float:
         """The best continuation probing ``probed``, over :meth:`_rate_scenarios` (with the
         rates in ``fixed`` held at the given values in every scenario). The committed
         candidate's rate is not spread: spreading it would only ever tighten its bound (a
@@ -493,8 +505,8 @@ class MixPolicy:
         cost: Mapping[str, float],
         remaining: float,
         scenarios: Sequence[tuple[float, Mapping[str, float]]],
-    ) -> tuple[float, float]:
-        """The cheapest (expected cost, extra probes) of probing ``live`` some items more, then
+    ) -> float:
+        """The cheapest expected cost of probing ``live`` some items more, then
         committing; the expectation is over ``scenarios``, weighted agreement rates of the live
         candidates. Either the same number of probes is spent in every scenario, or, once the
         probes have grown ``_LEARNING_GROWTH`` times, each scenario stops where it is cheapest;
@@ -521,11 +533,10 @@ class MixPolicy:
                 row.append(extra * probe_cost + after.cost)
             table.append(row)
         weights = [w for w, _ in scenarios]
-        best, best_extra = math.inf, 0.0
-        for extra, row in zip(extras, table, strict=True):
-            total = sum(w * x for w, x in zip(weights, row, strict=True))
-            if total < best:
-                best, best_extra = total, extra
+        best = min(
+            (sum(w * x for w, x in zip(weights, row, strict=True)) for row in table),
+            default=math.inf,
+        )
         # Probing is not a fixed plan: once the probes have grown enough to tell the scenarios
         # apart, the batch commits when the scenario it is in says so (the option to stop early
         # in a poor scenario is what makes a long look-ahead worth starting).
@@ -534,9 +545,8 @@ class MixPolicy:
         start = next((j for j, extra in enumerate(extras) if extra >= learned), None)
         if start is not None:
             adaptive = sum(w * min(row[k] for row in table[start:]) for k, w in enumerate(weights))
-            if adaptive < best:
-                best, best_extra = adaptive, extras[start]
-        return best, best_extra
+            best = min(best, adaptive)
+        return best
 
     def _rate_scenarios(
         self, counters: Mapping[str, float], live: Sequence[str], spread: Sequence[str]

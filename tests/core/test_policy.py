@@ -42,6 +42,16 @@ def make_policy(candidates, *, epsilon=0.05, delta=0.05, **kw) -> MixPolicy:
     )
 
 
+def probed_counters(probes: float, agreements: float, candidates) -> dict[str, float]:
+    """Counters of a batch whose every item so far was a probe comparing all ``candidates``,
+    each agreeing ``agreements`` times."""
+    counters = {K.REQUESTS: probes, K.PROBES: probes, K.routed(REF): probes}
+    for c in candidates:
+        counters[K.probes_of(c)] = probes
+        counters[K.agreements(c)] = agreements
+    return counters
+
+
 @dataclass
 class Trace:
     """What one simulated run did, step by step."""
@@ -218,13 +228,7 @@ def test_batch_reference_only_probes_leave_slack_in_effective_epsilon():
     assert policy.mode == "batch"
     assert policy.realization_delta == 0.0
     assert policy.view({}).effective_epsilon == pytest.approx(eps)
-    counters = {
-        K.REQUESTS: 200.0,
-        K.PROBES: 200.0,
-        K.routed(REF): 200.0,
-        K.probes_of(MINI): 200.0,
-        K.agreements(MINI): 180.0,
-    }
+    counters = probed_counters(200.0, 180.0, [MINI])
     view = policy.view(counters)
     assert view.effective_epsilon == pytest.approx(eps * n / (n - 200))
     assert view.budget_left == pytest.approx(eps * n)
@@ -470,13 +474,7 @@ def test_batch_mode_sends_nothing_to_a_candidate_before_twenty_probes():
     batch item goes to a candidate before it has had 20 probes; with 10 perfect probes its mix
     weight must be 0 and no drawn decision may route to it."""
     policy = make_policy([MINI], epsilon=0.05, batch_size=1000, method="clopper-pearson")
-    counters = {
-        K.REQUESTS: 10.0,
-        K.PROBES: 10.0,
-        K.routed(REF): 10.0,
-        K.probes_of(MINI): 10.0,
-        K.agreements(MINI): 10.0,
-    }
+    counters = probed_counters(10.0, 10.0, [MINI])
     view = policy.view(counters)
     rng = random.Random(0)
     routed = sum(policy.decide_from(view, counters, rng).route == MINI for _ in range(400))
@@ -489,13 +487,7 @@ def test_batch_keeps_probing_a_promising_candidate_rather_than_committing_early(
     spend the budget on free items, while a few hundred probes more are predicted to let it
     carry the whole batch, so every item is a probe."""
     policy = make_policy([MINI], epsilon=0.05, batch_size=1000)
-    counters = {
-        K.REQUESTS: 10.0,
-        K.PROBES: 10.0,
-        K.routed(REF): 10.0,
-        K.probes_of(MINI): 10.0,
-        K.agreements(MINI): 10.0,
-    }
+    counters = probed_counters(10.0, 10.0, [MINI])
     view = policy.view(counters)
     assert view.mix == {REF: 1.0}
     assert view.live == (MINI,)
@@ -508,13 +500,7 @@ def test_batch_tight_target_keeps_probing_while_it_could_still_stop_early():
     probes tell the scenarios apart and the batch can commit then. Valued with that option,
     probing on beats committing now (which could only spend the budget on free items)."""
     policy = make_policy([MINI, NANO], epsilon=0.02, batch_size=5000)
-    counters = {
-        K.REQUESTS: 60.0,
-        K.PROBES: 60.0,
-        K.routed(REF): 60.0,
-        **{K.probes_of(c): 60.0 for c in (MINI, NANO)},
-        **{K.agreements(c): 55.0 for c in (MINI, NANO)},
-    }
+    counters = probed_counters(60.0, 55.0, [MINI, NANO])
     view = policy.view(counters)
     assert view.mix == {REF: 1.0}
     assert view.live
@@ -526,10 +512,7 @@ def test_batch_narrows_the_probes_before_giving_up_on_probing():
     but probing the two cheap ones pays. The dear one stops being probed instead of the batch
     committing to the reference."""
     policy = make_policy([MINI, NANO, HAIKU], epsilon=0.05, batch_size=1500)
-    counters = {K.REQUESTS: 60.0, K.PROBES: 60.0, K.routed(REF): 60.0}
-    for c in (MINI, NANO, HAIKU):
-        counters[K.probes_of(c)] = 60.0
-        counters[K.agreements(c)] = 53.0
+    counters = probed_counters(60.0, 53.0, [MINI, NANO, HAIKU])
     view = policy.view(counters)
     assert view.mix == {REF: 1.0}
     assert view.live == (MINI, NANO)
@@ -541,13 +524,7 @@ def test_batch_commits_the_rest_to_a_candidate_once_its_bound_covers_the_budget(
     view commits every remaining item to it and stops probing, and its certificate bound says
     what share of the remaining items the commitment may still let differ."""
     policy = make_policy([MINI], epsilon=0.05, batch_size=1000)
-    counters = {
-        K.REQUESTS: 400.0,
-        K.PROBES: 400.0,
-        K.routed(REF): 400.0,
-        K.probes_of(MINI): 400.0,
-        K.agreements(MINI): 400.0,
-    }
+    counters = probed_counters(400.0, 400.0, [MINI])
     g = policy.bound.differing_bounds(400, 400, policy.alphas[MINI])[1]
     assert g <= 0.05 * 1000
     view = policy.view(counters)
