@@ -131,6 +131,25 @@ class PolicyView:
         return {r: w for r, w in zip(self.routes, self.weights, strict=True) if w > 0}
 
 
+@dataclass(frozen=True, slots=True)
+class _BatchLook:
+    """One look at a batch in commitment mode: where every look-ahead starts from.
+
+    The look-aheads compare many ways of going on from the same state, so the state travels
+    as one value rather than as the same five arguments to every step.
+    """
+
+    counters: Mapping[str, float]
+    #: What the budget knows about each candidate (in ``MixPolicy.candidates`` order).
+    states: tuple[CandidateState, ...]
+    #: Cost of one answer per route.
+    cost: Mapping[str, float]
+    #: Items of the batch not yet decided.
+    remaining: float
+    #: The cheapest commitment today's bounds allow.
+    now: Commitment
+
+
 class MixPolicy:
     """Decides probe vs route for a task from its counters alone (stateless between calls).
 
@@ -321,12 +340,12 @@ class MixPolicy:
         ref = self.reference
         lower, upper, live = self._bounds(counters)
         cost = {r: self.expected_cost(counters, r) for r in (ref, *self.candidates)}
-        states = [
+        states = tuple(
             CandidateState(
                 c, cost[c], counters.get(K.routed(c), 0.0), self._cap(counters, lower, c)
             )
             for c in self.candidates
-        ]
+        )
         remaining = max(self.batch_size - counters.get(K.REQUESTS, 0.0), 0.0)
         # Committing ends profiling: the reference items of a commitment are plain calls.
         now = cheapest_commitment(remaining, self._budget, ref, cost[ref], states)
@@ -340,7 +359,8 @@ class MixPolicy:
         )
         econ = self._econ_cache.get(econ_key)
         if econ is None:
-            econ = self._probe_or_commit(counters, states, live, cost, remaining, now)
+            look = _BatchLook(counters, states, cost, remaining, now)
+            econ = self._probe_or_commit(look, live)
             if len(self._econ_cache) > 10_000:
                 self._econ_cache.clear()
             self._econ_cache[econ_key] = econ
@@ -381,13 +401,7 @@ class MixPolicy:
         return (1.0 - lower[c]) * unprobed
 
     def _probe_or_commit(
-        self,
-        counters: Mapping[str, float],
-        states: Sequence[CandidateState],
-        live: Sequence[str],
-        cost: Mapping[str, float],
-        remaining: float,
-        now: Commitment,
+        self, look: _BatchLook, live: Sequence[str]
     ) -> tuple[tuple[str, ...], bool]:
         """Which live candidates stop being probed, and whether to keep probing at all.
 
@@ -397,7 +411,7 @@ class MixPolicy:
         (agreeing always, before eight probes), probing it alone is predicted to cost more than
         committing now.
         """
-        ref = self.reference
+        ref, counters, now = self.reference, look.counters, look.now
         if not live:
             return (), False
         losers = []
@@ -411,29 +425,23 @@ class MixPolicy:
                 rate = 1.0  # too few probes to judge quality; judged on price, agreeing always
             else:
                 continue
-            alone = self._best_continuation(
-                counters, states, [c], cost, remaining, [(1.0, {c: rate})]
-            )
+            alone = self._best_continuation(look, [c], [(1.0, {c: rate})])
             if alone >= now.cost:
                 losers.append(c)
         still = [c for c in live if c not in losers]
         if not still:
             return (), False
-        best = self._continuation(counters, states, still, cost, remaining, now)
+        best = self._continuation(look, still)
         # A candidate the best continuation does better without (a dearer substitute, or one
         # whose bound already does its job) stops being probed; one per call, so that of two
         # substitutes the better one stays.
         if len(still) > 1 and counters.get(K.PROBES, 0.0) >= _MIN_PROBES_BEFORE_DROP:
             options = []
-            for c, without in self._costs_without_each(
-                counters, states, still, cost, remaining, now
-            ).items():
+            for c, without in self._costs_without_each(look, still).items():
                 # c is valued at its upper bound's rate: a few unlucky probes must not get the
                 # better of two substitutes dropped.
                 hopeful = {c: self._rate_estimate(counters, c, hopeful=True)}
-                with_c = self._continuation(
-                    counters, states, still, cost, remaining, now, fixed=hopeful
-                )
+                with_c = self._continuation(look, still, fixed=hopeful)
                 if without <= with_c:
                     options.append((without - with_c, c, without))
             if options:
@@ -444,7 +452,7 @@ class MixPolicy:
         # probe, so with many substitutes probing all of them may not pay while probing the
         # best few would. The one whose removal helps most goes first.
         while best >= now.cost and len(still) > 1:
-            narrowed = self._costs_without_each(counters, states, still, cost, remaining, now)
+            narrowed = self._costs_without_each(look, still)
             c = min(narrowed, key=lambda x: (narrowed[x], x))
             without = narrowed[c]
             if without >= best:
@@ -458,31 +466,14 @@ class MixPolicy:
             return (), False
         return tuple(losers), True
 
-    def _costs_without_each(
-        self,
-        counters: Mapping[str, float],
-        states: Sequence[CandidateState],
-        probed: Sequence[str],
-        cost: Mapping[str, float],
-        remaining: float,
-        now: Commitment,
-    ) -> dict[str, float]:
+    def _costs_without_each(self, look: _BatchLook, probed: Sequence[str]) -> dict[str, float]:
         """For each of ``probed``, the best continuation probing all the others."""
-        return {
-            c: self._continuation(
-                counters, states, [x for x in probed if x != c], cost, remaining, now
-            )
-            for c in probed
-        }
+        return {c: self._continuation(look, [x for x in probed if x != c]) for c in probed}
 
     def _continuation(
         self,
-        counters: Mapping[str, float],
-        states: Sequence[CandidateState],
+        look: _BatchLook,
         probed: Sequence[str],
-        cost: Mapping[str, float],
-        remaining: float,
-        now: Commitment,
         fixed: Mapping[str, float] | None = None,
     ) -> float:
         """The best continuation probing ``probed``, over :meth:`_rate_scenarios` (with the
@@ -490,20 +481,17 @@ class MixPolicy:
         candidate's rate is not spread: spreading it would only ever tighten its bound (a
         scenario may not undo today's evidence), a bias that would keep buying probes for a few
         more free items."""
-        spread = [c for c in probed if c != now.saturated and c not in (fixed or {})]
+        spread = [c for c in probed if c != look.now.saturated and c not in (fixed or {})]
         scenarios = [
             (w, {**rates, **(fixed or {})})
-            for w, rates in self._rate_scenarios(counters, probed, spread)
+            for w, rates in self._rate_scenarios(look.counters, probed, spread)
         ]
-        return self._best_continuation(counters, states, probed, cost, remaining, scenarios)
+        return self._best_continuation(look, probed, scenarios)
 
     def _best_continuation(
         self,
-        counters: Mapping[str, float],
-        states: Sequence[CandidateState],
+        look: _BatchLook,
         live: Sequence[str],
-        cost: Mapping[str, float],
-        remaining: float,
         scenarios: Sequence[tuple[float, Mapping[str, float]]],
     ) -> float:
         """The cheapest expected cost of probing ``live`` some items more, then
@@ -511,18 +499,18 @@ class MixPolicy:
         candidates. Either the same number of probes is spent in every scenario, or, once the
         probes have grown ``_LEARNING_GROWTH`` times, each scenario stops where it is cheapest;
         either way the probes bought to learn that a candidate is poor are counted too."""
-        ref = self.reference
+        ref, counters, cost, remaining = self.reference, look.counters, look.cost, look.remaining
         # Predictions are optimistic, and what a probe adds to a plain reference call (the
         # candidates' calls) is lost for good if it does not pay: it is counted with a margin.
         probe_cost = cost[ref] + (1.0 + _COMMIT_MARGIN) * sum(cost[c] for c in live)
-        widths = {st.name: self._bound_width(counters, st.name, st.cap) for st in states}
+        widths = {st.name: self._bound_width(counters, st.name, st.cap) for st in look.states}
         extras = _lookaheads(remaining)
         table = []  # table[j][k]: cost of probing extras[j] more, then committing, in scenario k
         for extra in extras:
             row = []
             for _, rates in scenarios:
                 future = []
-                for st in states:
+                for st in look.states:
                     if st.name in live:
                         n = counters.get(K.probes_of(st.name), 0.0) + extra
                         # A scenario below today's estimate must not undo today's evidence.
