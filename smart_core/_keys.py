@@ -23,6 +23,7 @@ __all__ = [
     "failures",
     "fallbacks",
     "probes_of",
+    "probes_open",
     "routed",
 ]
 
@@ -45,6 +46,13 @@ REF_COST_SQ = "ref.cost_sq"
 def probes_of(route: str) -> str:
     """Probes on which ``route`` answered and was compared with the reference."""
     return f"probe.n:{route}"
+
+
+def probes_open(route: str) -> str:
+    """Probes of ``route`` decided but not yet settled (+1 at the decision, -1 once its answer is
+    compared or its call fails). Bounds count them as differing: an answer that is slow *because*
+    it differs must not be left out of the sample while the faster, agreeing ones are in."""
+    return f"probe.open:{route}"
 
 
 def agreements(route: str) -> str:

@@ -39,6 +39,7 @@ __all__ = [
     "Decision",
     "MixPolicy",
     "PolicyView",
+    "probe_failure",
     "probe_outcome",
     "realization_share",
     "realized_budget",
@@ -320,7 +321,7 @@ class MixPolicy:
         upper: dict[str, float] = {ref: 1.0}
         live = []
         for c in self.candidates:
-            n = int(counters.get(K.probes_of(c), 0))
+            n = _sampled(counters, c)
             s = int(counters.get(K.agreements(c), 0))
             lower[c] = self.bound.lower(s, n, self.alphas[c])
             upper[c] = self.bound.upper(s, n, self.alphas[c])
@@ -397,7 +398,7 @@ class MixPolicy:
     def _cap(self, counters: Mapping[str, float], lower: Mapping[str, float], c: str) -> float:
         """``G_c``: the most differing answers among ``c``'s unprobed items, from its bound."""
         assert self.batch_size is not None
-        unprobed = max(self.batch_size - counters.get(K.probes_of(c), 0.0), 0.0)
+        unprobed = max(self.batch_size - _sampled(counters, c), 0.0)
         return (1.0 - lower[c]) * unprobed
 
     def _probe_or_commit(
@@ -693,7 +694,7 @@ class MixPolicy:
             if c == saturated:
                 routed = math.inf
             if routed:
-                unprobed = max(self.batch_size - counters.get(K.probes_of(c), 0.0), 0.0)
+                unprobed = max(self.batch_size - _sampled(counters, c), 0.0)
                 used += min(routed, (1.0 - lower[c]) * unprobed)
         return used <= self._budget + 1e-9
 
@@ -874,6 +875,8 @@ class MixPolicy:
         inc: dict[str, float] = {K.REQUESTS: 1.0, K.routed(route): 1.0}
         if probe:
             inc[K.PROBES] = 1.0
+            for c in live:
+                inc[K.probes_open(c)] = 1.0
         if audit:
             inc[K.AUDITS] = 1.0
         for c in view.to_drop:
@@ -965,8 +968,28 @@ def _poisson_sf(k: int, mu: float) -> float:
 
 
 def probe_outcome(decision: Decision, route: str, agreed: bool) -> dict[str, float]:
-    """Counter increments for one candidate's compared answer on a probe."""
-    return {K.probes_of(route): 1.0, K.agreements(route): 1.0 if agreed else 0.0}
+    """Counter increments for one candidate's compared answer on a probe (settling it)."""
+    return {
+        K.probes_of(route): 1.0,
+        K.agreements(route): 1.0 if agreed else 0.0,
+        K.probes_open(route): -1.0,
+    }
+
+
+def probe_failure(decision: Decision, route: str) -> dict[str, float]:
+    """Counter increments for a candidate whose call failed on a probe: a failure, not a
+    disagreement (routed, the same failure falls back to the reference); the probe is settled."""
+    return {K.failures(route): 1.0, K.probes_open(route): -1.0}
+
+
+def _sampled(counters: Mapping[str, float], c: str) -> int:
+    """Probes of ``c`` the bounds count: the compared ones and those still open (as differing).
+
+    Which items are probed is drawn before any answer is seen, so the decided probes are a
+    uniform sample; the compared ones alone need not be, when differing answers take longer.
+    Counting an open probe as a differing answer can only lower the agreement seen.
+    """
+    return int(counters.get(K.probes_of(c), 0.0) + max(counters.get(K.probes_open(c), 0.0), 0.0))
 
 
 def _solve(costs: Sequence[float], bounds: Sequence[float], target: float) -> list[float]:

@@ -30,7 +30,7 @@ from ._answer import Answer
 from ._certificate import Certificate
 from ._config import SmartConfig
 from ._ledger import Ledger
-from ._policy import Decision, MixPolicy, probe_outcome
+from ._policy import Decision, MixPolicy, probe_failure, probe_outcome
 from .stores import Store, open_store
 
 __all__ = ["AsyncProbeRun", "Endpoint", "ProbeRun", "Routed", "SmartRouter", "Ticket"]
@@ -344,7 +344,7 @@ class SmartRouter:
         for c in ticket.probe_models:
             answer = answers.get(c)
             if not isinstance(answer, Answer):  # failed, cancelled or never called
-                inc[K.failures(c)] = inc.get(K.failures(c), 0.0) + 1.0
+                _merge(inc, probe_failure(ticket.decision, c))
                 continue
             if not answer.model:
                 answer.model = c
@@ -354,7 +354,7 @@ class SmartRouter:
             try:
                 agreed = bool(comparator(answer, reference))
             except Exception:  # a comparator crash must not lose the probe's other outcomes
-                inc[K.failures(c)] = inc.get(K.failures(c), 0.0) + 1.0
+                _merge(inc, probe_failure(ticket.decision, c))
                 continue
             inc.update(probe_outcome(ticket.decision, c, agreed))
         return inc
@@ -559,3 +559,8 @@ def _add_call(inc: dict[str, float], model: str, cost: float) -> None:
     inc[K.calls(model)] = inc.get(K.calls(model), 0.0) + 1.0
     inc[K.call_cost(model)] = inc.get(K.call_cost(model), 0.0) + cost
     inc[K.SPENT] = inc.get(K.SPENT, 0.0) + cost
+
+
+def _merge(inc: dict[str, float], more: Mapping[str, float]) -> None:
+    for key, value in more.items():
+        inc[key] = inc.get(key, 0.0) + value

@@ -469,6 +469,57 @@ def test_routing_bound_stays_valid_under_adaptive_probing():
     assert bad / runs <= delta, f"{bad}/{runs} runs routed on an invalid bound (delta={delta})"
 
 
+def _slow_differing_run(policy: MixPolicy, p: float, seed: int, lag: int, n: int = 1500) -> bool:
+    """Like :func:`_validity_run`, but a differing answer is recorded only ``lag`` requests after
+    its probe was decided (agreeing ones at once), as when differing answers are the long ones."""
+    rng = random.Random(seed)
+    counters: dict[str, float] = defaultdict(float)
+    late: list[tuple[int, dict[str, float]]] = []
+    for t in range(n):
+        while late and late[0][0] <= t:
+            for k, v in late.pop(0)[1].items():
+                counters[k] += v
+        view = policy.view(counters)
+        decision = policy.decide_from(view, counters, rng)
+        for k, v in decision.increments.items():
+            counters[k] += v
+        if decision.route == MINI and view.lower[MINI] > p:
+            return True
+        for c in decision.probe_models:
+            agreed = rng.random() < p
+            outcome = probe_outcome(decision, c, agreed)
+            if agreed:
+                for k, v in outcome.items():
+                    counters[k] += v
+            else:
+                late.append((t + lag, outcome))
+    return False
+
+
+def test_routing_bound_stays_valid_when_differing_answers_are_slow():
+    """Probes still in flight count as differing answers: when differing answers take 300
+    requests longer to come back, a bound on the answers already compared alone misses most of
+    them and routes on a bound above the truth in every run (200 of 200 before probes_open);
+    counting the open probes keeps the share of such runs within delta."""
+    eps, delta, runs = 0.05, 0.05, 200
+    p = 1 - eps - 0.01
+    policy = make_policy([MINI], epsilon=eps, delta=delta)
+    bad = sum(_slow_differing_run(policy, p, seed, lag=300, n=1200) for seed in range(runs))
+    assert bad / runs <= delta, f"{bad}/{runs} runs routed on an invalid bound (delta={delta})"
+
+
+def test_open_probes_count_as_differing_in_the_bounds():
+    """Ten probes decided but not yet compared: the bounds are those of 90 agreements in 100
+    probes, in request mode and in batch mode (where they also leave the unprobed items)."""
+    for kw in ({}, {"batch_size": 5000}):
+        policy = make_policy([MINI], **kw)
+        settled = probed_counters(90, 90, [MINI])
+        open_ = {**settled, K.probes_open(MINI): 10.0}
+        full = probed_counters(100, 90, [MINI])
+        assert policy.view(open_).lower[MINI] == policy.view(full).lower[MINI]
+        assert policy.view(open_).lower[MINI] < policy.view(settled).lower[MINI]
+
+
 def test_batch_mode_sends_nothing_to_a_candidate_before_twenty_probes():
     """With the paper's bound, batch mode promises (``_MIN_PROBES_BEFORE_ROUTING``) that no
     batch item goes to a candidate before it has had 20 probes; with 10 perfect probes its mix

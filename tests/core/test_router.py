@@ -200,6 +200,7 @@ async def test_candidate_failure_during_a_probe_is_not_a_disagreement():
     assert counters.get(K.probes_of(MINI), 0.0) == 0.0
     assert counters.get(K.agreements(MINI), 0.0) == 0.0
     assert counters[K.failures(MINI)] == probes
+    assert counters[K.probes_open(MINI)] == 0.0  # a failed probe is settled, not left open
     assert counters[K.probes_of(NANO)] == probes
     assert counters[K.agreements(NANO)] == probes
     assert router.ledger().routes[MINI].lower == 0.0
@@ -253,12 +254,18 @@ async def test_background_probe_does_not_delay_the_answer():
     assert not router.wait_for_probes
     r = await asyncio.wait_for(router.arun(1), timeout=5.0)
     assert r.probe and r.route == REF
-    assert router.store.read("t").get(K.probes_of(MINI), 0.0) == 0.0
+    pending = router.store.read("t")
+    assert pending.get(K.probes_of(MINI), 0.0) == 0.0
+    # Still open, the probe is in the bounds' sample as a differing answer.
+    assert pending[K.probes_open(MINI)] == 1.0
+    assert router.ledger().routes[MINI].upper < 1.0
     release.set()
     await router.aflush()
     counters = router.store.read("t")
     assert counters[K.probes_of(MINI)] == 1.0
     assert counters[K.agreements(MINI)] == 1.0
+    assert counters[K.probes_open(MINI)] == 0.0
+    assert router.ledger().routes[MINI].upper == 1.0
     await router.aclose()
 
 
