@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from . import _keys as K
 from ._certificate import Certificate
@@ -671,11 +671,12 @@ class MixPolicy:
         self,
         counters: Mapping[str, float],
         lower: Mapping[str, float],
-        route: str,
+        route: str | None,
         *,
         saturated: str | None = None,
     ) -> bool:
         """Batch mode: may one more item go to ``route`` without risking the batch's promise?
+        (``None``: do the items already counted fit?)
 
         With the finite-population bound, the items sent to a candidate ``c`` differ at most
         ``min(R_c, G_c)`` times, ``R_c`` being how many were sent and ``G_c`` the bound on
@@ -686,7 +687,8 @@ class MixPolicy:
         items than that).
         """
         if not self.finite_population:
-            return self._budget_left(counters, lower) >= 1.0 - lower[route]
+            need = 1.0 - lower[route] if route else 0.0
+            return self._budget_left(counters, lower) >= need - 1e-9
         assert self.batch_size is not None
         used = 0.0
         for c in self.candidates:
@@ -834,6 +836,31 @@ class MixPolicy:
         return self.bound.lower(round(rate * n2), n2, self.alphas[route])
 
     # -- decisions ---------------------------------------------------------------------------
+
+    def confirm(self, counters: Mapping[str, float], decision: Decision) -> Decision:
+        """Re-check a reserved batch decision on counters read *after* its reservation.
+
+        Deciders working side by side (threads, processes sharing a store) may read the same
+        counters, and each item they send to a candidate fits the batch budget alone while
+        together they overspend it. Read after the reservation, the counters hold this item and
+        every one reserved before it, so the last of them to check sees the total. An item that
+        no longer fits goes to the reference instead: the returned decision's ``increments``
+        move its reservation there. Anything else is returned unchanged.
+        """
+        route = decision.route
+        if self.batch_size is None or route == self.reference:
+            return decision
+        lower, _, _ = self._bounds(counters)
+        if self._fits_budget(counters, lower, None):
+            return decision
+        ref = self.reference
+        undo = {K.routed(route): -1.0, K.routed(ref): 1.0}
+        if K.charged(route) in decision.increments:
+            undo[K.charged(route)] = -decision.increments[K.charged(route)]
+        cert = replace(decision.certificate, route=ref, probe=False)
+        return Decision(
+            route=ref, probe=False, probe_models=(), audit=False, certificate=cert, increments=undo
+        )
 
     def decide(self, counters: Mapping[str, float], rng: random.Random) -> Decision:
         """Draw the route for one request; the returned increments reserve it in the store."""

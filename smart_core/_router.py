@@ -150,14 +150,27 @@ class SmartRouter:
         """
         policy = self.policy(task)
         decision = policy.decide(self.store.read(policy.task), self.rng)
-        self.store.add(policy.task, decision.increments, event_id=_reservation(request_id))
-        return decision
+        if not self.store.add(policy.task, decision.increments, event_id=_reservation(request_id)):
+            return decision  # reserved by an earlier call with this request_id
+        if not _needs_confirming(policy, decision):
+            return decision
+        checked = policy.confirm(self.store.read(policy.task), decision)
+        if checked is not decision:
+            self.store.add(policy.task, checked.increments, event_id=_rerouting(request_id))
+        return checked
 
     async def adecide(self, task: str | None = None, *, request_id: str | None = None) -> Decision:
         policy = self.policy(task)
         decision = policy.decide(await self.store.aread(policy.task), self.rng)
-        await self.store.aadd(policy.task, decision.increments, event_id=_reservation(request_id))
-        return decision
+        reservation = _reservation(request_id)
+        if not await self.store.aadd(policy.task, decision.increments, event_id=reservation):
+            return decision
+        if not _needs_confirming(policy, decision):
+            return decision
+        checked = policy.confirm(await self.store.aread(policy.task), decision)
+        if checked is not decision:
+            await self.store.aadd(policy.task, checked.increments, event_id=_rerouting(request_id))
+        return checked
 
     def ledger(self, task: str | None = None) -> Ledger:
         """Spend, savings and the policy in force for ``task``, from the shared store."""
@@ -553,6 +566,15 @@ _FAILED = RuntimeError("probe call failed")
 
 def _reservation(request_id: str | None) -> str | None:
     return f"{request_id}:decide" if request_id else None
+
+
+def _rerouting(request_id: str | None) -> str | None:
+    return f"{request_id}:reroute" if request_id else None
+
+
+def _needs_confirming(policy: MixPolicy, decision: Decision) -> bool:
+    """Only an item sent to a candidate spends batch budget, so only it is re-checked."""
+    return policy.batch_size is not None and decision.route != policy.reference
 
 
 def _add_call(inc: dict[str, float], model: str, cost: float) -> None:

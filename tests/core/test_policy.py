@@ -520,6 +520,30 @@ def test_open_probes_count_as_differing_in_the_bounds():
         assert policy.view(open_).lower[MINI] < policy.view(settled).lower[MINI]
 
 
+def test_confirm_keeps_what_fits_and_moves_what_does_not_to_the_reference():
+    """``confirm`` on counters read after the reservation: an item that still fits (or one that
+    spends no budget) is kept as it is; one that overspends becomes a reference call, and its
+    increments move the reservation (and its charge) from the candidate to the reference."""
+    policy = make_policy([MINI], batch_size=100)
+    counters = {**probed_counters(30, 30, [MINI]), K.REQUESTS: 99.0, K.routed(MINI): 4.0}
+    decision = policy.decide(counters, random.Random(0))
+    assert decision.route == MINI
+    after = dict(counters)
+    for k, v in decision.increments.items():
+        after[k] = after.get(k, 0.0) + v
+    assert policy.confirm(after, decision) is decision  # 5 items, budget 5
+    after[K.routed(MINI)] += 1.0  # another worker's item, reserved before this one was checked
+    moved = policy.confirm(after, decision)
+    assert (moved.route, moved.probe, moved.probe_models) == (REF, False, ())
+    assert moved.increments[K.routed(MINI)] == -1.0 and moved.increments[K.routed(REF)] == 1.0
+    assert moved.increments.get(K.charged(MINI), 0.0) == -decision.increments.get(
+        K.charged(MINI), 0.0
+    )
+    online = make_policy([MINI])
+    routed = online.decide(probed_counters(3000, 3000, [MINI]), random.Random(1))
+    assert online.confirm({}, routed) is routed
+
+
 def test_batch_mode_sends_nothing_to_a_candidate_before_twenty_probes():
     """With the paper's bound, batch mode promises (``_MIN_PROBES_BEFORE_ROUTING``) that no
     batch item goes to a candidate before it has had 20 probes; with 10 perfect probes its mix

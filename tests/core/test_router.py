@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections import Counter
 
 import pytest
@@ -290,6 +291,72 @@ async def test_probe_calls_candidates_concurrently_with_the_reference():
     r = await router.arun(0)
     assert r.probe and r.answer.text == "A"
     assert router.store.read("t")[K.agreements(MINI)] == 1.0
+
+
+class LockstepReads(MemoryStore):
+    """The first two reads wait for each other: two workers reading the counters at the same
+    moment, before either has written its reservation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._barrier = threading.Barrier(2)
+        self._lockstep = 2
+        self._mu = threading.Lock()
+
+    def read(self, task: str) -> dict[str, float]:
+        counters = super().read(task)
+        with self._mu:
+            wait, self._lockstep = self._lockstep > 0, self._lockstep - 1
+        if wait:
+            self._barrier.wait(timeout=5.0)
+        return counters
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_concurrent_deciders_cannot_overspend_the_batch_budget_together(mode):
+    """A 100-item batch (budget 5 differing answers) with 4 items already sent to the candidate
+    and one item of budget left: two workers (threads; with ``adecide`` each runs its own event
+    loop, as separate processes would) read the counters at once and each would send its item
+    to the candidate. The check made after the reservation sends the second to the reference,
+    so the candidate gets 5 items, not 6."""
+    store = LockstepReads()
+    store.add(
+        "t",
+        {
+            K.REQUESTS: 99,
+            K.PROBES: 30,
+            K.routed(REF): 95,
+            K.routed(MINI): 4,
+            K.probes_of(MINI): 30,
+            K.agreements(MINI): 30,
+            K.calls(REF): 30,
+            K.call_cost(REF): 0.1,
+            K.calls(MINI): 30,
+            K.call_cost(MINI): 0.006,
+        },
+    )
+    endpoints = {REF: reference_endpoint(), MINI: candidate_endpoint(MINI, 1.0)}
+    router = SmartRouter(config(batch_size=100), endpoints, store=store, seed=0)
+    decisions: list = []
+
+    def work() -> None:
+        if mode == "sync":
+            decisions.append(router.decide())
+        else:
+            decisions.append(asyncio.run(router.adecide()))
+
+    workers = [threading.Thread(target=work) for _ in "ab"]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert sorted(d.route for d in decisions) == sorted([MINI, REF])
+    rerouted = next(d for d in decisions if d.route == REF)
+    assert not rerouted.probe and rerouted.certificate.route == REF
+    counters = store.read("t")
+    assert counters[K.routed(MINI)] == 5.0
+    assert counters[K.routed(REF)] == 96.0
+    assert router.policy()._fits_budget(counters, router.policy().view(counters).lower, None)
 
 
 # -- state ------------------------------------------------------------------------------------
