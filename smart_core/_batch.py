@@ -44,6 +44,7 @@ from ._ledger import Ledger
 from ._policy import Decision
 from ._providers import ProviderError
 from ._router import Endpoint, SmartRouter, Ticket
+from ._settled_prefix import SettledPrefix
 from ._usage import Usage
 
 __all__ = ["BatchItem", "BatchResult", "BatchRun", "load_items", "run_batch"]
@@ -399,6 +400,10 @@ async def run_batch(
     out = run.output.open("a", encoding="utf-8")
     sem = asyncio.Semaphore(max(1, run.concurrency))
     lock = asyncio.Lock()  # one decision at a time: each sees the previous reservation
+    # Decision order is known here, so the bounds use the probes settled in that order (rather
+    # than count every probe in flight as differing); see smart_core._settled_prefix.
+    prefix = SettledPrefix()
+    probe_seq: dict[str, int] = {}
 
     async def call(item_id: str, model: str) -> Answer:
         have = saved.get(item_id, {}).get(model)
@@ -414,11 +419,15 @@ async def run_batch(
         ticket = tickets.get(item_id)
         if ticket is None:
             async with lock:
-                decision = policy.decide(await store.aread(run.task), router.rng)
+                counters = prefix.counters(await store.aread(run.task))
+                decision = policy.decide(counters, router.rng)
                 ticket = Ticket(item_id, decision, decision.route)
                 db.save_ticket(item_id, ticket)
                 tickets[item_id] = ticket
                 await store.aadd(run.task, decision.increments, event_id=f"{item_id}:decide")
+                seq = prefix.decided(decision.increments)
+                if seq is not None:
+                    probe_seq[item_id] = seq
         else:  # saved before a kill: make sure it is reserved (a no-op if it was)
             await store.aadd(run.task, ticket.decision.increments, event_id=f"{item_id}:decide")
         return ticket
@@ -447,7 +456,10 @@ async def run_batch(
         if probes:
             got = await asyncio.gather(*probes.values(), return_exceptions=True)
             results = dict(zip(probes, got, strict=True))
-            await router.arecord_probe(ticket, answer, results)
+            async with lock:  # no decision may see the store and the prefix out of step
+                written = await router.arecord_probe(ticket, answer, results)
+                if item.id in probe_seq:
+                    prefix.settled(probe_seq[item.id], written)
         cost = routed.cost + sum(
             router.cost_of(a) for a in results.values() if isinstance(a, Answer)
         )
@@ -497,6 +509,9 @@ async def run_batch(
                 if attempt < run.item_attempts:
                     await asyncio.sleep(delay)
                     delay *= 2
+            else:  # failed for good: its probe, if any, will never be compared
+                if item.id in probe_seq:
+                    prefix.abandoned(probe_seq[item.id])
         if progress is not None:
             progress(1, Ledger.from_counters(await store.aread(run.task), policy), len(items))
 

@@ -22,6 +22,7 @@ __all__ = [
     "dropped",
     "failures",
     "fallbacks",
+    "is_probe_statistic",
     "probes_of",
     "probes_open",
     "routed",
@@ -53,6 +54,11 @@ def probes_open(route: str) -> str:
     compared or its call fails). Bounds count them as differing: an answer that is slow *because*
     it differs must not be left out of the sample while the faster, agreeing ones are in."""
     return f"probe.open:{route}"
+
+
+def is_probe_statistic(key: str) -> bool:
+    """Is ``key`` one of a candidate's probe counters (compared, agreeing, open)?"""
+    return key.startswith((probes_of(""), agreements(""), probes_open("")))
 
 
 def agreements(route: str) -> str:

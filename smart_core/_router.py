@@ -257,22 +257,20 @@ class SmartRouter:
 
     def record_probe(
         self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
-    ) -> None:
-        """Compare every candidate answer with the reference's and record the outcomes, once."""
-        self.store.add(
-            ticket.task,
-            self._probe_increments(ticket, reference, answers),
-            event_id=f"{ticket.request_id}:probe",
-        )
+    ) -> dict[str, float]:
+        """Compare every candidate answer with the reference's and record the outcomes, once.
+
+        Returns the counter increments written ({} if this probe was recorded before)."""
+        inc = self._probe_increments(ticket, reference, answers)
+        applied = self.store.add(ticket.task, inc, event_id=f"{ticket.request_id}:probe")
+        return inc if applied else {}
 
     async def arecord_probe(
         self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
-    ) -> None:
-        await self.store.aadd(
-            ticket.task,
-            self._probe_increments(ticket, reference, answers),
-            event_id=f"{ticket.request_id}:probe",
-        )
+    ) -> dict[str, float]:
+        inc = self._probe_increments(ticket, reference, answers)
+        applied = await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:probe")
+        return inc if applied else {}
 
     # -- serving through endpoints ---------------------------------------------------------------
 

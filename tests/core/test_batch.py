@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from smart_core import Answer, ConfigError, Usage
+from smart_core import Answer, ConfigError, Usage, open_store
+from smart_core import _keys as K
 from smart_core._batch import BatchRun, load_items, render_prompt, run_batch, timeline
 
 REF, MINI, HAIKU = "openai:gpt-4o", "openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest"
@@ -191,3 +192,23 @@ def test_a_bad_key_stops_the_run_at_once_and_a_fixed_rerun_finishes(tmp_path):
     result = asyncio.run(run_batch(run, endpoints))
     assert result.done == 60 and result.failed == {}
     assert [x["id"] for x in _lines(tmp_path / "out.jsonl")] == [f"x{i}" for i in range(60)]
+
+
+def test_slow_differing_answers_do_not_stall_the_run_and_every_probe_settles(tmp_path):
+    """Differing candidate answers come back late (as long answers do): the run still answers
+    every item, the bounds wait for probes in decision order without blocking anything, and at
+    the end no probe is left open."""
+    path = _items(tmp_path, 200)
+    models = Models(path, {MINI: 0.1, HAIKU: 0.3})
+
+    async def late_if_differing(item: str, model: str) -> None:
+        if model != REF and random.Random(f"{model}{item}").random() < models.errors[model]:
+            await asyncio.sleep(0.02)
+
+    models.hook = late_if_differing
+    result = asyncio.run(run_batch(_run(path, tmp_path), models.endpoints()))
+    assert result.done == 200 and result.failed == {}
+    counters = open_store(f"sqlite:///{result.state}").read(_run(path, tmp_path).task)
+    assert counters[K.probes_of(MINI)] > 0
+    for model in (MINI, HAIKU):
+        assert counters.get(K.probes_open(model), 0.0) == 0.0

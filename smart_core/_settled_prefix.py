@@ -1,0 +1,86 @@
+"""Bounds from the probes settled in decision order, for a run that decides one item at a time.
+
+Which items are probed is drawn before any answer is seen, so the first ``k`` probes *decided*
+are a uniform sample; the first ``k`` probes *settled* need not be, when differing answers take
+longer. The policy therefore counts open probes as differing, which holds whatever the order but
+costs dearly when many probes are in flight. A run that decides one item at a time knows the
+decision order and can do better: hand the policy the counts of the longest prefix of decided
+probes that are all settled. A confidence sequence holds at every sample size at once, so
+reading it at that prefix's size is as valid as at any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from . import _keys as K
+
+__all__ = ["SettledPrefix"]
+
+
+@dataclass
+class _Probe:
+    #: What this probe has written to the store's probe counters so far.
+    written: dict[str, float] = field(default_factory=dict)
+    settled: bool = False
+
+
+class SettledPrefix:
+    """Tracks the probes decided in this process, in order, and what each wrote to the store.
+
+    :meth:`counters` takes the store's counters and removes the contribution of every probe
+    after the first one still open, so the policy sees the settled prefix (plus anything other
+    processes or an earlier, crashed run left, whose open probes the policy counts as differing).
+    Decisions, settlements and :meth:`counters` must not interleave with the store writes they
+    describe: the run holds one lock around each.
+    """
+
+    def __init__(self) -> None:
+        self._probes: dict[int, _Probe] = {}
+        self._next = 0
+        self._first_open = 0
+
+    def decided(self, increments: Mapping[str, float]) -> int | None:
+        """Record a decision just written to the store; its sequence number if it is a probe."""
+        if not increments.get(K.PROBES):
+            return None
+        seq = self._next
+        self._next += 1
+        self._probes[seq] = _Probe({k: v for k, v in increments.items() if K.is_probe_statistic(k)})
+        return seq
+
+    def settled(self, seq: int, written: Mapping[str, float]) -> None:
+        """The probe's outcomes (``written``, just added to the store) are recorded."""
+        probe = self._probes.get(seq)
+        if probe is None:  # already in the prefix
+            return
+        for k, v in written.items():
+            if K.is_probe_statistic(k):
+                probe.written[k] = probe.written.get(k, 0.0) + v
+        self._settle(seq)
+
+    def abandoned(self, seq: int) -> None:
+        """The probe's item failed for good: its outcome will never be recorded. It stays open
+        in the store, so once in the prefix the policy counts it as differing."""
+        if seq in self._probes:
+            self._settle(seq)
+
+    def counters(self, counters: Mapping[str, float]) -> dict[str, float]:
+        """``counters`` without what the probes after the settled prefix wrote."""
+        out = dict(counters)
+        for probe in self._probes.values():
+            for k, v in probe.written.items():
+                out[k] = out.get(k, 0.0) - v
+        return out
+
+    @property
+    def open(self) -> int:
+        """Probes decided here and kept out of the policy's counters."""
+        return len(self._probes)
+
+    def _settle(self, seq: int) -> None:
+        self._probes[seq].settled = True
+        while self._first_open in self._probes and self._probes[self._first_open].settled:
+            del self._probes[self._first_open]
+            self._first_open += 1
