@@ -23,6 +23,8 @@ __all__ = [
     "failures",
     "fallbacks",
     "is_probe_statistic",
+    "prefix_agreements",
+    "prefix_probes",
     "probes_of",
     "probes_open",
     "routed",
@@ -59,6 +61,17 @@ def probes_open(route: str) -> str:
 def is_probe_statistic(key: str) -> bool:
     """Is ``key`` one of a candidate's probe counters (compared, agreeing, open)?"""
     return key.startswith((probes_of(""), agreements(""), probes_open("")))
+
+
+def prefix_probes(route: str) -> str:
+    """Not stored: probes of ``route`` in the longest all-settled prefix of decided probes, open
+    ones counted, handed to the policy by a run that knows the decision order."""
+    return f"prefix.n:{route}"
+
+
+def prefix_agreements(route: str) -> str:
+    """Not stored: agreements within :func:`prefix_probes`."""
+    return f"prefix.agree:{route}"
 
 
 def agreements(route: str) -> str:

@@ -321,10 +321,10 @@ class MixPolicy:
         upper: dict[str, float] = {ref: 1.0}
         live = []
         for c in self.candidates:
-            n = _sampled(counters, c)
-            s = int(counters.get(K.agreements(c), 0))
-            lower[c] = self.bound.lower(s, n, self.alphas[c])
-            upper[c] = self.bound.upper(s, n, self.alphas[c])
+            # One bound holding at every sample size, read at each size the counters offer.
+            readings = _readings(counters, c)
+            lower[c] = max(self.bound.lower(s, n, self.alphas[c]) for s, n in readings)
+            upper[c] = min(self.bound.upper(s, n, self.alphas[c]) for s, n in readings)
             if not counters.get(K.dropped(c)):
                 live.append(c)
         return lower, upper, live
@@ -398,8 +398,15 @@ class MixPolicy:
     def _cap(self, counters: Mapping[str, float], lower: Mapping[str, float], c: str) -> float:
         """``G_c``: the most differing answers among ``c``'s unprobed items, from its bound."""
         assert self.batch_size is not None
-        unprobed = max(self.batch_size - _sampled(counters, c), 0.0)
-        return (1.0 - lower[c]) * unprobed
+        readings = _readings(counters, c)
+        if len(readings) == 1:
+            unprobed = max(self.batch_size - readings[0][1], 0.0)
+            return (1.0 - lower[c]) * unprobed
+        # Each reading bounds its own unprobed items (the prefix's include the probes held back).
+        return min(
+            (1.0 - self.bound.lower(s, n, self.alphas[c])) * max(self.batch_size - n, 0.0)
+            for s, n in readings
+        )
 
     def _probe_or_commit(
         self, look: _BatchLook, live: Sequence[str]
@@ -696,8 +703,7 @@ class MixPolicy:
             if c == saturated:
                 routed = math.inf
             if routed:
-                unprobed = max(self.batch_size - _sampled(counters, c), 0.0)
-                used += min(routed, (1.0 - lower[c]) * unprobed)
+                used += min(routed, self._cap(counters, lower, c))
         return used <= self._budget + 1e-9
 
     def _budget_left(self, counters: Mapping[str, float], lower: Mapping[str, float]) -> float:
@@ -1007,6 +1013,16 @@ def probe_failure(decision: Decision, route: str) -> dict[str, float]:
     """Counter increments for a candidate whose call failed on a probe: a failure, not a
     disagreement (routed, the same failure falls back to the reference); the probe is settled."""
     return {K.failures(route): 1.0, K.probes_open(route): -1.0}
+
+
+def _readings(counters: Mapping[str, float], c: str) -> list[tuple[int, int]]:
+    """(agreements, probes) of ``c`` to read its bound at: every decided probe (open ones as
+    differing, :func:`_sampled`), and the settled prefix when a run supplies it."""
+    out = [(int(counters.get(K.agreements(c), 0.0)), _sampled(counters, c))]
+    if K.prefix_probes(c) in counters:
+        n = int(counters[K.prefix_probes(c)])
+        out.append((min(int(counters.get(K.prefix_agreements(c), 0.0)), n), n))
+    return out
 
 
 def _sampled(counters: Mapping[str, float], c: str) -> int:

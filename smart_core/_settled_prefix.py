@@ -4,9 +4,10 @@ Which items are probed is drawn before any answer is seen, so the first ``k`` pr
 are a uniform sample; the first ``k`` probes *settled* need not be, when differing answers take
 longer. The policy therefore counts open probes as differing, which holds whatever the order but
 costs dearly when many probes are in flight. A run that decides one item at a time knows the
-decision order and can do better: hand the policy the counts of the longest prefix of decided
-probes that are all settled. A confidence sequence holds at every sample size at once, so
-reading it at that prefix's size is as valid as at any other.
+decision order and can also hand the policy the counts of the longest prefix of decided probes
+that are all settled. A confidence sequence holds at every sample size at once, so it may be
+read at both sizes and the better of the two kept: the prefix wins while few probes are held
+behind a slow one, the open-as-differing count when one slow probe holds back many.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ class _Probe:
 class SettledPrefix:
     """Tracks the probes decided in this process, in order, and what each wrote to the store.
 
-    :meth:`counters` takes the store's counters and removes the contribution of every probe
-    after the first one still open, so the policy sees the settled prefix (plus anything other
-    processes or an earlier, crashed run left, whose open probes the policy counts as differing).
+    :meth:`counters` adds to the store's counters the counts of the settled prefix: without the
+    contribution of every probe after the first one still open (anything other processes or an
+    earlier, crashed run left stays in, its open probes counted as differing).
     Decisions, settlements and :meth:`counters` must not interleave with the store writes they
     describe: the run holds one lock around each.
     """
@@ -67,11 +68,20 @@ class SettledPrefix:
             self._settle(seq)
 
     def counters(self, counters: Mapping[str, float]) -> dict[str, float]:
-        """``counters`` without what the probes after the settled prefix wrote."""
-        out = dict(counters)
+        """``counters`` plus, per candidate, the settled prefix's probes and agreements
+        (:func:`~smart_core._keys.prefix_probes`): what the probes after the first one still
+        open wrote is left out. The policy reads its bound at both sizes and keeps the better."""
+        later: dict[str, float] = {}
         for probe in self._probes.values():
             for k, v in probe.written.items():
-                out[k] = out.get(k, 0.0) - v
+                later[k] = later.get(k, 0.0) + v
+        out = dict(counters)
+        candidates = {k.split(":", 1)[1] for k in counters if K.is_probe_statistic(k)}
+        for c in candidates:
+            n, s, o = K.probes_of(c), K.agreements(c), K.probes_open(c)
+            still_open = max(counters.get(o, 0.0) - later.get(o, 0.0), 0.0)
+            out[K.prefix_probes(c)] = counters.get(n, 0.0) - later.get(n, 0.0) + still_open
+            out[K.prefix_agreements(c)] = counters.get(s, 0.0) - later.get(s, 0.0)
         return out
 
     @property

@@ -520,6 +520,25 @@ def test_open_probes_count_as_differing_in_the_bounds():
         assert policy.view(open_).lower[MINI] < policy.view(settled).lower[MINI]
 
 
+def test_bounds_read_at_the_settled_prefix_too_keep_the_better_reading():
+    """With a settled prefix supplied, the lower bound is the better of the two readings (open
+    probes as differing; the prefix alone), and in batch mode the cap on differing unprobed
+    answers is the smaller of the two, each over its own unprobed items."""
+    policy = make_policy([MINI], batch_size=5000)
+    # 200 compared (200 agreeing) plus 20 open; the prefix holds 150 probes, all agreeing.
+    base = {**probed_counters(200, 200, [MINI]), K.probes_open(MINI): 20.0}
+    both = {**base, K.prefix_probes(MINI): 150.0, K.prefix_agreements(MINI): 150.0}
+    alpha = policy.alphas[MINI]
+    imputed = policy.bound.lower(200, 220, alpha)
+    prefix = policy.bound.lower(150, 150, alpha)
+    assert prefix > imputed  # 20 open probes counted as differing weigh more than 70 fewer
+    view = policy.view(both)
+    assert view.lower[MINI] == max(imputed, prefix)
+    caps = [(1 - imputed) * (5000 - 220), (1 - prefix) * (5000 - 150)]
+    assert policy._cap(both, view.lower, MINI) == pytest.approx(min(caps))
+    assert policy.view(base).lower[MINI] == imputed
+
+
 def test_confirm_keeps_what_fits_and_moves_what_does_not_to_the_reference():
     """``confirm`` on counters read after the reservation: an item that still fits (or one that
     spends no budget) is kept as it is; one that overspends becomes a reference call, and its

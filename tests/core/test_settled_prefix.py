@@ -1,4 +1,4 @@
-"""SettledPrefix: the policy sees the probes settled in decision order, nothing after a gap."""
+"""SettledPrefix: the policy also sees the probes settled in decision order, up to a gap."""
 
 from __future__ import annotations
 
@@ -43,13 +43,12 @@ class _Run:
         self.write(inc)
         self.prefix.settled(seq, inc)
 
-    def seen(self, model: str) -> tuple[float, float, float]:
+    def seen(self, model: str) -> tuple[float, float]:
+        """(probes, agreements) of the settled prefix handed to the policy."""
         c = self.prefix.counters(self.store)
-        return (
-            c.get(K.probes_of(model), 0.0),
-            c.get(K.agreements(model), 0.0),
-            c.get(K.probes_open(model), 0.0),
-        )
+        for k, v in self.store.items():  # the store's own counters pass through untouched
+            assert c[k] == v
+        return c[K.prefix_probes(model)], c[K.prefix_agreements(model)]
 
 
 def test_an_outcome_settled_after_a_gap_is_held_back_until_the_gap_closes():
@@ -58,11 +57,11 @@ def test_an_outcome_settled_after_a_gap_is_held_back_until_the_gap_closes():
     run.settle(second, {A: True, B: False})
     run.settle(third, {A: True, B: True})
     # The first probe is still open: nothing after it counts, and nothing is counted as open.
-    assert run.seen(A) == (0.0, 0.0, 0.0)
+    assert run.seen(A) == (0.0, 0.0)
     assert run.store[K.probes_of(A)] == 2.0  # the store has everything
     run.settle(first, {A: False, B: True})
-    assert run.seen(A) == (3.0, 2.0, 0.0)
-    assert run.seen(B) == (3.0, 2.0, 0.0)
+    assert run.seen(A) == (3.0, 2.0)
+    assert run.seen(B) == (3.0, 2.0)
     assert run.prefix.open == 0
 
 
@@ -71,16 +70,16 @@ def test_a_failed_call_settles_the_probe_without_counting_it():
     first, second = run.decide(A), run.decide(A)
     run.settle(second, {A: True})
     run.settle(first, {A: None})
-    assert run.seen(A) == (1.0, 1.0, 0.0)
+    assert run.seen(A) == (1.0, 1.0)
 
 
 def test_an_abandoned_probe_stays_open_and_counts_as_differing_once_in_the_prefix():
     run = _Run()
     first, second = run.decide(A), run.decide(A)
     run.settle(second, {A: True})
-    assert run.seen(A) == (0.0, 0.0, 0.0)
+    assert run.seen(A) == (0.0, 0.0)
     run.prefix.abandoned(first)
-    assert run.seen(A) == (1.0, 1.0, 1.0)  # the policy adds the open one as differing
+    assert run.seen(A) == (2.0, 1.0)  # the open one is in the prefix, as differing
 
 
 def test_decisions_that_are_not_probes_are_not_tracked():
@@ -107,4 +106,4 @@ def test_what_the_policy_sees_is_always_the_longest_settled_prefix():
             run.settle(seqs[i], {A: truth[i]})
             done.add(i)
             k = next((j for j in range(40) if j not in done), 40)
-            assert run.seen(A) == (float(k), float(sum(truth[:k])), 0.0)
+            assert run.seen(A) == (float(k), float(sum(truth[:k])))
