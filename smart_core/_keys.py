@@ -22,9 +22,9 @@ __all__ = [
     "dropped",
     "failures",
     "fallbacks",
-    "is_probe_statistic",
     "prefix_agreements",
     "prefix_probes",
+    "probe_route",
     "probes_of",
     "probes_open",
     "routed",
@@ -58,9 +58,13 @@ def probes_open(route: str) -> str:
     return f"probe.open:{route}"
 
 
-def is_probe_statistic(key: str) -> bool:
-    """Is ``key`` one of a candidate's probe counters (compared, agreeing, open)?"""
-    return key.startswith((probes_of(""), agreements(""), probes_open("")))
+def probe_route(key: str) -> str | None:
+    """The route of one of a candidate's probe counters (compared, agreeing, open), else None."""
+    for name in (probes_of, agreements, probes_open):
+        head = name("")
+        if key.startswith(head):
+            return key[len(head) :]
+    return None
 
 
 def prefix_probes(route: str) -> str:

@@ -843,6 +843,11 @@ class MixPolicy:
 
     # -- decisions ---------------------------------------------------------------------------
 
+    def spends_budget(self, decision: Decision) -> bool:
+        """Does ``decision`` take batch budget (an item sent to a candidate in batch mode)?
+        Only such decisions need :meth:`confirm`."""
+        return self.batch_size is not None and decision.route != self.reference
+
     def confirm(self, counters: Mapping[str, float], decision: Decision) -> Decision:
         """Re-check a reserved batch decision on counters read *after* its reservation.
 
@@ -853,9 +858,9 @@ class MixPolicy:
         no longer fits goes to the reference instead: the returned decision's ``increments``
         move its reservation there. Anything else is returned unchanged.
         """
-        route = decision.route
-        if self.batch_size is None or route == self.reference:
+        if not self.spends_budget(decision):
             return decision
+        route = decision.route
         lower, _, _ = self._bounds(counters)
         if self._fits_budget(counters, lower, None):
             return decision

@@ -152,7 +152,7 @@ class SmartRouter:
         decision = policy.decide(self.store.read(policy.task), self.rng)
         if not self.store.add(policy.task, decision.increments, event_id=_reservation(request_id)):
             return decision  # reserved by an earlier call with this request_id
-        if not _needs_confirming(policy, decision):
+        if not policy.spends_budget(decision):
             return decision
         checked = policy.confirm(self.store.read(policy.task), decision)
         if checked is not decision:
@@ -165,7 +165,7 @@ class SmartRouter:
         reservation = _reservation(request_id)
         if not await self.store.aadd(policy.task, decision.increments, event_id=reservation):
             return decision
-        if not _needs_confirming(policy, decision):
+        if not policy.spends_budget(decision):
             return decision
         checked = policy.confirm(await self.store.aread(policy.task), decision)
         if checked is not decision:
@@ -568,11 +568,6 @@ def _reservation(request_id: str | None) -> str | None:
 
 def _rerouting(request_id: str | None) -> str | None:
     return f"{request_id}:reroute" if request_id else None
-
-
-def _needs_confirming(policy: MixPolicy, decision: Decision) -> bool:
-    """Only an item sent to a candidate spends batch budget, so only it is re-checked."""
-    return policy.batch_size is not None and decision.route != policy.reference
 
 
 def _add_call(inc: dict[str, float], model: str, cost: float) -> None:

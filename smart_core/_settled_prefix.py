@@ -48,7 +48,7 @@ class SettledPrefix:
             return None
         seq = self._next
         self._next += 1
-        self._probes[seq] = _Probe({k: v for k, v in increments.items() if K.is_probe_statistic(k)})
+        self._probes[seq] = _Probe({k: v for k, v in increments.items() if K.probe_route(k)})
         return seq
 
     def settled(self, seq: int, written: Mapping[str, float]) -> None:
@@ -57,7 +57,7 @@ class SettledPrefix:
         if probe is None:  # already in the prefix
             return
         for k, v in written.items():
-            if K.is_probe_statistic(k):
+            if K.probe_route(k):
                 probe.written[k] = probe.written.get(k, 0.0) + v
         self._settle(seq)
 
@@ -76,7 +76,7 @@ class SettledPrefix:
             for k, v in probe.written.items():
                 later[k] = later.get(k, 0.0) + v
         out = dict(counters)
-        candidates = {k.split(":", 1)[1] for k in counters if K.is_probe_statistic(k)}
+        candidates = {route for k in counters if (route := K.probe_route(k))}
         for c in candidates:
             n, s, o = K.probes_of(c), K.agreements(c), K.probes_open(c)
             still_open = max(counters.get(o, 0.0) - later.get(o, 0.0), 0.0)
