@@ -324,7 +324,11 @@ class MixPolicy:
             # One bound holding at every sample size, read at each size the counters offer.
             readings = _readings(counters, c)
             lower[c] = max(self.bound.lower(s, n, self.alphas[c]) for s, n in readings)
-            upper[c] = min(self.bound.upper(s, n, self.alphas[c]) for s, n in readings)
+            # The upper bound only judges whether a candidate is worth probing: the compared
+            # answers alone, since open probes counted as differing would drop a good candidate
+            # whenever many probes are in flight.
+            s, n = int(counters.get(K.agreements(c), 0)), int(counters.get(K.probes_of(c), 0))
+            upper[c] = self.bound.upper(s, n, self.alphas[c])
             if not counters.get(K.dropped(c)):
                 live.append(c)
         return lower, upper, live

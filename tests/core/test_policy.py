@@ -494,8 +494,9 @@ def test_routing_bound_stays_valid_when_differing_answers_are_slow():
 
 
 def test_open_probes_count_as_differing_in_the_bounds():
-    """Ten probes decided but not yet compared: the bounds are those of 90 agreements in 100
-    probes, in request mode and in batch mode (where they also leave the unprobed items)."""
+    """Ten probes decided but not yet compared: the lower bound is that of 90 agreements in 100
+    probes, in request mode and in batch mode (where they also leave the unprobed items); the
+    upper bound, which only decides whether probing may pay, ignores them."""
     for kw in ({}, {"batch_size": 5000}):
         policy = make_policy([MINI], **kw)
         settled = probed_counters(90, 90, [MINI])
@@ -503,6 +504,8 @@ def test_open_probes_count_as_differing_in_the_bounds():
         full = probed_counters(100, 90, [MINI])
         assert policy.view(open_).lower[MINI] == policy.view(full).lower[MINI]
         assert policy.view(open_).lower[MINI] < policy.view(settled).lower[MINI]
+        # Whether the candidate is worth probing is judged on its compared answers alone.
+        assert policy.view(open_).upper[MINI] == policy.view(settled).upper[MINI]
 
 
 def test_bounds_read_at_the_settled_prefix_too_keep_the_better_reading():

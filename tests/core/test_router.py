@@ -257,16 +257,14 @@ async def test_background_probe_does_not_delay_the_answer():
     assert r.probe and r.route == REF
     pending = router.store.read("t")
     assert pending.get(K.probes_of(MINI), 0.0) == 0.0
-    # Still open, the probe is in the bounds' sample as a differing answer.
+    # Still open, the probe is in the bounds' sample (the lower bound counts it as differing).
     assert pending[K.probes_open(MINI)] == 1.0
-    assert router.ledger().routes[MINI].upper < 1.0
     release.set()
     await router.aflush()
     counters = router.store.read("t")
     assert counters[K.probes_of(MINI)] == 1.0
     assert counters[K.agreements(MINI)] == 1.0
     assert counters[K.probes_open(MINI)] == 0.0
-    assert router.ledger().routes[MINI].upper == 1.0
     await router.aclose()
 
 
