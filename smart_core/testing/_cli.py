@@ -3,7 +3,10 @@ an app or a framework against scripted models without keys or network."""
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +19,9 @@ from ._replay import replay
 from ._server import FakeLLMServer
 
 __all__ = ["build_server", "describe", "fake_server"]
+
+# The signals that stop the server: Ctrl-C, and what `kill` and process supervisors send.
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def build_server(
@@ -46,6 +52,28 @@ def describe(server: FakeLLMServer, replay_file: Path | None = None) -> str:
     )
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _stopping_on_signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into KeyboardInterrupt while serving, whatever was inherited.
+
+    A shell without job control starts a background job (``smart fake-server &`` in a script,
+    a test runner started with ``&``) with SIGINT ignored, and Python keeps an ignored SIGINT,
+    so without this ``kill -INT`` would never stop the server. SIGTERM would end the process
+    without stopping the server thread or saying so. The previous handlers come back after.
+    """
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: set outside Python, nothing to put back
+                signal.signal(sig, handler)
+
+
 def fake_server(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port).")] = 0,
     replay_file: Annotated[
@@ -69,10 +97,11 @@ def fake_server(
     except OSError as exc:
         typer.echo(f"error: cannot listen on 127.0.0.1:{port}: {exc.strerror}", err=True)
         raise typer.Exit(code=2) from None
-    typer.echo(describe(server, replay_file))
     try:
-        while True:
-            time.sleep(3600)
+        with _stopping_on_signals():
+            typer.echo(describe(server, replay_file))
+            while True:
+                time.sleep(3600)
     except KeyboardInterrupt:
         typer.echo("stopping")
     finally:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from smart_core.testing import Behaviour
 from smart_core.testing._cli import build_server, describe
@@ -38,9 +39,22 @@ def test_describe_prints_base_urls_and_sdk_environment(tmp_path):
     assert "cand, ref; any other name: echo" in text
 
 
-def test_command_serves_until_interrupted(tmp_path):
+# A shell without job control (a script, CI, a test runner started with `&`) starts background
+# jobs with SIGINT ignored, and Python starts with it still ignored: the command must stop anyway.
+IGNORE_SIGINT = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN); "
+
+
+@pytest.mark.parametrize(
+    ("prelude", "stop_signal"),
+    [
+        pytest.param("", signal.SIGINT, id="ctrl-c"),
+        pytest.param(IGNORE_SIGINT, signal.SIGINT, id="sigint-ignored-by-the-shell"),
+        pytest.param("", signal.SIGTERM, id="sigterm"),
+    ],
+)
+def test_command_serves_until_interrupted(tmp_path, prelude, stop_signal):
     path = replay_file(tmp_path)
-    code = "from smart_core.cli import main; main()"
+    code = prelude + "from smart_core.cli import main; main()"
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "fake-server", "--replay", str(path)],
         stdout=subprocess.PIPE,
@@ -57,7 +71,7 @@ def test_command_serves_until_interrupted(tmp_path):
             json={"model": "ref", "messages": [{"role": "user", "content": "hi"}]},
         )
         assert r.json()["choices"][0]["message"]["content"] == "hello"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         out, _ = proc.communicate(timeout=10)
     finally:
         proc.kill()
