@@ -1,9 +1,12 @@
-"""The cheapest mix of routes whose guaranteed agreement meets the target (DESIGN.md §3).
+"""The cheapest mix of routes whose guaranteed agreement meets the target.
 
     minimize  sum_r pi_r c_r   subject to  sum_r pi_r L_r >= 1 - eps,  sum_r pi_r = 1,  pi >= 0
 
 With two constraints a basic optimal solution has at most two non-zero weights, so scanning
 every route and every pair straddling the target solves it exactly, in O(R^2) with no solver.
+Each ``L_r`` is a route's anytime lower bound on its agreement with the reference (the
+reference's is 1), so on the event that every bound holds the mix's true agreement is at least
+1 - eps: docs/guarantee.md, "Why it holds", step 4.
 """
 
 from __future__ import annotations
