@@ -19,6 +19,8 @@ __all__ = [
     "call_cost",
     "calls",
     "charged",
+    "compare_errors",
+    "cut_short",
     "dropped",
     "failures",
     "fallbacks",
@@ -86,6 +88,18 @@ def agreements(route: str) -> str:
 def failures(route: str) -> str:
     """Calls of ``route`` that raised (not counted as disagreements)."""
     return f"fail:{route}"
+
+
+def compare_errors(route: str) -> str:
+    """Probes on which the comparator raised on ``route``'s answer (counted as differing: served,
+    that answer would have gone to the user unchecked)."""
+    return f"compare.error:{route}"
+
+
+def cut_short(route: str) -> str:
+    """Probes of ``route`` whose call was cancelled before it answered (the event loop ended, the
+    router was closed without waiting). Counted as differing: routed, the call would have run."""
+    return f"probe.cut:{route}"
 
 
 def routed(route: str) -> str:

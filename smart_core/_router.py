@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import threading
 import uuid
@@ -36,6 +37,15 @@ from .stores import Store, open_store
 __all__ = ["AsyncProbeRun", "Endpoint", "ProbeRun", "Routed", "SmartRouter", "Ticket"]
 
 Endpoint = Callable[[Any], Awaitable[Answer]]
+
+_log = logging.getLogger("smart_core")
+
+CUT_SHORT_WARNING = (
+    "a probe was cut short: its candidates' calls were cancelled before they answered (the event "
+    "loop ended, e.g. asyncio.run() returning, or the router was closed without waiting). Such "
+    "probes count as differing answers, so the candidates look worse than they are. Await "
+    "router.aflush() before the loop ends, use router.run(), or serve from one long-lived loop."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +131,7 @@ class SmartRouter:
         self._threaded_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._table = config.price_table
+        self._warned: set[tuple[str, str]] = set()
 
     # -- policy and state ----------------------------------------------------------------------
 
@@ -353,8 +364,16 @@ class SmartRouter:
         comparator = self.config.comparator
         inc: dict[str, float] = {}
         for c in ticket.probe_models:
-            answer = answers.get(c)
-            if not isinstance(answer, Answer):  # failed, cancelled or never called
+            answer = answers.get(c, CUT_SHORT)
+            if answer is CUT_SHORT or isinstance(answer, asyncio.CancelledError):
+                # Never answered because the call was cancelled (the loop ended, the router was
+                # closed), not because it failed: routed, this call would have run and served
+                # whatever it returns, so it stays in the sample as a differing answer.
+                _merge(inc, probe_outcome(ticket.decision, c, False))
+                _merge(inc, {K.cut_short(c): 1.0})
+                self._warn_once(ticket.task, "cut", CUT_SHORT_WARNING)
+                continue
+            if not isinstance(answer, Answer):  # the call raised: a failure, as when routed
                 _merge(inc, probe_failure(ticket.decision, c))
                 continue
             if not answer.model:
@@ -364,11 +383,29 @@ class SmartRouter:
             inc[K.SPENT_PROBE_CANDIDATES] = inc.get(K.SPENT_PROBE_CANDIDATES, 0.0) + cost
             try:
                 agreed = bool(comparator(answer, reference))
-            except Exception:  # a comparator crash must not lose the probe's other outcomes
-                _merge(inc, probe_failure(ticket.decision, c))
-                continue
-            inc.update(probe_outcome(ticket.decision, c, agreed))
+            except Exception as exc:
+                # An answer that cannot be compared is a differing answer, never a missing one:
+                # left out, the candidate would be profiled on its well-formed answers only and
+                # then serve its malformed ones unchecked.
+                agreed = False
+                _merge(inc, {K.compare_errors(c): 1.0})
+                self._warn_once(
+                    ticket.task,
+                    f"compare:{c}",
+                    f"task {ticket.task!r}: the comparator "
+                    f"{_comparator_name(self.config)} raised on {c}'s answer "
+                    f"({type(exc).__name__}: {exc}); such answers count as differing from the "
+                    "reference's. Make the comparator return False for answers it cannot read.",
+                )
+            _merge(inc, probe_outcome(ticket.decision, c, agreed))
         return inc
+
+    def _warn_once(self, task: str, what: str, message: str) -> None:
+        """Log ``message`` at WARNING the first time ``what`` happens for ``task``."""
+        key = (task, what)
+        if key not in self._warned:
+            self._warned.add(key)
+            _log.warning(message)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -465,18 +502,15 @@ class AsyncProbeRun:
         try:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         except asyncio.CancelledError:
-            # The loop is shutting down (asyncio.run() ending) or the caller gave up: keep what
-            # was already paid for -- candidates that answered are compared and recorded, the
-            # rest count as failures -- before letting the cancellation through.
+            # The loop is shutting down (asyncio.run() ending) or the caller gave up: record the
+            # probe now -- candidates that answered are compared, the ones cut short count as
+            # differing -- before letting the cancellation through.
             self._router.record_probe(self._ticket, reference, self._answers())
             raise
         await self._router.arecord_probe(self._ticket, reference, self._answers())
 
     def _answers(self) -> dict[str, Answer | BaseException]:
-        return {
-            c: t.result() if t.done() and not t.cancelled() and t.exception() is None else _FAILED
-            for c, t in self._tasks.items()
-        }
+        return {c: _outcome_of(t) for c, t in self._tasks.items()}
 
 
 class ProbeRun:
@@ -549,17 +583,34 @@ class ProbeRun:
             reference = self._reference
         try:
             if record and reference is not None:
-                answers: dict[str, Answer | BaseException] = {
-                    c: _FAILED if f.cancelled() or f.exception() is not None else f.result()
-                    for c, f in self._futures.items()
-                }
+                answers = {c: _outcome_of(f) for c, f in self._futures.items()}
                 self._router.record_probe(self._ticket, reference, answers)
         finally:
             self._done.set()
             self._router._threaded_done(self)
 
 
-_FAILED = RuntimeError("probe call failed")
+class _CutShort(Exception):
+    """Stands for a probe call cancelled before it answered (see :data:`CUT_SHORT`)."""
+
+
+#: What a probe call that was cancelled before answering is recorded as: a differing answer.
+CUT_SHORT = _CutShort("probe call cancelled before it answered")
+
+
+def _outcome_of(call: asyncio.Future[Answer] | Future[Answer]) -> Answer | BaseException:
+    """A finished call's answer or exception; :data:`CUT_SHORT` if it was cancelled or is still
+    running (the probe is being recorded because its loop or pool is going away)."""
+    if not call.done() or call.cancelled():
+        return CUT_SHORT
+    exc = call.exception()
+    return exc if exc is not None else call.result()
+
+
+def _comparator_name(config: SmartConfig) -> str:
+    raw = config.comparator
+    name = getattr(raw, "name", None) or getattr(raw, "__name__", None)
+    return repr(name or raw)
 
 
 def _reservation(request_id: str | None) -> str | None:

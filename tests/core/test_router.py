@@ -669,10 +669,11 @@ def test_router_leaves_its_configuration_for_smart_report(tmp_path):
     assert odd.store.read("t")[K.REQUESTS] == 1.0
 
 
-def test_probe_cut_short_by_the_loop_ending_keeps_the_answers_already_paid_for():
+def test_probe_cut_short_by_the_loop_ending_counts_the_unanswered_candidate_as_differing():
     """asyncio.run() cancels pending tasks when the caller's coroutine returns: a background
     probe cut short that way still records the candidate that had answered (its cost and its
-    agreement); the one still running counts as a failure, not a disagreement."""
+    agreement); the one still running counts as a differing answer (it would have served, had it
+    been routed), never as a failure that leaves the sample."""
 
     async def fast(request):
         return Answer(text=f"ref-{request}", usage=Usage(10, 1))
@@ -696,5 +697,75 @@ def test_probe_cut_short_by_the_loop_ending_keeps_the_answers_already_paid_for()
     counters = router.store.read("t")
     assert counters[K.probes_of(MINI)] == 1.0 and counters[K.agreements(MINI)] == 1.0
     assert counters[K.calls(MINI)] == 1.0
-    assert counters[K.failures(NANO)] == 1.0
-    assert counters.get(K.probes_of(NANO), 0.0) == 0.0
+    assert counters[K.probes_of(NANO)] == 1.0 and counters[K.agreements(NANO)] == 0.0
+    assert counters[K.cut_short(NANO)] == 1.0
+    assert counters.get(K.failures(NANO), 0.0) == 0.0
+    assert counters[K.probes_open(NANO)] == 0.0
+
+
+def test_short_lived_loops_never_certify_a_candidate_whose_differing_answers_are_slow(caplog):
+    """The audit's scenario: every request served by its own asyncio.run(router.arun(x)) on one
+    store; the candidate agrees on exactly 90 % of requests and its differing answers take
+    longer, so each loop ends before they arrive. Cut-short probes must stay in the sample as
+    differing answers: the candidate's bound never exceeds its true agreement, and the user is
+    told how to keep probes whole."""
+
+    async def reference(request):
+        return Answer(text=f"ref-{request}", usage=Usage(1000, 100))
+
+    async def candidate(request):
+        if request % 10 == 9:  # every tenth answer differs, and comes after the loop has ended
+            await asyncio.sleep(0.2)
+            return Answer(text="wrong", usage=Usage(1000, 100))
+        return Answer(text=f"ref-{request}", usage=Usage(1000, 100))
+
+    store = MemoryStore()
+    cfg = config(epsilon=0.05, expected_requests=100_000, audit_rate=0.0)
+    router = SmartRouter(cfg, {REF: reference, MINI: candidate}, store=store, seed=1)
+    highest = 0.0
+    for i in range(600):
+        routed = asyncio.run(router.arun(i))
+        highest = max(highest, routed.certificate.bounds[MINI])
+    counters = store.read("t")
+    probes = counters[K.probes_of(MINI)]
+    assert probes >= 500  # the candidate could not be trusted, so most requests were probes
+    assert counters[K.agreements(MINI)] <= 0.9 * probes + 1
+    assert counters[K.cut_short(MINI)] >= 0.09 * probes
+    assert highest <= 0.9, f"bound {highest:.3f} above the true agreement 0.9"
+    assert any("cut short" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("mode", ["online", "batch"])
+async def test_answers_the_comparator_cannot_read_count_as_differing(mode, caplog):
+    """The audit's scenario: the candidate's answers are malformed JSON on exactly 10 % of
+    requests and the user's comparator json.loads() them. Those answers are differing answers
+    for the bound (served, they would reach the user unchecked), never missing ones; the error
+    is counted and logged once, naming the comparator and the exception."""
+    import json
+
+    def same_json(candidate: Answer, reference: Answer) -> bool:
+        return json.loads(candidate.text) == json.loads(reference.text)
+
+    async def reference(request):
+        return Answer(text=json.dumps({"id": request}), usage=Usage(1000, 100))
+
+    async def candidate(request):
+        text = "{'id': broken" if request % 10 == 9 else json.dumps({"id": request})
+        return Answer(text=text, usage=Usage(1000, 100))
+
+    extra = {"batch_size": 600} if mode == "batch" else {"expected_requests": 100_000}
+    cfg = config(comparator=same_json, audit_rate=0.0, **extra)
+    router = SmartRouter(cfg, {REF: reference, MINI: candidate}, seed=2, wait_for_probes=True)
+    highest = 0.0
+    for i in range(600):
+        routed = await router.arun(i)
+        highest = max(highest, routed.certificate.bounds[MINI])
+    counters = router.store.read("t")
+    probes = counters[K.probes_of(MINI)]
+    assert counters[K.compare_errors(MINI)] >= 0.09 * probes
+    assert counters[K.agreements(MINI)] <= 0.9 * probes + 1
+    assert counters.get(K.failures(MINI), 0.0) == 0.0
+    assert highest <= 0.9, f"bound {highest:.3f} above the true agreement 0.9"
+    warnings = [r.getMessage() for r in caplog.records if "comparator" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "same_json" in warnings[0] and "JSONDecodeError" in warnings[0]
