@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import threading
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,6 +33,7 @@ from ._certificate import Certificate
 from ._config import SmartConfig
 from ._ledger import Ledger
 from ._policy import Decision, MixPolicy, probe_failure, probe_outcome
+from ._probe_run import CUT_SHORT, AsyncProbeRun, ProbeRun
 from .stores import Store, open_store
 
 __all__ = ["AsyncProbeRun", "Endpoint", "ProbeRun", "Routed", "SmartRouter", "Ticket"]
@@ -39,6 +41,18 @@ __all__ = ["AsyncProbeRun", "Endpoint", "ProbeRun", "Routed", "SmartRouter", "Ti
 Endpoint = Callable[[Any], Awaitable[Answer]]
 
 _log = logging.getLogger("smart_core")
+
+#: Set while requests are begun in an order drawn at random, blind to their content
+#: (:meth:`SmartRouter.shuffled_batch`): batch mode's guarantee needs exactly that.
+_SHUFFLED: contextvars.ContextVar[bool] = contextvars.ContextVar("smart_shuffled", default=False)
+
+CALLER_ORDER_WARNING = (
+    "task {task!r} is in batch mode (batch_size={n}) and its requests are served one at a time in "
+    "the order you pass them. The batch guarantee assumes that order is random: items sorted by "
+    "date, source or length can break it. Pass the whole batch to router.arun_batch(items) / "
+    "run_batch(items) (or the adapters' .batch()/.abatch()), which draw the order themselves, or "
+    "shuffle the items and begin them inside `with router.shuffled_batch():`."
+)
 
 CUT_SHORT_WARNING = (
     "a probe was cut short: its candidates' calls were cancelled before they answered (the event "
@@ -198,11 +212,13 @@ class SmartRouter:
 
     def begin(self, task: str | None = None, *, request_id: str | None = None) -> Ticket:
         """Decide and reserve one request; the caller then calls ``ticket.route``."""
+        self._check_order(task)
         request_id = request_id or uuid.uuid4().hex
         decision = self.decide(task, request_id=request_id)
         return Ticket(request_id, decision, decision.route)
 
     async def abegin(self, task: str | None = None, *, request_id: str | None = None) -> Ticket:
+        self._check_order(task)
         request_id = request_id or uuid.uuid4().hex
         decision = await self.adecide(task, request_id=request_id)
         return Ticket(request_id, decision, decision.route)
@@ -311,19 +327,112 @@ class SmartRouter:
         await probes.asettle(routed.answer)
         return routed
 
+    async def arun_batch(
+        self,
+        requests: Sequence[Any],
+        *,
+        task: str | None = None,
+        concurrency: int = 8,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Serve a whole batch in an order drawn at random; results come back in input order.
+
+        Batch mode's guarantee (``batch_size=N``) needs the probed items to be a uniform sample
+        of the items not yet probed, so the order in which items are decided must be random and
+        blind to their content: this draws it with the router's seeded generator. In batch mode
+        ``requests`` must be the task's whole batch (``len(requests) == batch_size``, none of it
+        served yet). Probes are recorded before the batch returns. With ``return_exceptions``
+        an item whose reference fails gets its exception in its place instead of raising.
+        """
+        name = task or self.config.task
+        self._check_batch(name, len(requests))
+        order = list(range(len(requests)))
+        self.rng.shuffle(order)
+        gate = asyncio.Semaphore(max(1, concurrency))
+        results: list[Any] = [None] * len(requests)
+
+        async def one(i: int) -> None:
+            async with gate:  # waiters wake in FIFO order: items are decided in the drawn order
+                try:
+                    results[i] = await self.arun(requests[i], task=task)
+                except Exception as exc:
+                    if not return_exceptions:
+                        raise
+                    results[i] = exc
+
+        previous, self.wait_for_probes = self.wait_for_probes, True
+        try:
+            with self.shuffled_batch():
+                tasks = [asyncio.ensure_future(one(i)) for i in order]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                for t in tasks:
+                    t.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
+            await self.aflush()
+        finally:
+            self.wait_for_probes = previous
+        return results
+
+    def run_batch(
+        self,
+        requests: Sequence[Any],
+        *,
+        task: str | None = None,
+        concurrency: int = 8,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Synchronous twin of :meth:`arun_batch`; not for use in a running loop."""
+        _no_running_loop("run_batch", "arun_batch")
+        return asyncio.run(
+            self.arun_batch(
+                requests, task=task, concurrency=concurrency, return_exceptions=return_exceptions
+            )
+        )
+
+    @contextlib.contextmanager
+    def shuffled_batch(self) -> Iterator[None]:
+        """Declare that the requests begun inside (in this context, its tasks and copies) come
+        in an order drawn at random, blind to their content, as batch mode needs. Used by
+        :meth:`arun_batch` and the adapters' ``batch()``; without it, batch mode warns once."""
+        token = _SHUFFLED.set(True)
+        try:
+            yield
+        finally:
+            _SHUFFLED.reset(token)
+
+    def _check_batch(self, task: str, size: int) -> None:
+        n = self.config.batch_size
+        if n is None:
+            return
+        if size != n:
+            raise ValueError(
+                f"arun_batch: got {size} requests for task {task!r} whose batch_size is {n}; "
+                "pass the whole batch at once (the guarantee is over its N answers) or set "
+                "batch_size to the number of requests"
+            )
+        if self.store.read(task).get(K.REQUESTS, 0.0) > 0:
+            raise ValueError(
+                f"arun_batch: task {task!r} has already served requests in this store; a batch "
+                "is served once, from its first item: use a new task name or a new store (for a "
+                "resumable file run, use `smart run`)"
+            )
+
+    def _check_order(self, task: str | None) -> None:
+        if self.config.batch_size is None or _SHUFFLED.get():
+            return
+        name = task or self.config.task
+        self._warn_once(
+            name, "order", CALLER_ORDER_WARNING.format(task=name, n=self.config.batch_size)
+        )
+
     def run(
         self, request: Any, *, task: str | None = None, request_id: str | None = None
     ) -> Routed:
         """Synchronous twin of :meth:`arun`; waits for probes; not for use in a running loop."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise RuntimeError(
-                "SmartRouter.run() was called inside a running event loop; "
-                "use `await router.arun(...)` there"
-            )
+        _no_running_loop("run", "arun")
         previous, self.wait_for_probes = self.wait_for_probes, True
         try:
             return asyncio.run(self.arun(request, task=task, request_id=request_id))
@@ -468,149 +577,21 @@ class SmartRouter:
         await self.aclose()
 
 
-class AsyncProbeRun:
-    """The candidate calls of one probe, running as tasks beside the reference call."""
-
-    def __init__(
-        self, router: SmartRouter, ticket: Ticket, call: Callable[[str], Awaitable[Answer]]
-    ) -> None:
-        self._router = router
-        self._ticket = ticket
-        self._tasks = {c: asyncio.ensure_future(call(c)) for c in ticket.probe_models}
-
-    def cancel(self) -> None:
-        """Abandon the probe (the reference failed or the request was re-routed)."""
-        for t in self._tasks.values():
-            t.cancel()
-        self._tasks = {}
-
-    async def asettle(self, reference: Answer) -> None:
-        """Record the probe once every candidate is done: now, or in the background."""
-        if not self._tasks:
-            return
-        if self._router.wait_for_probes:
-            await self._record(reference)
-            return
-        router = self._router
-        while len(router._background) >= router.max_background_probes:
-            await asyncio.wait(router._background, return_when=asyncio.FIRST_COMPLETED)
-        bg = asyncio.ensure_future(self._record(reference))
-        router._background.add(bg)
-        bg.add_done_callback(router._background.discard)
-
-    async def _record(self, reference: Answer) -> None:
-        try:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
-        except asyncio.CancelledError:
-            # The loop is shutting down (asyncio.run() ending) or the caller gave up: record the
-            # probe now -- candidates that answered are compared, the ones cut short count as
-            # differing -- before letting the cancellation through.
-            self._router.record_probe(self._ticket, reference, self._answers())
-            raise
-        await self._router.arecord_probe(self._ticket, reference, self._answers())
-
-    def _answers(self) -> dict[str, Answer | BaseException]:
-        return {c: _outcome_of(t) for c, t in self._tasks.items()}
-
-
-class ProbeRun:
-    """The candidate calls of one probe, running in worker threads beside the caller's call.
-
-    Whichever finishes last -- the candidates or :meth:`settle` with the reference's answer --
-    records the probe, so a synchronous caller never waits for the candidates.
-    """
-
-    def __init__(
-        self,
-        router: SmartRouter,
-        ticket: Ticket,
-        pool: ThreadPoolExecutor,
-        call: Callable[[str], Answer],
-    ) -> None:
-        self._router = router
-        self._ticket = ticket
-        self._lock = threading.Lock()
-        self._reference: Answer | None = None
-        self._cancelled = False
-        self._finished = False
-        self._done = threading.Event()
-        self._futures: dict[str, Future[Answer]] = {
-            c: pool.submit(call, c) for c in ticket.probe_models
-        }
-        self._pending = len(self._futures)
-        if not self._futures:
-            self._finished = True
-            self._done.set()
-        for f in self._futures.values():
-            f.add_done_callback(self._one_done)
-
-    def cancel(self) -> None:
-        """Abandon the probe: nothing is recorded (calls already running finish unobserved)."""
-        with self._lock:
-            self._cancelled = True
-        for f in self._futures.values():
-            f.cancel()
-        self._finish_if_ready()
-
-    def settle(self, reference: Answer) -> None:
-        """Hand over the reference's answer; waits for the candidates if the router says so."""
-        with self._lock:
-            self._reference = reference
-        self._finish_if_ready()
-        if self._router.wait_for_probes:
-            self.wait()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the probe is recorded (or abandoned); False on timeout."""
-        return self._done.wait(timeout)
-
-    def _one_done(self, _: Future[Answer]) -> None:
-        with self._lock:
-            self._pending -= 1
-        self._finish_if_ready()
-
-    def _finish_if_ready(self) -> None:
-        with self._lock:
-            if self._finished:
-                return
-            if self._cancelled:
-                record = False
-            elif self._pending == 0 and self._reference is not None:
-                record = True
-            else:
-                return
-            self._finished = True
-            reference = self._reference
-        try:
-            if record and reference is not None:
-                answers = {c: _outcome_of(f) for c, f in self._futures.items()}
-                self._router.record_probe(self._ticket, reference, answers)
-        finally:
-            self._done.set()
-            self._router._threaded_done(self)
-
-
-class _CutShort(Exception):
-    """Stands for a probe call cancelled before it answered (see :data:`CUT_SHORT`)."""
-
-
-#: What a probe call that was cancelled before answering is recorded as: a differing answer.
-CUT_SHORT = _CutShort("probe call cancelled before it answered")
-
-
-def _outcome_of(call: asyncio.Future[Answer] | Future[Answer]) -> Answer | BaseException:
-    """A finished call's answer or exception; :data:`CUT_SHORT` if it was cancelled or is still
-    running (the probe is being recorded because its loop or pool is going away)."""
-    if not call.done() or call.cancelled():
-        return CUT_SHORT
-    exc = call.exception()
-    return exc if exc is not None else call.result()
-
-
 def _comparator_name(config: SmartConfig) -> str:
     raw = config.comparator
     name = getattr(raw, "name", None) or getattr(raw, "__name__", None)
     return repr(name or raw)
+
+
+def _no_running_loop(method: str, twin: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(
+        f"SmartRouter.{method}() was called inside a running event loop; "
+        f"use `await router.{twin}(...)` there"
+    )
 
 
 def _reservation(request_id: str | None) -> str | None:
