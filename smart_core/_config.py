@@ -263,6 +263,11 @@ class SmartConfig(_Settings):
     audit_rate: float | None = None
     """Share of routed requests also sent to the reference to keep checking agreement, in [0, 1).
     Default None: 0.01 online, 0 in batch mode (a batch's guarantee needs no audits)."""
+    drift_detection: bool = True
+    """Online mode: watch each candidate's probes and audits for a drop in agreement below the
+    bound the mix relies on, and restart (re-profile) a candidate whose agreement has dropped,
+    with a fresh share of delta (docs/guarantee.md, "Under shift"). The first epoch keeps 95 % of
+    each candidate's delta for this. Ignored in batch mode."""
     comparator: Any = "exact"
     """How answers are compared: a spec string (``exact``, ``choice:A,B,C,D``, ``regex:PATTERN``,
     ``number[:TOL]``, ``json``, ``tool_calls``), a Comparator or a function; default ``exact``."""

@@ -22,6 +22,11 @@ __all__ = [
     "compare_errors",
     "cut_short",
     "dropped",
+    "epoch",
+    "epoch_agreements",
+    "epoch_dropped",
+    "epoch_open",
+    "epoch_probes",
     "failures",
     "fallbacks",
     "prefix_agreements",
@@ -30,6 +35,8 @@ __all__ = [
     "probes_of",
     "probes_open",
     "routed",
+    "window_agreements",
+    "window_probes",
 ]
 
 #: Requests decided (reserved at decision time, so the batch budget counts in-flight work).
@@ -130,3 +137,41 @@ def charged(route: str) -> str:
 def dropped(route: str) -> str:
     """Set to 1 once ``route`` is judged unable to pay back further probes."""
     return f"dropped:{route}"
+
+
+def epoch(route: str) -> str:
+    """Restarts of ``route`` after its change detector saw its agreement drop (online mode).
+    Its bound then counts only the probes of the current epoch (see :mod:`smart_core._drift`)."""
+    return f"epoch:{route}"
+
+
+def epoch_probes(route: str, epoch: int) -> str:
+    """Like :func:`probes_of`, for the probes of ``route`` decided in ``epoch`` >= 1 (epoch 0
+    uses the all-history counters)."""
+    return f"epoch.n:{epoch}:{route}"
+
+
+def epoch_agreements(route: str, epoch: int) -> str:
+    """Like :func:`agreements`, within ``epoch`` >= 1."""
+    return f"epoch.agree:{epoch}:{route}"
+
+
+def epoch_open(route: str, epoch: int) -> str:
+    """Like :func:`probes_open`, within ``epoch`` >= 1."""
+    return f"epoch.open:{epoch}:{route}"
+
+
+def epoch_dropped(route: str, epoch: int) -> str:
+    """Like :func:`dropped`, within ``epoch`` >= 1 (a restarted route is probed again)."""
+    return f"epoch.dropped:{epoch}:{route}"
+
+
+def window_probes(route: str, epoch: int, window: int) -> str:
+    """Compared probes of ``route`` in one window of its change detector (assigned when the probe
+    is decided, from counters, so never from its outcome)."""
+    return f"win.n:{epoch}:{window}:{route}"
+
+
+def window_agreements(route: str, epoch: int, window: int) -> str:
+    """Agreements among :func:`window_probes`."""
+    return f"win.agree:{epoch}:{window}:{route}"

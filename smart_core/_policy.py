@@ -26,13 +26,22 @@ from __future__ import annotations
 
 import math
 import random
+from collections import ChainMap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from . import _keys as K
 from ._certificate import Certificate
 from ._commitment import CandidateState, Commitment, cheapest_commitment
 from ._confidence import ConfidenceSequence, FinitePopulationSequence, make_confidence_sequence
+from ._drift import (
+    DRIFT_LOOKBACK,
+    DRIFT_THRESHOLD,
+    DRIFT_WINDOW,
+    cusum,
+    drift_alternative,
+    epoch_share,
+)
 from ._mix import mix_cost, solve_mix
 
 __all__ = [
@@ -107,6 +116,9 @@ class Decision:
     audit: bool
     certificate: Certificate
     increments: dict[str, float]
+    #: Online drift detection: per probed candidate, the (epoch, window) the probe belongs to,
+    #: fixed at the decision so that its outcome lands in the counters it was drawn for.
+    probe_tags: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +138,13 @@ class PolicyView:
     explore: bool  # more probes than the mix needs are expected to pay for themselves
     #: Batch commitment: the candidate taking the bulk of the rest of the batch, if any.
     committed: str | None = None
+    #: Online drift detection: each candidate's (epoch, window) for a probe decided now, and the
+    #: candidates whose detector has just fired (they start a new epoch with this decision).
+    probe_tags: dict[str, tuple[int, int]] = field(default_factory=dict)
+    restarted: tuple[str, ...] = ()
+    #: Online drift detection: each candidate's detector statistic as a share of its alarm
+    #: threshold; audits of a suspected candidate are drawn more often to settle the question.
+    suspicion: dict[str, float] = field(default_factory=dict)
 
     @property
     def mix(self) -> dict[str, float]:
@@ -174,6 +193,7 @@ class MixPolicy:
         audit_rate: float = 0.0,
         delta_weights: Mapping[str, float] | None = None,
         bound: ConfidenceSequence | None = None,
+        drift: bool = False,
     ) -> None:
         self.task = task
         self.reference = reference
@@ -199,8 +219,12 @@ class MixPolicy:
             realized_budget(epsilon * batch_size, self.realization_delta) if batch_size else 0.0
         )
         self.mode = "batch" if batch_size else "request"
+        # Online only: a batch is one finite population served in random order, with no
+        # "recent" traffic to tell from the rest.
+        self.drift = bool(drift) and not batch_size
         self._prior_costs = dict(prior_costs)
         self._econ_cache: dict[tuple, tuple[tuple[str, ...], bool]] = {}
+        self._detector_cache: dict[tuple, float] = {}
 
     @classmethod
     def from_config(cls, config, *, task: str | None = None) -> MixPolicy:
@@ -222,6 +246,7 @@ class MixPolicy:
             expected_requests=config.expected_requests,
             audit_rate=_audit_rate(config),
             delta_weights=getattr(config, "delta_weights", None),
+            drift=getattr(config, "drift_detection", True),
         )
 
     # -- derived quantities ------------------------------------------------------------------
@@ -244,7 +269,15 @@ class MixPolicy:
         if self.finite_population and self.batch_size:
             return self._commitment_view(counters)
         ref = self.reference
+        restarted: tuple[str, ...] = ()
+        suspicion: dict[str, float] = {}
+        if self.drift:
+            counters = self._epoch_counters(counters)
         lower, upper, live = self._bounds(counters)
+        if self.drift:
+            counters, restarted, suspicion = self._watch(counters, lower)
+            if restarted:
+                lower, upper, live = self._bounds(counters)
         cost = {r: self.expected_cost(counters, r) for r in (ref, *self.candidates)}
 
         # The target this request must meet.
@@ -309,7 +342,84 @@ class MixPolicy:
             to_drop=to_drop,
             bound=bound,
             explore=explore,
+            probe_tags=self._probe_tags(counters) if self.drift else {},
+            restarted=restarted,
+            suspicion=suspicion,
         )
+
+    def _alpha(self, counters: Mapping[str, float], c: str) -> float:
+        """``c``'s share of delta for its current epoch (all of it without drift detection)."""
+        if not self.drift:
+            return self.alphas[c]
+        return self.alphas[c] * epoch_share(int(counters.get(K.epoch(c), 0.0)))
+
+    def _epoch_counters(self, counters: Mapping[str, float]) -> Mapping[str, float]:
+        """The counters as the candidates' current epochs see them: a candidate in epoch
+        ``e >= 1`` has its probe counters replaced by that epoch's, so every rule downstream
+        (bounds, dropping, exploring) sees only the probes decided since its last restart."""
+        overlay: dict[str, float] = {}
+        for c in self.candidates:
+            e = int(counters.get(K.epoch(c), 0.0))
+            if e:
+                overlay.update(_epoch_view(counters, c, e))
+        return ChainMap(overlay, counters) if overlay else counters
+
+    def _watch(
+        self, counters: Mapping[str, float], lower: Mapping[str, float]
+    ) -> tuple[Mapping[str, float], tuple[str, ...], dict[str, float]]:
+        """Run every candidate's change detector against the bound the mix relies on.
+
+        Returns the counters with the candidates whose detector fired moved to a new epoch (no
+        probes yet, so no traffic until they are profiled again; this decision's increments
+        record the restart), those candidates, and each detector's statistic as a share of its
+        alarm threshold.
+        """
+        restarted: list[str] = []
+        suspicion: dict[str, float] = {}
+        overlay: dict[str, float] = {}
+        for c in self.candidates:
+            if lower[c] <= 0.0:
+                continue
+            statistic = self._detector(counters, c, lower[c])
+            if statistic < DRIFT_THRESHOLD:
+                suspicion[c] = statistic / DRIFT_THRESHOLD
+                continue
+            e = int(counters.get(K.epoch(c), 0.0)) + 1
+            overlay.update(_epoch_view(counters, c, e))
+            overlay[K.epoch(c)] = float(e)
+            restarted.append(c)
+        if overlay:
+            counters = ChainMap(overlay, counters)
+        return counters, tuple(restarted), suspicion
+
+    def _detector(self, counters: Mapping[str, float], c: str, p0: float) -> float:
+        """The CUSUM statistic of ``c``'s epoch's recent windows for a drop below ``p0``."""
+        e = int(counters.get(K.epoch(c), 0.0))
+        last = _window_of(counters, c)
+        # Windows only change when a probe of c settles: between settlements (most requests,
+        # once c carries traffic) the statistic is the one computed last time.
+        key = (c, e, last, counters.get(K.probes_of(c)), counters.get(K.agreements(c)), p0)
+        cached = self._detector_cache.get(key)
+        if cached is not None:
+            return cached
+        q = drift_alternative(p0, self.epsilon)
+        windows = [
+            (
+                counters.get(K.window_agreements(c, e, w), 0.0),
+                counters.get(K.window_probes(c, e, w), 0.0),
+            )
+            for w in range(max(0, last - DRIFT_LOOKBACK + 1), last + 1)
+        ]
+        if len(self._detector_cache) > 1_000:
+            self._detector_cache.clear()
+        statistic = self._detector_cache[key] = cusum(windows, p0, q)
+        return statistic
+
+    def _probe_tags(self, counters: Mapping[str, float]) -> dict[str, tuple[int, int]]:
+        return {
+            c: (int(counters.get(K.epoch(c), 0.0)), _window_of(counters, c))
+            for c in self.candidates
+        }
 
     def _bounds(
         self, counters: Mapping[str, float]
@@ -323,12 +433,13 @@ class MixPolicy:
         for c in self.candidates:
             # One bound holding at every sample size, read at each size the counters offer.
             readings = _readings(counters, c)
-            lower[c] = max(self.bound.lower(s, n, self.alphas[c]) for s, n in readings)
+            alpha = self._alpha(counters, c)
+            lower[c] = max(self.bound.lower(s, n, alpha) for s, n in readings)
             # The upper bound only judges whether a candidate is worth probing: the compared
             # answers alone, since open probes counted as differing would drop a good candidate
             # whenever many probes are in flight.
             s, n = int(counters.get(K.agreements(c), 0)), int(counters.get(K.probes_of(c), 0))
-            upper[c] = self.bound.upper(s, n, self.alphas[c])
+            upper[c] = self.bound.upper(s, n, alpha)
             if not counters.get(K.dropped(c)):
                 live.append(c)
         return lower, upper, live
@@ -661,7 +772,7 @@ class MixPolicy:
             s = int(counters.get(K.agreements(r), 0.0))
             n2 = max(int(_EXPLORE_GROWTH * n), n + 20)
             p_hat = s / n if n else 0.5
-            predicted[r] = self.bound.lower(round(p_hat * n2), n2, self.alphas[r])
+            predicted[r] = self.bound.lower(round(p_hat * n2), n2, self._alpha(counters, r))
             extra = max(extra, n2 - n)
             if bounds[i] > 0 or self.batch_size is None:
                 future[i] = max(bounds[i], predicted[r])
@@ -754,7 +865,11 @@ class MixPolicy:
             if c not in live:
                 continue
             priced = counters.get(K.calls(c)) and counters.get(K.calls(self.reference))
-            if priced and horizon is not None and not self._could_pay(c, costs, i, target, horizon):
+            if (
+                priced
+                and horizon is not None
+                and not self._could_pay(c, costs, i, target, horizon, self._alpha(counters, c))
+            ):
                 out.append(c)
                 continue
             if n < _MIN_PROBES_BEFORE_DROP:
@@ -800,7 +915,13 @@ class MixPolicy:
         return tuple(out)
 
     def _could_pay(
-        self, route: str, costs: Sequence[float], i: int, target: float, horizon: float
+        self,
+        route: str,
+        costs: Sequence[float],
+        i: int,
+        target: float,
+        horizon: float,
+        alpha: float,
     ) -> bool:
         """Could ``route`` repay its probes even if it agreed with the reference every time?
 
@@ -818,7 +939,7 @@ class MixPolicy:
         for n in _PAYBACK_PROBES:
             if n >= horizon:
                 break
-            perfect = self.bound.lower(n, n, self.alphas[route])
+            perfect = self.bound.lower(n, n, alpha)
             share = 1.0 if perfect >= target else eps / (1.0 - perfect)
             if saving * min(share, 1.0) * (horizon - n) > costs[i] * n:
                 return True
@@ -841,9 +962,10 @@ class MixPolicy:
         if n == 0:
             return 0.0
         s = int(counters.get(K.agreements(route), 0.0))
-        rate = self.bound.upper(s, n, self.alphas[route]) if hopeful else s / n
+        alpha = self._alpha(counters, route)
+        rate = self.bound.upper(s, n, alpha) if hopeful else s / n
         n2 = max(int(growth * n), n + 20)
-        return self.bound.lower(round(rate * n2), n2, self.alphas[route])
+        return self.bound.lower(round(rate * n2), n2, alpha)
 
     # -- decisions ---------------------------------------------------------------------------
 
@@ -877,6 +999,14 @@ class MixPolicy:
             route=ref, probe=False, probe_models=(), audit=False, certificate=cert, increments=undo
         )
 
+    def _audit_rate(self, view: PolicyView, route: str) -> float:
+        """The chance of auditing a request the mix sent to ``route``: the configured rate, up to
+        twenty times higher while ``route``'s change detector is nearing its threshold, so that a
+        drop is confirmed (or dismissed) in fewer requests. The draw still never looks at the
+        request, so audits stay a fair sample."""
+        suspicion = min(max(view.suspicion.get(route, 0.0), 0.0), 1.0)
+        return min(self.audit_rate * (1.0 + 19.0 * suspicion), 0.5)
+
     def decide(self, counters: Mapping[str, float], rng: random.Random) -> Decision:
         """Draw the route for one request; the returned increments reserve it in the store."""
         view = self.view(counters)
@@ -896,6 +1026,7 @@ class MixPolicy:
                 route = r
                 break
         live = view.live
+        watched = live
         audit = False
         # A free item may not take budget the committed candidate's bound needs: the random
         # draws could otherwise overshoot the plan and bar the bulk of the batch.
@@ -909,20 +1040,29 @@ class MixPolicy:
             over_budget = self.batch_size is not None and not self._fits_budget(
                 counters, view.lower, route
             )
+            # With drift detection an audit always checks the candidate it replaces, dropped
+            # from profiling or not: audits are what the change detector watches.
+            audited = tuple(dict.fromkeys((*live, route))) if self.drift else live
             if over_budget or view.explore:
                 route = ref
-            elif self.audit_rate and live and rng.random() < self.audit_rate:
-                route, audit = ref, True
-        probe = route == ref and bool(live)
+            elif audited and rng.random() < self._audit_rate(view, route):
+                route, audit, watched = ref, True, audited
+        probe = route == ref and bool(watched)
         inc: dict[str, float] = {K.REQUESTS: 1.0, K.routed(route): 1.0}
+        tags = {c: view.probe_tags[c] for c in watched} if probe and view.probe_tags else {}
         if probe:
             inc[K.PROBES] = 1.0
-            for c in live:
+            for c in watched:
                 inc[K.probes_open(c)] = 1.0
+                if tags.get(c, (0, 0))[0]:
+                    inc[K.epoch_open(c, tags[c][0])] = 1.0
         if audit:
             inc[K.AUDITS] = 1.0
+        for c in view.restarted:
+            inc[K.epoch(c)] = 1.0
         for c in view.to_drop:
-            inc[K.dropped(c)] = 1.0
+            e = view.probe_tags.get(c, (0, 0))[0]
+            inc[K.epoch_dropped(c, e) if e else K.dropped(c)] = 1.0
         if self.batch_size is not None and route != ref:
             inc[K.charged(route)] = 1.0 - view.lower[route]
         cert = Certificate(
@@ -942,10 +1082,11 @@ class MixPolicy:
         return Decision(
             route=route,
             probe=probe,
-            probe_models=live if probe else (),
+            probe_models=watched if probe else (),
             audit=audit,
             certificate=cert,
             increments=inc,
+            probe_tags=tags,
         )
 
 
@@ -1011,17 +1152,44 @@ def _poisson_sf(k: int, mu: float) -> float:
 
 def probe_outcome(decision: Decision, route: str, agreed: bool) -> dict[str, float]:
     """Counter increments for one candidate's compared answer on a probe (settling it)."""
-    return {
-        K.probes_of(route): 1.0,
-        K.agreements(route): 1.0 if agreed else 0.0,
-        K.probes_open(route): -1.0,
-    }
+    agree = 1.0 if agreed else 0.0
+    inc = {K.probes_of(route): 1.0, K.agreements(route): agree, K.probes_open(route): -1.0}
+    tag = decision.probe_tags.get(route)
+    if tag is not None:
+        epoch, window = tag
+        inc[K.window_probes(route, epoch, window)] = 1.0
+        inc[K.window_agreements(route, epoch, window)] = agree
+        if epoch:
+            inc[K.epoch_probes(route, epoch)] = 1.0
+            inc[K.epoch_agreements(route, epoch)] = agree
+            inc[K.epoch_open(route, epoch)] = -1.0
+    return inc
 
 
 def probe_failure(decision: Decision, route: str) -> dict[str, float]:
     """Counter increments for a candidate whose call failed on a probe: a failure, not a
     disagreement (routed, the same failure falls back to the reference); the probe is settled."""
-    return {K.failures(route): 1.0, K.probes_open(route): -1.0}
+    inc = {K.failures(route): 1.0, K.probes_open(route): -1.0}
+    epoch = decision.probe_tags.get(route, (0, 0))[0]
+    if epoch:
+        inc[K.epoch_open(route, epoch)] = -1.0
+    return inc
+
+
+def _epoch_view(counters: Mapping[str, float], c: str, epoch: int) -> dict[str, float]:
+    """``c``'s probe counters as epoch ``epoch`` >= 1 sees them (only its own probes)."""
+    return {
+        K.probes_of(c): counters.get(K.epoch_probes(c, epoch), 0.0),
+        K.agreements(c): counters.get(K.epoch_agreements(c, epoch), 0.0),
+        K.probes_open(c): counters.get(K.epoch_open(c, epoch), 0.0),
+        K.dropped(c): counters.get(K.epoch_dropped(c, epoch), 0.0),
+    }
+
+
+def _window_of(counters: Mapping[str, float], c: str) -> int:
+    """The detector window a probe of ``c`` decided now belongs to (epoch-view counters)."""
+    decided = counters.get(K.probes_of(c), 0.0) + max(counters.get(K.probes_open(c), 0.0), 0.0)
+    return int(decided // DRIFT_WINDOW)
 
 
 def _readings(counters: Mapping[str, float], c: str) -> list[tuple[int, int]]:

@@ -1,0 +1,210 @@
+"""``smart bench drift``: what a shift in traffic does to the guarantee, with and without detection.
+
+Each run serves ``requests`` online requests through :class:`~smart_core.SmartRouter` (memory
+store, simulated endpoints): a cheap candidate agrees with the reference at ``before`` until a
+shift at a random request, then at ``before - drop``. The same run (same shift, same answers) is
+served twice, with drift detection on and off, and measured:
+
+* **detection delay**: requests from the shift to the candidate's first restart (and false alarms:
+  restarts before the shift);
+* **violation at the end**: the mix in force after the last request has a true agreement below
+  ``1 - epsilon`` (the promise "at every moment" broken, and still broken);
+* **post-shift share**: the share of answers served after the shift that differ from the
+  reference's, against epsilon;
+* **savings**: reference-only cost over what was paid, so the cost of detection shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from . import _keys as K
+from ._answer import Answer
+from ._config import SmartConfig
+from ._router import SmartRouter
+from ._usage import Usage
+from .stores import MemoryStore
+
+__all__ = ["DriftRun", "DriftSummary", "drift_run", "run_drift_bench"]
+
+_REF, _CAND = "gpt-4o", "gpt-4o-mini"
+_USAGE = Usage(1000, 100)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRun:
+    """One simulated deployment, served once."""
+
+    shift_at: int
+    detection: bool
+    detected_after: int | None  # requests from the shift to the first restart after it
+    false_alarms: int  # restarts before the shift
+    end_agreement: float  # true agreement of the mix in force at the end
+    post_shift_differing: float  # share of answers after the shift that differ
+    savings: float
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSummary:
+    """Runs of one drop size, with and without detection."""
+
+    drop: float
+    runs: int
+    detected: float  # share of runs (with detection) whose shift was detected
+    delay_median: float | None
+    delay_p90: float | None
+    false_alarm_runs: float
+    violation_end: dict[str, float]  # "on"/"off": share of runs violating at the end
+    post_shift_over_epsilon: dict[str, float]
+    post_shift_differing: dict[str, float]  # mean share after the shift
+    savings: dict[str, float]  # geometric mean
+
+
+def drift_run(
+    seed: int,
+    *,
+    requests: int,
+    before: float,
+    drop: float,
+    epsilon: float,
+    delta: float,
+    audit_rate: float,
+    detection: bool,
+) -> DriftRun:
+    """Serve one simulated deployment (see the module docstring) and measure it."""
+    rng = random.Random(seed)
+    shift_at = rng.randrange(requests // 4, 3 * requests // 4)
+    draws = [rng.random() for _ in range(requests)]
+    after = before - drop
+
+    def agrees(x: int) -> bool:
+        return draws[x] < (before if x < shift_at else after)
+
+    async def reference(x: int) -> Answer:
+        return Answer(text=f"r{x}", usage=_USAGE)
+
+    async def candidate(x: int) -> Answer:
+        return Answer(text=f"r{x}" if agrees(x) else "other", usage=_USAGE)
+
+    config = SmartConfig(
+        task="drift",
+        epsilon=epsilon,
+        delta=delta,
+        reference=_REF,
+        candidates=[_CAND],
+        expected_requests=requests,
+        audit_rate=audit_rate,
+        drift_detection=detection,
+    )
+    router = SmartRouter(
+        config,
+        {_REF: reference, _CAND: candidate},
+        store=MemoryStore(),
+        seed=seed,
+        wait_for_probes=True,
+    )
+    restarts: list[int] = []
+    differing_after = 0
+
+    async def serve() -> None:
+        nonlocal differing_after
+        epoch = 0.0
+        for x in range(requests):
+            routed = await router.arun(x)
+            if x >= shift_at and routed.route == _CAND and not agrees(x):
+                differing_after += 1
+            now = router.store.read("drift").get(K.epoch(_CAND), 0.0)
+            if now > epoch:
+                restarts.append(x)
+                epoch = now
+
+    asyncio.run(serve())
+    ledger = router.ledger()
+    p_now = {_REF: 1.0, _CAND: after}
+    end_agreement = sum(w * p_now.get(r, 1.0) for r, w in ledger.mix.items())
+    late = [x for x in restarts if x >= shift_at]
+    return DriftRun(
+        shift_at=shift_at,
+        detection=detection,
+        detected_after=(late[0] - shift_at) if late else None,
+        false_alarms=sum(1 for x in restarts if x < shift_at),
+        end_agreement=end_agreement,
+        post_shift_differing=differing_after / max(requests - shift_at, 1),
+        savings=ledger.savings,
+    )
+
+
+def run_drift_bench(
+    *,
+    runs: int = 20,
+    requests: int = 20_000,
+    before: float = 0.98,
+    drops: Sequence[float] = (0.02, 0.05, 0.10),
+    epsilon: float = 0.05,
+    delta: float = 0.05,
+    audit_rate: float = 0.01,
+    seed: int = 0,
+) -> list[DriftSummary]:
+    """Every drop size, ``runs`` deployments each, with and without detection."""
+    logging.getLogger("smart_core").setLevel(logging.ERROR)
+    out = []
+    for drop in drops:
+        by_mode: dict[str, list[DriftRun]] = {"on": [], "off": []}
+        for i in range(runs):
+            for mode in ("on", "off"):
+                by_mode[mode].append(
+                    drift_run(
+                        seed + i,
+                        requests=requests,
+                        before=before,
+                        drop=drop,
+                        epsilon=epsilon,
+                        delta=delta,
+                        audit_rate=audit_rate,
+                        detection=mode == "on",
+                    )
+                )
+        on = by_mode["on"]
+        delays = sorted(r.detected_after for r in on if r.detected_after is not None)
+        out.append(
+            DriftSummary(
+                drop=drop,
+                runs=runs,
+                detected=len(delays) / runs,
+                delay_median=statistics.median(delays) if delays else None,
+                delay_p90=delays[min(len(delays) - 1, int(0.9 * len(delays)))] if delays else None,
+                false_alarm_runs=sum(1 for r in on if r.false_alarms) / runs,
+                violation_end={
+                    m: sum(1 for r in rs if r.end_agreement < 1.0 - epsilon) / runs
+                    for m, rs in by_mode.items()
+                },
+                post_shift_over_epsilon={
+                    m: sum(1 for r in rs if r.post_shift_differing > epsilon) / runs
+                    for m, rs in by_mode.items()
+                },
+                post_shift_differing={
+                    m: statistics.fmean(r.post_shift_differing for r in rs)
+                    for m, rs in by_mode.items()
+                },
+                savings={m: _geomean([r.savings for r in rs]) for m, rs in by_mode.items()},
+            )
+        )
+    return out
+
+
+def summary_dicts(summaries: Sequence[DriftSummary]) -> list[dict[str, Any]]:
+    return [asdict(s) for s in summaries]
+
+
+def _geomean(values: Sequence[float]) -> float:
+    positive = [v for v in values if v > 0]
+    if not positive:
+        return 0.0
+    return math.exp(statistics.fmean(math.log(v) for v in positive))
