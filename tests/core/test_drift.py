@@ -9,6 +9,7 @@ exceed p in at most alpha of streams. The serving tests go through the public Sm
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 
@@ -29,7 +30,7 @@ REF, MINI = "gpt-4o", "gpt-4o-mini"
 def test_epoch_shares_are_fixed_in_advance_and_spend_exactly_the_routes_delta():
     shares = [epoch_share(e) for e in range(60)]
     assert shares[0] == 0.95
-    assert all(a > b > 0 for a, b in zip(shares, shares[1:], strict=False))
+    assert all(a > b > 0 for a, b in itertools.pairwise(shares))
     assert math.isclose(sum(shares), 1.0, rel_tol=1e-12)
     with pytest.raises(ValueError, match="epoch"):
         epoch_share(-1)
