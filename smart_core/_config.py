@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -263,6 +264,12 @@ class SmartConfig(_Settings):
     audit_rate: float | None = None
     """Share of routed requests also sent to the reference to keep checking agreement, in [0, 1).
     Default None: 0.01 online, 0 in batch mode (a batch's guarantee needs no audits)."""
+    cooldown_after: int = 3
+    """A routed candidate that fails this many times in a row (each failure falls back to the
+    reference) is skipped for ``cooldown_seconds``: its requests go straight to the reference.
+    Failures are never counted as disagreements. 0 turns the cooldown off."""
+    cooldown_seconds: float = 30.0
+    """How long a failing candidate is skipped (per process) before it is tried again."""
     drift_detection: bool = True
     """Online mode: watch each candidate's probes and audits for a drop in agreement below the
     bound the mix relies on, and restart (re-profile) a candidate whose agreement has dropped,
@@ -348,6 +355,16 @@ class SmartConfig(_Settings):
             raise ConfigError(
                 f"{info.field_name} must be a whole number > 0, got {value!r}; "
                 f"leave it unset (None) if unknown"
+            )
+        return value
+
+    @field_validator("cooldown_after", "cooldown_seconds")
+    @classmethod
+    def _check_cooldown(cls, value: float, info: ValidationInfo) -> float:
+        if value < 0:
+            raise ConfigError(
+                f"{info.field_name} must be >= 0, got {value!r}; e.g. cooldown_after=3 and "
+                "cooldown_seconds=30, or cooldown_after=0 to turn the cooldown off"
             )
         return value
 

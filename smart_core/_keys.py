@@ -20,6 +20,7 @@ __all__ = [
     "calls",
     "charged",
     "compare_errors",
+    "cooled",
     "cut_short",
     "dropped",
     "epoch",
@@ -101,6 +102,12 @@ def compare_errors(route: str) -> str:
     """Probes on which the comparator raised on ``route``'s answer (counted as differing: served,
     that answer would have gone to the user unchecked)."""
     return f"compare.error:{route}"
+
+
+def cooled(route: str) -> str:
+    """Requests the mix sent to ``route`` that went to the reference instead because ``route``
+    was cooling down after failing several times in a row (see :mod:`smart_core._cooldown`)."""
+    return f"cooled:{route}"
 
 
 def cut_short(route: str) -> str:

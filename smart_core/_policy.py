@@ -986,11 +986,16 @@ class MixPolicy:
         """
         if not self.spends_budget(decision):
             return decision
-        route = decision.route
         lower, _, _ = self._bounds(counters)
         if self._fits_budget(counters, lower, None):
             return decision
-        ref = self.reference
+        return self.to_reference(decision)
+
+    def to_reference(self, decision: Decision) -> Decision:
+        """``decision`` (a request reserved for a candidate) moved to the reference: the
+        returned decision's ``increments`` move the reservation (and any batch budget it took)
+        there. Only ever safer: the reference's answer agrees by definition."""
+        route, ref = decision.route, self.reference
         undo = {K.routed(route): -1.0, K.routed(ref): 1.0}
         if K.charged(route) in decision.increments:
             undo[K.charged(route)] = -decision.increments[K.charged(route)]
@@ -1150,11 +1155,12 @@ def _poisson_sf(k: int, mu: float) -> float:
     return min(total, 1.0)
 
 
-def probe_outcome(decision: Decision, route: str, agreed: bool) -> dict[str, float]:
-    """Counter increments for one candidate's compared answer on a probe (settling it)."""
+def probe_outcome(decision: Decision | None, route: str, agreed: bool) -> dict[str, float]:
+    """Counter increments for one candidate's compared answer on a probe (settling it);
+    ``decision`` (the probe's) places it in its drift epoch and window, if it has them."""
     agree = 1.0 if agreed else 0.0
     inc = {K.probes_of(route): 1.0, K.agreements(route): agree, K.probes_open(route): -1.0}
-    tag = decision.probe_tags.get(route)
+    tag = decision.probe_tags.get(route) if decision is not None else None
     if tag is not None:
         epoch, window = tag
         inc[K.window_probes(route, epoch, window)] = 1.0
@@ -1166,11 +1172,11 @@ def probe_outcome(decision: Decision, route: str, agreed: bool) -> dict[str, flo
     return inc
 
 
-def probe_failure(decision: Decision, route: str) -> dict[str, float]:
+def probe_failure(decision: Decision | None, route: str) -> dict[str, float]:
     """Counter increments for a candidate whose call failed on a probe: a failure, not a
     disagreement (routed, the same failure falls back to the reference); the probe is settled."""
     inc = {K.failures(route): 1.0, K.probes_open(route): -1.0}
-    epoch = decision.probe_tags.get(route, (0, 0))[0]
+    epoch = decision.probe_tags.get(route, (0, 0))[0] if decision is not None else 0
     if epoch:
         inc[K.epoch_open(route, epoch)] = -1.0
     return inc

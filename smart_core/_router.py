@@ -21,6 +21,7 @@ import contextvars
 import logging
 import random
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,8 +30,10 @@ from typing import Any
 
 from . import _keys as K
 from ._answer import Answer
+from ._batch_serving import serve_batch
 from ._certificate import Certificate
 from ._config import SmartConfig
+from ._cooldown import Cooldown
 from ._ledger import Ledger
 from ._policy import Decision, MixPolicy, probe_failure, probe_outcome
 from ._probe_run import CUT_SHORT, AsyncProbeRun, ProbeRun
@@ -125,6 +128,7 @@ class SmartRouter:
         seed: int | None = None,
         wait_for_probes: bool = False,
         max_background_probes: int = 256,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if endpoints is not None:
             missing = [m for m in config.model_names() if m not in endpoints]
@@ -146,6 +150,7 @@ class SmartRouter:
         self._pool: ThreadPoolExecutor | None = None
         self._table = config.price_table
         self._warned: set[tuple[str, str]] = set()
+        self._cooldown = Cooldown(config.cooldown_after, config.cooldown_seconds, clock)
 
     # -- policy and state ----------------------------------------------------------------------
 
@@ -178,11 +183,11 @@ class SmartRouter:
         if not self.store.add(policy.task, decision.increments, event_id=_reservation(request_id)):
             return decision  # reserved by an earlier call with this request_id
         if not policy.spends_budget(decision):
-            return decision
+            return self._cool(policy, decision, request_id)
         checked = policy.confirm(self.store.read(policy.task), decision)
         if checked is not decision:
             self.store.add(policy.task, checked.increments, event_id=_rerouting(request_id))
-        return checked
+        return self._cool(policy, checked, request_id)
 
     async def adecide(self, task: str | None = None, *, request_id: str | None = None) -> Decision:
         policy = self.policy(task)
@@ -190,12 +195,33 @@ class SmartRouter:
         reservation = _reservation(request_id)
         if not await self.store.aadd(policy.task, decision.increments, event_id=reservation):
             return decision
-        if not policy.spends_budget(decision):
+        if policy.spends_budget(decision):
+            checked = policy.confirm(await self.store.aread(policy.task), decision)
+            if checked is not decision:
+                event = _rerouting(request_id)
+                await self.store.aadd(policy.task, checked.increments, event_id=event)
+            decision = checked
+        cooled = self._cooled(policy, decision)
+        if cooled is not decision:
+            event = _cooling(request_id)
+            await self.store.aadd(policy.task, cooled.increments, event_id=event)
+        return cooled
+
+    def _cool(self, policy: MixPolicy, decision: Decision, request_id: str | None) -> Decision:
+        cooled = self._cooled(policy, decision)
+        if cooled is not decision:
+            self.store.add(policy.task, cooled.increments, event_id=_cooling(request_id))
+        return cooled
+
+    def _cooled(self, policy: MixPolicy, decision: Decision) -> Decision:
+        """``decision`` moved to the reference if its candidate is cooling down after failing
+        several times in a row (:mod:`smart_core._cooldown`), else ``decision`` itself."""
+        route = decision.route
+        if route == policy.reference or not self._cooldown.cooling((policy.task, route)):
             return decision
-        checked = policy.confirm(await self.store.aread(policy.task), decision)
-        if checked is not decision:
-            await self.store.aadd(policy.task, checked.increments, event_id=_rerouting(request_id))
-        return checked
+        moved = policy.to_reference(decision)
+        moved.increments[K.cooled(route)] = 1.0
+        return moved
 
     def ledger(self, task: str | None = None) -> Ledger:
         """Spend, savings and the policy in force for ``task``, from the shared store."""
@@ -225,6 +251,7 @@ class SmartRouter:
 
     def finish(self, ticket: Ticket, answer: Answer) -> Routed:
         """Record the answer the user got from ``ticket.route`` and return it with its cost."""
+        self._cooldown.succeeded((ticket.task, ticket.route))
         answer, cost, inc = self._finishing(ticket, answer)
         self.store.add(ticket.task, inc, event_id=ticket.request_id)
         return Routed(
@@ -232,6 +259,7 @@ class SmartRouter:
         )
 
     async def afinish(self, ticket: Ticket, answer: Answer) -> Routed:
+        self._cooldown.succeeded((ticket.task, ticket.route))
         answer, cost, inc = self._finishing(ticket, answer)
         await self.store.aadd(ticket.task, inc, event_id=ticket.request_id)
         return Routed(
@@ -246,12 +274,26 @@ class SmartRouter:
         """
         inc = self._fallback_increments(ticket)
         self.store.add(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
+        self._count_failure(ticket, error)
         return replace(ticket, route=self.config.reference.name, fallback=True)
 
     async def afall_back(self, ticket: Ticket, error: BaseException | None = None) -> Ticket:
         inc = self._fallback_increments(ticket)
         await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
+        self._count_failure(ticket, error)
         return replace(ticket, route=self.config.reference.name, fallback=True)
+
+    def _count_failure(self, ticket: Ticket, error: BaseException | None) -> None:
+        if self._cooldown.failed((ticket.task, ticket.route)):
+            _log.warning(
+                "task %r: %s failed %d times in a row (last: %s); its requests go to the "
+                "reference for the next %g s, then it is tried again",
+                ticket.task,
+                ticket.route,
+                self._cooldown.after,
+                type(error).__name__ if error is not None else "error",
+                self._cooldown.seconds,
+            )
 
     def record_failure(self, ticket: Ticket, error: BaseException | None = None) -> None:
         """Record that ``ticket.route`` failed with nothing to fall back to.
@@ -344,37 +386,9 @@ class SmartRouter:
         served yet). Probes are recorded before the batch returns. With ``return_exceptions``
         an item whose reference fails gets its exception in its place instead of raising.
         """
-        name = task or self.config.task
-        self._check_batch(name, len(requests))
-        order = list(range(len(requests)))
-        self.rng.shuffle(order)
-        gate = asyncio.Semaphore(max(1, concurrency))
-        results: list[Any] = [None] * len(requests)
-
-        async def one(i: int) -> None:
-            async with gate:  # waiters wake in FIFO order: items are decided in the drawn order
-                try:
-                    results[i] = await self.arun(requests[i], task=task)
-                except Exception as exc:
-                    if not return_exceptions:
-                        raise
-                    results[i] = exc
-
-        previous, self.wait_for_probes = self.wait_for_probes, True
-        try:
-            with self.shuffled_batch():
-                tasks = [asyncio.ensure_future(one(i)) for i in order]
-            try:
-                await asyncio.gather(*tasks)
-            except BaseException:
-                for t in tasks:
-                    t.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                raise
-            await self.aflush()
-        finally:
-            self.wait_for_probes = previous
-        return results
+        return await serve_batch(
+            self, requests, task=task, concurrency=concurrency, return_exceptions=return_exceptions
+        )
 
     def run_batch(
         self,
@@ -402,23 +416,6 @@ class SmartRouter:
             yield
         finally:
             _SHUFFLED.reset(token)
-
-    def _check_batch(self, task: str, size: int) -> None:
-        n = self.config.batch_size
-        if n is None:
-            return
-        if size != n:
-            raise ValueError(
-                f"arun_batch: got {size} requests for task {task!r} whose batch_size is {n}; "
-                "pass the whole batch at once (the guarantee is over its N answers) or set "
-                "batch_size to the number of requests"
-            )
-        if self.store.read(task).get(K.REQUESTS, 0.0) > 0:
-            raise ValueError(
-                f"arun_batch: task {task!r} has already served requests in this store; a batch "
-                "is served once, from its first item: use a new task name or a new store (for a "
-                "resumable file run, use `smart run`)"
-            )
 
     def _check_order(self, task: str | None) -> None:
         if self.config.batch_size is None or _SHUFFLED.get():
@@ -600,6 +597,10 @@ def _reservation(request_id: str | None) -> str | None:
 
 def _rerouting(request_id: str | None) -> str | None:
     return f"{request_id}:reroute" if request_id else None
+
+
+def _cooling(request_id: str | None) -> str | None:
+    return f"{request_id}:cooldown" if request_id else None
 
 
 def _add_call(inc: dict[str, float], model: str, cost: float) -> None:

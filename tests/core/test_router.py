@@ -150,7 +150,7 @@ async def test_candidate_failure_while_routed_falls_back_to_the_reference():
         raise RateLimited("429")
 
     router = SmartRouter(
-        config(audit_rate=0.0),
+        config(audit_rate=0.0, cooldown_after=0),  # no cooldown: every request falls back
         {REF: reference_endpoint(), MINI: broken},
         store=store,
         seed=0,
@@ -769,3 +769,47 @@ async def test_answers_the_comparator_cannot_read_count_as_differing(mode, caplo
     warnings = [r.getMessage() for r in caplog.records if "comparator" in r.getMessage()]
     assert len(warnings) == 1
     assert "same_json" in warnings[0] and "JSONDecodeError" in warnings[0]
+
+
+async def test_a_candidate_failing_in_a_row_cools_down_then_is_tried_again(caplog):
+    """A routed candidate that starts returning errors falls back on each request; after three
+    failures in a row its requests go straight to the reference (no failing call, no added
+    latency) until the cooldown ends, then it is tried again. Failures and cooled requests are
+    counted and logged, never as disagreements."""
+    now = [0.0]
+    calls: list[str] = []
+    down = [True]
+
+    async def reference(request):
+        calls.append(REF)
+        return Answer(text=f"ref-{request}", usage=Usage(10, 1))
+
+    async def candidate(request):
+        calls.append(MINI)
+        if down[0]:
+            raise RateLimited("500 internal error")
+        return Answer(text=f"ref-{request}", usage=Usage(10, 1))
+
+    store = trusted(MemoryStore())
+    cfg = config(audit_rate=0.0, expected_requests=100_000)
+    router = SmartRouter(
+        cfg, {REF: reference, MINI: candidate}, store=store, seed=0, clock=lambda: now[0]
+    )
+    served = [await router.arun(i) for i in range(20)]
+    assert all(r.route == REF for r in served)
+    assert calls.count(MINI) == 3, "the candidate was called after it had failed 3 times in a row"
+    counters = store.read("t")
+    assert counters[K.failures(MINI)] == 3.0 and counters[K.fallbacks(MINI)] == 3.0
+    assert counters[K.cooled(MINI)] >= 15.0
+    assert counters[K.agreements(MINI)] == 3000.0 and counters[K.probes_of(MINI)] == 3000.0
+    assert any("failed 3 times in a row" in r.getMessage() for r in caplog.records)
+
+    now[0] = 31.0  # the cooldown is over and the provider is back
+    down[0] = False
+    again = [await router.arun(100 + i) for i in range(10)]
+    assert sum(r.route == MINI for r in again) >= 8
+
+
+def test_cooldown_settings_are_checked():
+    with pytest.raises(Exception, match="cooldown_after must be >= 0"):
+        config(cooldown_after=-1)
