@@ -21,7 +21,7 @@ import logging
 import math
 import random
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,7 +32,7 @@ from ._router import SmartRouter
 from ._usage import Usage
 from .stores import MemoryStore
 
-__all__ = ["DriftRun", "DriftSummary", "drift_run", "run_drift_bench"]
+__all__ = ["DriftRun", "DriftSummary", "drift_run", "run_drift_bench", "summary_dicts"]
 
 _REF, _CAND = "gpt-4o", "gpt-4o-mini"
 _USAGE = Usage(1000, 100)
@@ -151,8 +151,10 @@ def run_drift_bench(
     delta: float = 0.05,
     audit_rate: float = 0.01,
     seed: int = 0,
+    progress: Callable[[int], None] | None = None,
 ) -> list[DriftSummary]:
-    """Every drop size, ``runs`` deployments each, with and without detection."""
+    """Every drop size, ``runs`` deployments each, with and without detection (``progress``
+    is called with 1 after each deployment served)."""
     logging.getLogger("smart_core").setLevel(logging.ERROR)
     out = []
     for drop in drops:
@@ -171,6 +173,8 @@ def run_drift_bench(
                         detection=mode == "on",
                     )
                 )
+                if progress is not None:
+                    progress(1)
         on = by_mode["on"]
         delays = sorted(r.detected_after for r in on if r.detected_after is not None)
         out.append(
@@ -200,6 +204,7 @@ def run_drift_bench(
 
 
 def summary_dicts(summaries: Sequence[DriftSummary]) -> list[dict[str, Any]]:
+    """JSON-ready rows."""
     return [asdict(s) for s in summaries]
 
 

@@ -1050,7 +1050,7 @@ class MixPolicy:
             audited = tuple(dict.fromkeys((*live, route))) if self.drift else live
             if over_budget or view.explore:
                 route = ref
-            elif audited and rng.random() < self._audit_rate(view, route):
+            elif self.audit_rate and audited and rng.random() < self._audit_rate(view, route):
                 route, audit, watched = ref, True, audited
         probe = route == ref and bool(watched)
         inc: dict[str, float] = {K.REQUESTS: 1.0, K.routed(route): 1.0}
