@@ -12,10 +12,26 @@ __all__ = ["Certificate"]
 class Certificate:
     """What the policy in force promised when this request was routed.
 
-    ``bound`` is the guaranteed agreement of the whole mix (``sum(pi_r * L_r)``); the guarantee
-    is that, with probability at least ``1 - delta``, the true agreement of the policy is at least
-    ``bound`` and ``bound >= 1 - effective_epsilon``. In batch mode ``effective_epsilon`` may
-    exceed ``epsilon`` because reference answers already returned left slack in the batch budget.
+    The promise differs by ``mode``, and so does what ``bound`` means:
+
+    * **request** (online): ``bound`` is the guaranteed agreement of the mix in force
+      (``sum(pi_r * L_r)``): with probability at least ``1 - delta`` the chance that a request
+      served by this policy gets an answer agreeing with the reference's is at least ``bound``,
+      and ``bound >= 1 - effective_epsilon`` (``effective_epsilon == epsilon`` online).
+    * **batch** (``batch_size`` items known in advance): the promise is on a count, not a
+      per-request chance: with probability at least ``1 - delta``, at most ``differing_at_most``
+      of the batch's answers given so far differ from the reference's, and routing keeps that
+      count within ``budget = epsilon * batch_size`` to the end of the batch. ``bound`` and
+      ``effective_epsilon`` are then the budget's bookkeeping, *not* an agreement guarantee:
+      ``mix`` is the plan for the items not yet decided, ``bound`` is one minus the share of
+      those items the plan may add to the count, and ``effective_epsilon`` is the budget left
+      per undecided item (up to 1 once few are left). Read ``differing_at_most`` and ``budget``.
+
+    ``bounds`` are each route's own lower agreement bound (the reference's is 1): online, on the
+    chance of agreeing; in batch mode, on the share of that route's answers among the batch's
+    items it has not been compared on (items routed to it are among those).
+    ``differing_at_most`` is ``None`` online, and in batch mode with
+    ``method="clopper-pearson"``, whose per-item bound states no count tighter than ``budget``.
     """
 
     task: str
@@ -30,6 +46,15 @@ class Certificate:
     mode: str
     effective_epsilon: float
     bounds: dict[str, float] = field(default_factory=dict)
+    #: Batch mode: the number of items in the batch (``None`` online).
+    batch_size: int | None = None
+    #: Batch mode: how many of the batch's answers may differ, ``epsilon * batch_size``.
+    budget: float | None = None
+    #: Batch mode: at most this many of the answers given so far (this one included) differ from
+    #: the reference's, with probability at least ``1 - delta``: the sum over candidates of
+    #: ``min(R_c, G_c)`` (items routed to ``c``; bound on differing answers among its unprobed
+    #: items). Always ``<= budget``.
+    differing_at_most: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (for response metadata, output files and reports)."""

@@ -31,15 +31,28 @@ class RouteStats:
     failures: int
     fallbacks: int
     dropped: bool
+    #: Probes on which the comparator raised on this route's answer (counted as differing).
+    compare_errors: int = 0
+    #: Probes whose call was cancelled before it answered (counted as differing).
+    cut_short: int = 0
+    #: Batch mode: at most this many of the items routed to it differ from the reference's
+    #: (``min(R_c, G_c)``); ``None`` online and with a per-item (Clopper-Pearson) bound.
+    differing_at_most: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Ledger:
-    """Per-task spend and savings, with the policy currently in force.
+    """Per-task spend and savings, with the policy currently in force and what it guarantees.
 
     ``reference_estimate`` is exact for requests the reference answered and, for the others, the
     reference's mean observed cost; ``reference_interval`` is a 95 % normal interval for that
     estimate (it is an estimate of money, not part of the quality guarantee).
+
+    What is guaranteed depends on ``mode`` (see :class:`~smart_core.Certificate`): online,
+    ``bound`` is the guaranteed agreement of ``mix``; in batch mode it is the count
+    ``differing_at_most`` against ``budget`` (``epsilon * batch_size``), and ``mix``, ``bound``
+    and ``effective_epsilon`` only describe the plan for the items not yet decided.
+    :meth:`guarantee` says it in words; ``routed`` is how many requests each route was sent.
     """
 
     task: str
@@ -60,6 +73,13 @@ class Ledger:
     bound: float
     effective_epsilon: float
     routes: dict[str, RouteStats] = field(default_factory=dict)
+    reference: str = ""
+    routed: dict[str, int] = field(default_factory=dict)
+    #: Calls of the reference that raised.
+    reference_failures: int = 0
+    batch_size: int | None = None
+    budget: float | None = None
+    differing_at_most: float | None = None
 
     @classmethod
     def from_counters(cls, counters: Mapping[str, float], policy: MixPolicy) -> Ledger:
@@ -84,6 +104,7 @@ class Ledger:
         def ratio(x: float) -> float:
             return x / spent if spent > 0 else 1.0
 
+        charges = batch_charges(policy, counters, view.lower)
         routes = {}
         for c in policy.candidates:
             routes[c] = RouteStats(
@@ -97,6 +118,9 @@ class Ledger:
                 failures=int(counters.get(K.failures(c), 0.0)),
                 fallbacks=int(counters.get(K.fallbacks(c), 0.0)),
                 dropped=bool(counters.get(K.dropped(c))),
+                compare_errors=int(counters.get(K.compare_errors(c), 0.0)),
+                cut_short=int(counters.get(K.cut_short(c), 0.0)),
+                differing_at_most=None if charges is None else charges[c],
             )
         return cls(
             task=policy.task,
@@ -117,25 +141,77 @@ class Ledger:
             bound=view.bound,
             effective_epsilon=view.effective_epsilon,
             routes=routes,
+            reference=ref,
+            routed={r: int(counters.get(K.routed(r), 0.0)) for r in (ref, *policy.candidates)},
+            reference_failures=int(counters.get(K.failures(ref), 0.0)),
+            batch_size=policy.batch_size,
+            budget=policy.epsilon * policy.batch_size if policy.batch_size else None,
+            differing_at_most=None if charges is None else sum(charges.values()),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def guarantee(self) -> str:
+        """What is guaranteed now, in one sentence (batch: a count; online: an agreement)."""
+        confidence = _percent(1.0 - self.delta)
+        if self.mode != "batch" or self.batch_size is None or self.budget is None:
+            return (
+                f"guaranteed agreement {self.bound:.4f} (target {1 - self.epsilon:.4f}) with "
+                f"confidence {confidence}"
+            )
+        ref = f"{self.reference}'s" if self.reference else "the reference's"
+        budget, items = _count(self.budget), f"{self.batch_size:,}"
+        if self.differing_at_most is None:
+            # A per-item bound (Clopper-Pearson) states no count tighter than the promise.
+            return (
+                f"at most {budget} of the batch's {items} answers may differ from {ref} "
+                f"(budget = epsilon x {items}), with confidence {confidence}"
+            )
+        differing = _count(self.differing_at_most)
+        if self.requests >= self.batch_size:
+            return (
+                f"at most {differing} of the batch's {items} answers may differ from {ref} "
+                f"(budget {budget}), with confidence {confidence}"
+            )
+        return (
+            f"at most {differing} of the {self.requests:,} answers so far may differ from {ref} "
+            f"(budget {budget} for the batch's {items}), with confidence {confidence}"
+        )
+
     def summary(self) -> str:
         """A few human-readable lines."""
         lo, hi = self.savings_interval
+        batch = self.mode == "batch" and self.batch_size is not None
+        size = f": {self.batch_size:,} items" if batch else ""
         lines = [
-            f"task {self.task} ({self.mode} mode, epsilon={self.epsilon:g}, delta={self.delta:g},"
-            f" bound: {self.method})",
+            f"task {self.task} ({self.mode} mode{size}, epsilon={self.epsilon:g},"
+            f" delta={self.delta:g}, bound: {self.method})",
             f"  requests {self.requests}, probes {self.probes} (audits {self.audits})",
             f"  spent ${self.spent:.4f}; reference only ~${self.reference_estimate:.4f}"
             f"  -> savings {self.savings:.2f}x [{lo:.2f}, {hi:.2f}]",
             f"  probe overhead on candidates ${self.probe_candidate_spend:.4f}",
-            "  mix: "
-            + ", ".join(f"{r} {w:.1%}" for r, w in self.mix.items())
-            + f"  (guaranteed agreement {self.bound:.4f})",
         ]
+        if batch:
+            # The plan's mix and its bookkeeping bound are not a promise about agreement: say
+            # what is promised (a count against the budget) and where the items went.
+            assert self.batch_size is not None
+            lines.append(f"  guarantee: {self.guarantee()}")
+            total = max(sum(self.routed.values()), 1)
+            lines.append(
+                "  routed: "
+                + ", ".join(f"{r} {n} ({n / total:.1%})" for r, n in self.routed.items())
+            )
+            left = max(self.batch_size - self.requests, 0)
+            if left:
+                lines.append(f"  plan for the {left:,} items not yet decided: {_mix(self.mix)}")
+        else:
+            lines.append(f"  mix: {_mix(self.mix)}  (guaranteed agreement {self.bound:.4f})")
+        if self.reference:
+            lines.append(
+                f"  {self.reference} (reference): {self.routed.get(self.reference, 0)} routed,"
+                f" failed {self.reference_failures}"
+            )
         for r in self.routes.values():
             # A dropped candidate is no longer explored; it may still carry traffic (and be
             # audited) when the profiling already put it in the mix.
@@ -143,8 +219,50 @@ class Ledger:
             if r.dropped:
                 in_mix = self.mix.get(r.name, 0.0) > 0.0
                 status = " (profiling done; audits only)" if in_mix else " (dropped)"
+            routed = f"{r.requests} routed"
+            if r.differing_at_most is not None and r.requests:
+                routed += f" (at most {_count(r.differing_at_most)} of them may differ)"
+            # Failures are not disagreements, so they appear nowhere else: a candidate that is
+            # down would otherwise read as merely unused.
+            trouble = (
+                f"; failed {r.failures} (fell back {r.fallbacks}),"
+                f" comparator errors {r.compare_errors}"
+            )
+            if r.cut_short:
+                trouble += f", probes cut short {r.cut_short}"
             lines.append(
-                f"  {r.name}: {r.requests} routed, {r.agreements}/{r.probes} agreed,"
-                f" bound [{r.lower:.4f}, {r.upper:.4f}]{status}"
+                f"  {r.name}: {routed}, {r.agreements}/{r.probes} agreed,"
+                f" bound [{r.lower:.4f}, {r.upper:.4f}]{trouble}{status}"
             )
         return "\n".join(lines)
+
+
+def batch_charges(
+    policy: MixPolicy, counters: Mapping[str, float], lower: Mapping[str, float]
+) -> dict[str, float] | None:
+    """Batch mode with the finite-population bound: per candidate, ``min(R_c, G_c)``, the most
+    of the items routed to it that may differ (``None`` otherwise).
+
+    The same sum the policy keeps within ``epsilon * N`` before routing an item
+    (``MixPolicy._fits_budget``), read here without changing anything.
+    """
+    if not (policy.batch_size and policy.finite_population):
+        return None
+    charges = {}
+    for c in policy.candidates:
+        routed = counters.get(K.routed(c), 0.0)
+        charges[c] = min(routed, policy._cap(counters, lower, c)) if routed > 0 else 0.0
+    return charges
+
+
+def _count(x: float) -> str:
+    """A bound on a count of answers, as the whole number it implies (47.9 allows 47)."""
+    return f"{math.floor(x + 1e-9):,}"
+
+
+def _percent(x: float) -> str:
+    return f"{round(x * 100, 6):g}%"
+
+
+def _mix(mix: Mapping[str, float]) -> str:
+    return ", ".join(f"{r} {w:.1%}" for r, w in mix.items()) or "-"

@@ -62,13 +62,7 @@ class TaskReport:
                 "  probe/audit overhead: candidates' calls on probes "
                 f"${self.probe_cost:.4f} ({self.probes} probes, {self.audits} audits)"
             )
-            cert = self.certificate or {}
-            lines.append(
-                f"  certificate now: mix {_fmt_mix(cert.get('mix', {}))}, guaranteed agreement "
-                f">= {cert.get('bound', float('nan')):.4f} >= 1 - effective epsilon "
-                f"{cert.get('effective_epsilon', float('nan')):.4f}, with confidence "
-                f"{1 - cert.get('delta', float('nan')):.0%}"
-            )
+            lines.append(f"  certificate now: {_certificate_line(self.ledger)}")
         else:
             lines.append(f"task {self.task}")
             lines.append(
@@ -89,6 +83,26 @@ class TaskReport:
 
 def _fmt_mix(mix: dict[str, float]) -> str:
     return ", ".join(f"{r} {w:.1%}" for r, w in mix.items()) or "-"
+
+
+def _certificate_line(ledger: Ledger) -> str:
+    """What the task's policy promises now, in the words of its mode.
+
+    In batch mode the mix is a plan for the items not yet decided and its ``bound`` is budget
+    bookkeeping, so the line states the count against the budget and each candidate's own bound
+    instead of a "guaranteed agreement" that would read as one for the whole batch.
+    """
+    if ledger.mode == "batch":
+        own = ", ".join(f"{r.name} >= {r.lower:.4f}" for r in ledger.routes.values() if r.requests)
+        line = ledger.guarantee()
+        if own:
+            line += f"; agreement bounds of the candidates routed to: {own}"
+        return line
+    return (
+        f"mix {_fmt_mix(ledger.mix)}, guaranteed agreement >= {ledger.bound:.4f} >= "
+        f"1 - epsilon = {1 - ledger.effective_epsilon:.4f}, with confidence "
+        f"{1 - ledger.delta:.0%}"
+    )
 
 
 def task_config(store: Store, task: str) -> SmartConfig | None:
@@ -135,6 +149,10 @@ def report_task(store: Store, task: str) -> TaskReport:
         "mode": ledger.mode,
         "effective_epsilon": ledger.effective_epsilon,
         "bounds": {r.name: r.lower for r in ledger.routes.values()},
+        "batch_size": ledger.batch_size,
+        "budget": ledger.budget,
+        "differing_at_most": ledger.differing_at_most,
+        "guarantee": ledger.guarantee(),
     }
     return rep
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from smart_core import Ledger, MixPolicy, RouteStats
+from smart_core import Certificate, Ledger, MixPolicy, RouteStats
 from smart_core import _keys as K
 
 REF = "gpt-4o"
@@ -143,3 +143,165 @@ def test_summary_says_a_dropped_candidate_in_the_mix_is_only_audited():
     assert mini_line.endswith("(profiling done; audits only)")
     nano_line = next(line for line in text.splitlines() if NANO in line and "routed" in line)
     assert nano_line.endswith("(dropped)")
+
+
+# -- batch mode: a count against the budget, not an agreement -----------------------------------
+
+
+def batch_policy(**kw) -> MixPolicy:
+    return MixPolicy(
+        task="support-triage",
+        reference=REF,
+        candidates=[MINI, NANO],
+        epsilon=0.05,
+        delta=0.05,
+        prior_costs={REF: 0.004, MINI: 0.0003, NANO: 0.0002},
+        batch_size=1000,
+        **kw,
+    )
+
+
+def batch_counters() -> dict[str, float]:
+    """A finished batch of 1,000: 300 probes (mini agreed 298/300, nano 45/50), then 500 items
+    to mini, 14 to nano and the rest to the reference."""
+    return {
+        K.REQUESTS: 1000.0,
+        K.PROBES: 300.0,
+        K.routed(REF): 486.0,
+        K.routed(MINI): 500.0,
+        K.routed(NANO): 14.0,
+        K.probes_of(MINI): 300.0,
+        K.agreements(MINI): 298.0,
+        K.probes_of(NANO): 50.0,
+        K.agreements(NANO): 45.0,
+    }
+
+
+def test_batch_ledger_counts_the_differing_answers_it_guarantees_against_the_budget():
+    """Batch mode promises a count: at most sum_c min(R_c, G_c) of the batch's answers differ,
+    G_c being the bound on differing answers among c's unprobed items. Mini's 500 items are
+    covered by its G (33 of them at most), nano's 14 by their number: 47, against a budget of
+    0.05 x 1,000 = 50. The policy's bookkeeping "bound" at the end of a batch is 1.0 and must
+    not be what the ledger states."""
+    p = batch_policy()
+    g_mini = p.bound.differing_bounds(298, 300, p.alphas[MINI])[1]
+    g_nano = p.bound.differing_bounds(45, 50, p.alphas[NANO])[1]
+    assert g_mini < 500 and g_nano > 14  # one saturated candidate, one on free items
+    ledger = Ledger.from_counters(batch_counters(), p)
+    assert (ledger.batch_size, ledger.budget) == (1000, pytest.approx(50.0))
+    assert ledger.routes[MINI].differing_at_most == pytest.approx(g_mini)
+    assert ledger.routes[NANO].differing_at_most == pytest.approx(14.0)
+    assert ledger.differing_at_most == pytest.approx(g_mini + 14.0)
+    assert g_mini + 14 == 47
+    assert ledger.routed == {REF: 486, MINI: 500, NANO: 14}
+    doc = ledger.to_dict()
+    assert doc["differing_at_most"] == pytest.approx(47.0) and doc["budget"] == 50.0
+    assert doc["routes"][MINI]["differing_at_most"] == pytest.approx(g_mini)
+
+
+def test_batch_summary_states_the_count_not_a_guaranteed_agreement():
+    """The summary of a batch says "at most 47 of the batch's 1,000 answers may differ (budget
+    50)", where each item went, and each routed candidate's own bound; never "guaranteed
+    agreement 1.0000" (the plan's bookkeeping for the items left, none at the end)."""
+    text = Ledger.from_counters(batch_counters(), batch_policy()).summary()
+    assert "guaranteed agreement" not in text
+    assert (
+        "guarantee: at most 47 of the batch's 1,000 answers may differ from gpt-4o's "
+        "(budget 50), with confidence 95%" in text
+    )
+    assert "routed: gpt-4o 486 (48.6%), gpt-4o-mini 500 (50.0%), gpt-4.1-nano 14 (1.4%)" in text
+    mini_line = next(line for line in text.splitlines() if f"  {MINI}:" in line)
+    assert "500 routed (at most 33 of them may differ), 298/300 agreed, bound [0." in mini_line
+    nano_line = next(line for line in text.splitlines() if f"  {NANO}:" in line)
+    assert "14 routed (at most 14 of them may differ)" in nano_line
+
+
+def test_batch_summary_midway_counts_the_answers_so_far_and_shows_the_plan():
+    """Halfway through a batch the count covers the answers given so far, the budget the whole
+    batch, and the mix is shown as the plan for the items not yet decided."""
+    c = batch_counters()
+    c[K.REQUESTS], c[K.routed(REF)] = 600.0, 86.0
+    ledger = Ledger.from_counters(c, batch_policy())
+    text = ledger.summary()
+    assert "at most 47 of the 600 answers so far may differ from gpt-4o's" in text
+    assert "(budget 50 for the batch's 1,000)" in text
+    assert "plan for the 400 items not yet decided: " in text
+    assert "mix:" not in text
+
+
+def test_batch_with_a_per_item_bound_states_only_the_budget():
+    """With method="clopper-pearson" (replication only) the per-item bound gives no count of
+    differing answers: the ledger states the promise itself and no made-up count."""
+    ledger = Ledger.from_counters(batch_counters(), batch_policy(method="clopper-pearson"))
+    assert ledger.differing_at_most is None
+    assert ledger.routes[MINI].differing_at_most is None
+    assert "at most 50 of the batch's 1,000 answers may differ from gpt-4o's (budget = " in (
+        ledger.summary()
+    )
+
+
+def test_online_summary_keeps_its_guaranteed_agreement():
+    """Online the mix in force has a guaranteed agreement, and the summary says so; the batch
+    fields stay empty."""
+    ledger = Ledger.from_counters(counters(), policy())
+    assert "  mix: " in ledger.summary()
+    assert f"(guaranteed agreement {ledger.bound:.4f})" in ledger.summary()
+    assert (ledger.batch_size, ledger.budget, ledger.differing_at_most) == (None, None, None)
+    assert ledger.guarantee().startswith(f"guaranteed agreement {ledger.bound:.4f}")
+
+
+# -- failures are visible ------------------------------------------------------------------------
+
+
+def test_summary_shows_failures_fallbacks_and_comparator_errors_of_every_route():
+    """A candidate that is down never answers, so it has no probes and no routed items: without
+    its failures the summary would read "0 routed, 0/0 agreed", as if merely unused. Failures,
+    fallbacks, comparator errors (counted as differing) and the reference's own failures are
+    shown in both modes."""
+    c = counters()
+    c[K.failures(NANO)] = 40.0
+    c[K.compare_errors(MINI)] = 3.0
+    c[K.failures(REF)] = 2.0
+    for ledger in (
+        Ledger.from_counters(c, policy()),
+        Ledger.from_counters({**batch_counters(), **c}, batch_policy()),
+    ):
+        text = ledger.summary()
+        nano_line = next(line for line in text.splitlines() if f"  {NANO}:" in line)
+        assert "failed 40 (fell back 0)" in nano_line
+        mini_line = next(line for line in text.splitlines() if f"  {MINI}:" in line)
+        assert "failed 2 (fell back 1), comparator errors 3" in mini_line
+        assert f"  {REF} (reference): " in text and "failed 2" in text
+        assert ledger.routes[MINI].compare_errors == 3
+        assert ledger.reference_failures == 2
+        assert ledger.to_dict()["routes"][NANO]["failures"] == 40
+
+
+# -- the certificate -----------------------------------------------------------------------------
+
+
+def test_certificate_carries_the_batch_statement_fields():
+    """A certificate has room for the batch statement (batch size, budget, the count of differing
+    answers guaranteed so far); they default to None, as online, and are in its dict."""
+    base = dict(
+        task="t",
+        route=MINI,
+        probe=False,
+        mix={MINI: 1.0},
+        bound=1.0,
+        probes=300,
+        epsilon=0.05,
+        delta=0.05,
+        method="anytime",
+        mode="batch",
+        effective_epsilon=1.0,
+    )
+    online = Certificate(**base).to_dict()
+    assert (online["batch_size"], online["budget"], online["differing_at_most"]) == (
+        None,
+        None,
+        None,
+    )
+    batch = Certificate(**base, batch_size=1000, budget=50.0, differing_at_most=47.0).to_dict()
+    assert (batch["batch_size"], batch["budget"], batch["differing_at_most"]) == (1000, 50.0, 47.0)
+    assert "differing_at_most" in (Certificate.__doc__ or "")
