@@ -169,12 +169,13 @@ async def _run_order(
     differing = 0
     routes: Counter[str] = Counter()
     ref_cost = 0.0
-    for item in order:
-        routed = await router.arun(item)
-        routes[routed.route] += 1
-        ref_cost += router.cost_of(item.outputs[ref])
-        if routed.route != ref and not comparator(routed.answer, item.outputs[ref]):
-            differing += 1
+    with router.shuffled_batch():  # the order was drawn above, blind to the items
+        for item in order:
+            routed = await router.arun(item)
+            routes[routed.route] += 1
+            ref_cost += router.cost_of(item.outputs[ref])
+            if routed.route != ref and not comparator(routed.answer, item.outputs[ref]):
+                differing += 1
     ledger = router.ledger()
     router.close()
     share = differing / len(order)
