@@ -5,5 +5,6 @@ from the reference model's, with confidence ``1 - delta``).
 
 from ._chat_model import SmartChatModel
 from ._convert import MessageMatch, answer_from_message
+from ._usage import EstimatedUsageWarning
 
-__all__ = ["MessageMatch", "SmartChatModel", "answer_from_message"]
+__all__ = ["EstimatedUsageWarning", "MessageMatch", "SmartChatModel", "answer_from_message"]

@@ -35,6 +35,7 @@ from smart_core import (
 )
 
 from ._convert import MessageMatch, answer_from_message, chunk_from_message
+from ._usage import UsageWarnings, estimated_usage, reporting_usage
 
 __all__ = ["SmartChatModel"]
 
@@ -139,6 +140,7 @@ class SmartChatModel(BaseChatModel):
     _config: SmartConfig = PrivateAttr()
     _router: SmartRouter = PrivateAttr()
     _models: dict[str, BaseChatModel] = PrivateAttr()
+    _usage_warnings: UsageWarnings = PrivateAttr(default_factory=UsageWarnings)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -190,7 +192,7 @@ class SmartChatModel(BaseChatModel):
                     "and statistics per model name, so every model must be distinct: remove "
                     f"the duplicate or point {field} at another model"
                 )
-            models[name] = model
+            models[name] = reporting_usage(model)  # a stream priced at $0 would hide savings
             where[name] = field
         return models
 
@@ -494,6 +496,22 @@ class SmartChatModel(BaseChatModel):
             return stop
         return list(self.stop) if self.stop else None
 
+    def _answer(self, message: BaseMessage, name: str, prompt: list[BaseMessage]) -> Answer:
+        """The engine's view of ``name``'s answer; without usage, its tokens are estimated."""
+        answer = answer_from_message(message, name)
+        if getattr(message, "usage_metadata", None) is None:
+            answer.usage = estimated_usage(prompt, message)
+            self._usage_warnings.warn(name, self._models[name])
+        return answer
+
+    def _streamed_answer(
+        self, chunks: list[ChatGenerationChunk], name: str, prompt: list[BaseMessage]
+    ) -> Answer:
+        merged = merge_chat_generation_chunks(chunks)
+        if merged is None:
+            return Answer(text="", model=name)
+        return self._answer(merged.message, name, prompt)
+
     def _metadata(self, routed: Routed, *, fallback: bool) -> dict[str, Any]:
         meta = routed.certificate.to_dict()
         meta.update(
@@ -515,7 +533,7 @@ class SmartChatModel(BaseChatModel):
             result = inner._generate_with_cache(
                 messages, stop=stop, run_manager=None, **call_kwargs
             )
-            return answer_from_message(result.generations[0].message, name)
+            return self._answer(result.generations[0].message, name, messages)
 
         return call
 
@@ -527,7 +545,7 @@ class SmartChatModel(BaseChatModel):
             result = await inner._agenerate_with_cache(
                 messages, stop=stop, run_manager=None, **call_kwargs
             )
-            return answer_from_message(result.generations[0].message, name)
+            return self._answer(result.generations[0].message, name, messages)
 
         return call
 
@@ -559,7 +577,7 @@ class SmartChatModel(BaseChatModel):
             probes.cancel()
             raise
         message = result.generations[0].message
-        routed = router.finish(ticket, answer_from_message(message, ticket.route))
+        routed = router.finish(ticket, self._answer(message, ticket.route, messages))
         probes.settle(routed.answer)
         message.response_metadata["smart"] = self._metadata(routed, fallback=ticket.fallback)
         return result
@@ -590,7 +608,7 @@ class SmartChatModel(BaseChatModel):
             probes.cancel()
             raise
         message = result.generations[0].message
-        routed = await router.afinish(ticket, answer_from_message(message, ticket.route))
+        routed = await router.afinish(ticket, self._answer(message, ticket.route, messages))
         await probes.asettle(routed.answer)
         message.response_metadata["smart"] = self._metadata(routed, fallback=ticket.fallback)
         return result
@@ -668,7 +686,7 @@ class SmartChatModel(BaseChatModel):
         except BaseException:
             probes.cancel()
             raise
-        answer = _streamed_answer(chunks, ticket.route)
+        answer = self._streamed_answer(chunks, ticket.route, messages)
         routed = router.finish(ticket, answer)
         probes.settle(routed.answer)
         yield _annotated(held, self._metadata(routed, fallback=ticket.fallback))
@@ -716,7 +734,7 @@ class SmartChatModel(BaseChatModel):
         except BaseException:
             probes.cancel()
             raise
-        answer = _streamed_answer(chunks, ticket.route)
+        answer = self._streamed_answer(chunks, ticket.route, messages)
         routed = await router.afinish(ticket, answer)
         await probes.asettle(routed.answer)
         yield _annotated(held, self._metadata(routed, fallback=ticket.fallback))
@@ -771,15 +789,15 @@ def _task_kwarg(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[s
     return kwargs
 
 
-def _streamed_answer(chunks: list[ChatGenerationChunk], model: str) -> Answer:
-    merged = merge_chat_generation_chunks(chunks)
-    if merged is None:
-        return Answer(text="", model=model)
-    return answer_from_message(merged.message, model)
-
-
 def _annotated(chunk: ChatGenerationChunk | None, meta: dict[str, Any]) -> ChatGenerationChunk:
+    """The stream's final chunk, carrying the certificate.
+
+    It is marked ``chunk_position="last"``; otherwise LangChain's ``stream()`` appends an empty
+    final chunk of its own, and ``chunks[-1]`` would lack the certificate.
+    """
     if chunk is None:
-        chunk = ChatGenerationChunk(message=AIMessageChunk(content="", chunk_position="last"))
+        chunk = ChatGenerationChunk(message=AIMessageChunk(content=""))
     chunk.message.response_metadata = {**chunk.message.response_metadata, "smart": meta}
+    if isinstance(chunk.message, AIMessageChunk):
+        chunk.message.chunk_position = "last"
     return chunk
