@@ -61,6 +61,7 @@ def plot_run(
     realized: Sequence[float] | None = None,
     note: str | None = None,
     batch_size: int | None = None,
+    differing_at_most: float | None = None,
 ) -> Path:
     """Write the three-panel chart of a run to ``path`` (PNG) and return the path.
 
@@ -68,7 +69,8 @@ def plot_run(
     answered), and the item's certificate fields ``bound``, ``effective_epsilon`` and, in batch
     mode, ``batch_size``, ``budget`` and ``differing_at_most``; ``realized`` is the running
     share of differing answers, if known. ``batch_size`` marks a batch run whose rows do not say
-    so themselves.
+    so themselves; ``differing_at_most`` is the guaranteed count now (the ledger's), drawn at the
+    last item when the rows do not carry it.
     """
     plt = _pyplot()
     fig = run_figure(
@@ -78,6 +80,7 @@ def plot_run(
         realized=realized,
         note=note,
         batch_size=batch_size,
+        differing_at_most=differing_at_most,
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -94,6 +97,7 @@ def run_figure(
     realized: Sequence[float] | None = None,
     note: str | None = None,
     batch_size: int | None = None,
+    differing_at_most: float | None = None,
 ):
     """The figure :func:`plot_run` saves (a matplotlib ``Figure``; the caller closes it)."""
     plt = _pyplot()
@@ -142,7 +146,7 @@ def run_figure(
 
     size = _batch_size(timeline, epsilon, batch_size)
     if size is not None:
-        _batch_panel(axes[2], timeline, xs, epsilon, size, realized)
+        _batch_panel(axes[2], timeline, xs, epsilon, size, realized, differing_at_most)
     else:
         _online_panel(axes[2], timeline, xs, epsilon, realized)
 
@@ -176,7 +180,7 @@ def _batch_size(
     return None
 
 
-def _batch_panel(ax, timeline, xs, epsilon, size, realized) -> None:
+def _batch_panel(ax, timeline, xs, epsilon, size, realized, final) -> None:
     """Counts of answers: budget, guaranteed ceiling so far, and the actual count if known."""
     budget = next((r["budget"] for r in timeline if r.get("budget") is not None), None)
     if budget is None:
@@ -205,6 +209,19 @@ def _batch_panel(ax, timeline, xs, epsilon, size, realized) -> None:
         )
         top += ceiling_counts
         headline = f"at most {ceiling_counts[-1]:,} of {size:,} may differ (budget {allowed:,})"
+    elif xs and final is not None:
+        # Rows from before certificates carried the count: the ledger's count now, at the end.
+        count = math.floor(final + 1e-9)
+        ax.plot(
+            [xs[-1]],
+            [count],
+            marker="o",
+            color="tab:blue",
+            linestyle="none",
+            label=f"guaranteed now: at most {count:,} of the answers differ",
+        )
+        top.append(count)
+        headline = f"at most {count:,} of {size:,} may differ (budget {allowed:,})"
     else:
         headline = f"at most {allowed:,} of {size:,} may differ (the budget)"
     if realized is not None:
@@ -212,6 +229,7 @@ def _batch_panel(ax, timeline, xs, epsilon, size, realized) -> None:
         ax.plot(xs, actual, color="tab:orange", label="actually differed (known in a simulation)")
         top += actual
     ax.set_ylim(0, max(top, default=1) * 1.15 + 1)
+    ax.set_xlim(0, max(len(xs), 1) * 1.03)  # room for the marker at the last item
     ax.set_title(f"answers differing from the reference's\n{headline}", fontsize=10)
     ax.set_xlabel("items answered")
     ax.set_ylabel("answers (count)")

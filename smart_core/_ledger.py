@@ -35,6 +35,8 @@ class RouteStats:
     compare_errors: int = 0
     #: Probes whose call was cancelled before it answered (counted as differing).
     cut_short: int = 0
+    #: Requests sent straight to the reference while this route was cooling down after failing.
+    cooled: int = 0
     #: Batch mode: at most this many of the items routed to it differ from the reference's
     #: (``min(R_c, G_c)``); ``None`` online and with a per-item (Clopper-Pearson) bound.
     differing_at_most: float | None = None
@@ -120,6 +122,7 @@ class Ledger:
                 dropped=bool(counters.get(K.dropped(c))),
                 compare_errors=int(counters.get(K.compare_errors(c), 0.0)),
                 cut_short=int(counters.get(K.cut_short(c), 0.0)),
+                cooled=int(counters.get(K.cooled(c), 0.0)),
                 differing_at_most=None if charges is None else charges[c],
             )
         return cls(
@@ -179,6 +182,16 @@ class Ledger:
             f"(budget {budget} for the batch's {items}), with confidence {confidence}"
         )
 
+    def headline(self) -> str:
+        """The guarantee in a few words, for a progress line: batch, the count against the
+        budget ("at most 47 of 1,000 may differ (budget 50)"); online, the mix's agreement."""
+        if self.mode != "batch" or self.batch_size is None or self.budget is None:
+            return f"guaranteed agreement {self.bound:.3f}"
+        items, budget = f"{self.batch_size:,}", _count(self.budget)
+        if self.differing_at_most is None:
+            return f"budget: at most {budget} of {items} may differ"
+        return f"at most {_count(self.differing_at_most)} of {items} may differ (budget {budget})"
+
     def summary(self) -> str:
         """A few human-readable lines."""
         lo, hi = self.savings_interval
@@ -230,6 +243,8 @@ class Ledger:
             )
             if r.cut_short:
                 trouble += f", probes cut short {r.cut_short}"
+            if r.cooled:
+                trouble += f", sent to the reference while cooling down {r.cooled}"
             lines.append(
                 f"  {r.name}: {routed}, {r.agreements}/{r.probes} agreed,"
                 f" bound [{r.lower:.4f}, {r.upper:.4f}]{trouble}{status}"

@@ -193,6 +193,7 @@ def test_batch_ledger_counts_the_differing_answers_it_guarantees_against_the_bud
     assert ledger.routes[NANO].differing_at_most == pytest.approx(14.0)
     assert ledger.differing_at_most == pytest.approx(g_mini + 14.0)
     assert g_mini + 14 == 47
+    assert ledger.headline() == "at most 47 of 1,000 may differ (budget 50)"
     assert ledger.routed == {REF: 486, MINI: 500, NANO: 14}
     doc = ledger.to_dict()
     assert doc["differing_at_most"] == pytest.approx(47.0) and doc["budget"] == 50.0
@@ -248,6 +249,7 @@ def test_online_summary_keeps_its_guaranteed_agreement():
     assert f"(guaranteed agreement {ledger.bound:.4f})" in ledger.summary()
     assert (ledger.batch_size, ledger.budget, ledger.differing_at_most) == (None, None, None)
     assert ledger.guarantee().startswith(f"guaranteed agreement {ledger.bound:.4f}")
+    assert ledger.headline() == f"guaranteed agreement {ledger.bound:.3f}"
 
 
 # -- failures are visible ------------------------------------------------------------------------
@@ -256,12 +258,13 @@ def test_online_summary_keeps_its_guaranteed_agreement():
 def test_summary_shows_failures_fallbacks_and_comparator_errors_of_every_route():
     """A candidate that is down never answers, so it has no probes and no routed items: without
     its failures the summary would read "0 routed, 0/0 agreed", as if merely unused. Failures,
-    fallbacks, comparator errors (counted as differing) and the reference's own failures are
-    shown in both modes."""
+    fallbacks, comparator errors (counted as differing), requests skipped while it cooled down
+    and the reference's own failures are shown in both modes."""
     c = counters()
     c[K.failures(NANO)] = 40.0
     c[K.compare_errors(MINI)] = 3.0
     c[K.failures(REF)] = 2.0
+    c[K.cooled(NANO)] = 7.0
     for ledger in (
         Ledger.from_counters(c, policy()),
         Ledger.from_counters({**batch_counters(), **c}, batch_policy()),
@@ -269,6 +272,7 @@ def test_summary_shows_failures_fallbacks_and_comparator_errors_of_every_route()
         text = ledger.summary()
         nano_line = next(line for line in text.splitlines() if f"  {NANO}:" in line)
         assert "failed 40 (fell back 0)" in nano_line
+        assert "sent to the reference while cooling down 7" in nano_line
         mini_line = next(line for line in text.splitlines() if f"  {MINI}:" in line)
         assert "failed 2 (fell back 1), comparator errors 3" in mini_line
         assert f"  {REF} (reference): " in text and "failed 2" in text
