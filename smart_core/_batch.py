@@ -22,7 +22,6 @@ same on every resume), because probes must be an unbiased sample of the batch.
 from __future__ import annotations
 
 import asyncio
-import csv
 import dataclasses
 import hashlib
 import json
@@ -37,17 +36,29 @@ from pathlib import Path
 from typing import Any
 
 from ._answer import Answer
+from ._batch_input import (
+    BatchItem,
+    check_prompt,
+    check_writable,
+    describe_change,
+    load_items,
+    render_prompt,
+    run_record,
+)
 from ._certificate import Certificate
 from ._config import SmartConfig
 from ._errors import ConfigError, SmartError
 from ._ledger import Ledger
 from ._policy import Decision
-from ._providers import ProviderError
+from ._providers import PROVIDERS, ProviderError
 from ._router import Endpoint, SmartRouter, Ticket
 from ._settled_prefix import SettledPrefix
 from ._usage import Usage
 
 __all__ = ["BatchItem", "BatchResult", "BatchRun", "load_items", "run_batch"]
+
+#: Items in a row on which the reference failed (after each call's own retries) that stop a run.
+REFERENCE_FAILURE_LIMIT = 8
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS run_tickets (item TEXT PRIMARY KEY, ticket TEXT NOT NULL)",
@@ -58,74 +69,6 @@ _SCHEMA = (
     "cost REAL NOT NULL, ref_cost REAL, bound REAL NOT NULL, mix TEXT NOT NULL, "
     "effective_epsilon REAL NOT NULL)",
 )
-
-
-# -- items ----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BatchItem:
-    """One input item: its id (unique in the file), position and template fields."""
-
-    id: str
-    index: int
-    fields: dict[str, Any]
-
-
-def load_items(path: str | Path) -> list[BatchItem]:
-    """Items from a ``.jsonl`` (objects, or bare strings as ``{"text": ...}``) or ``.csv`` file.
-
-    The id is the ``id`` field if present, else the 1-based line (row) number; ids must be unique.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"--input: {path}: no such file")
-    items: list[BatchItem] = []
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            for n, row in enumerate(csv.DictReader(fh), start=1):
-                items.append(BatchItem(str(row.get("id") or n), len(items), dict(row)))
-    elif suffix in (".jsonl", ".ndjson", ".json"):
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ConfigError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-                if isinstance(obj, str):
-                    obj = {"text": obj}
-                if not isinstance(obj, dict):
-                    raise ConfigError(f"{path}:{n}: each line must be a JSON object or a string")
-                items.append(BatchItem(str(obj.get("id", n)), len(items), obj))
-    else:
-        raise ConfigError(f"--input: {path}: expected a .jsonl or .csv file")
-    if not items:
-        raise ConfigError(f"--input: {path} has no items")
-    seen: set[str] = set()
-    for it in items:
-        if it.id in seen:
-            raise ConfigError(f"--input: id {it.id!r} appears twice in {path}; ids must be unique")
-        seen.add(it.id)
-    return items
-
-
-def render_prompt(template: str, item: BatchItem) -> str:
-    """``template.format(**fields)``; a missing field is a ConfigError naming it."""
-    try:
-        return template.format_map(item.fields)
-    except KeyError as exc:
-        raise ConfigError(
-            f"--prompt uses {{{exc.args[0]}}} but item {item.id!r} has no field "
-            f"{exc.args[0]!r}; its fields are {sorted(item.fields)}"
-        ) from None
-    except (IndexError, ValueError) as exc:
-        raise ConfigError(
-            f"--prompt {template!r} is not a valid template ({exc}); name fields like {{text}} "
-            "and double literal braces: {{ }}"
-        ) from None
 
 
 # -- serialising tickets and answers --------------------------------------------------------------
@@ -286,6 +229,20 @@ class BatchRun:
     def state_path(self) -> Path:
         return Path(self.state) if self.state else Path(f"{self.output}.smart.db")
 
+    def settings(self) -> dict[str, str]:
+        """The settings that decide the answers, by the option that sets each (for messages)."""
+        return {
+            "--prompt": self.prompt,
+            "--reference": self.reference,
+            "--candidates": ",".join(self.candidates),
+            "--epsilon": repr(self.epsilon),
+            "--delta": repr(self.delta),
+            "--comparator": str(self.comparator),
+            "method (in --config)": self.method,
+            "--seed": str(self.seed),
+            "--price": json.dumps(self.prices, sort_keys=True, default=str),
+        }
+
     def key(self, items: Sequence[BatchItem]) -> str:
         """Hash of everything that decides the answers: the items and the settings."""
         h = hashlib.sha256()
@@ -365,9 +322,12 @@ async def run_batch(
     """Answer every item of ``run`` not answered yet; see the module docstring for the steps."""
     started = time.monotonic()
     items = load_items(run.input)
+    check_prompt(run.prompt, [f for f in items[0].fields if f != "id"])
     prompts = {it.id: render_prompt(run.prompt, it) for it in items}  # fail before any call
     key = run.key(items)
     state = run.state_path
+    check_writable(run.output, "--output")
+    check_writable(state, "--state" if run.state else "--output")
     if restart:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{state}{suffix}").unlink(missing_ok=True)
@@ -375,12 +335,17 @@ async def run_batch(
     router = SmartRouter(config, endpoints, seed=run.seed, wait_for_probes=True)
     store = router.store
     previous = store.get_meta(run.task, "run.key")
+    record = run_record(run.settings(), items)
     if previous is not None and previous != key:
+        saved_record = store.get_meta(run.task, "run.record")
         router.close()
+        change = describe_change(json.loads(saved_record) if saved_record else None, record)
         raise ConfigError(
-            f"{state} holds a different run (other input or settings, run key {previous}, now "
-            f"{key}); pass --restart to discard it, or choose another --output or --state"
+            f"{state} holds another run: {change}. Pass --restart to discard it (and its "
+            "answers), or choose another --output or --state to keep both"
         )
+    if previous is None or store.get_meta(run.task, "run.record") is None:
+        store.set_meta(run.task, "run.record", json.dumps(record))
     store.set_meta(run.task, "run.key", key)
     store.set_meta(
         run.task,
@@ -404,12 +369,25 @@ async def run_batch(
     # than count every probe in flight as differing); see smart_core._settled_prefix.
     prefix = SettledPrefix()
     probe_seq: dict[str, int] = {}
+    # The items on which the reference failed since its last answer, with the last error. Every
+    # item may need the reference (on a probe, or as the fallback), so while it is unreachable
+    # item after item would fail and the run would end with a handful of answers; once
+    # REFERENCE_FAILURE_LIMIT items in a row have failed, the run stops. Items rather than calls,
+    # so that a few items the reference refuses, each tried several times, never stop a run.
+    reference_streak: dict[str, BaseException] = {}
 
     async def call(item_id: str, model: str) -> Answer:
         have = saved.get(item_id, {}).get(model)
         if have is not None:
             return have
-        answer = await endpoints[model](prompts[item_id])
+        try:
+            answer = await endpoints[model](prompts[item_id])
+        except Exception as exc:
+            if model == reference:
+                reference_streak[item_id] = exc
+            raise
+        if model == reference:
+            reference_streak.clear()
         answer.model = model
         db.save_answer(item_id, model, answer)
         saved.setdefault(item_id, {})[model] = answer
@@ -506,6 +484,8 @@ async def run_batch(
                     failed[item.id] = str(exc)
                 except Exception as exc:
                     failed[item.id] = f"{type(exc).__name__}: {exc}"
+                if len(reference_streak) >= REFERENCE_FAILURE_LIMIT:
+                    raise _reference_down(reference, reference_streak)
                 if attempt < run.item_attempts:
                     await asyncio.sleep(delay)
                     delay *= 2
@@ -545,6 +525,20 @@ async def run_batch(
         output=run.output,
         state=state,
         seconds=time.monotonic() - started,
+    )
+
+
+def _reference_down(reference: str, failures: Mapping[str, BaseException]) -> ProviderError:
+    provider = reference.partition(":")[0]
+    where = ""
+    if provider in PROVIDERS:
+        where = f"--{provider}-base-url or {provider.upper()}_BASE_URL, "
+    return ProviderError(
+        f"stopped early: the reference {reference} failed on {len(failures)} items in a row, "
+        f"answering none in between (last error: {list(failures.values())[-1]}). Items need "
+        f"the reference, so the run would only fail item after item. Check its address "
+        f"({where}the network) and the provider's status, then run the same command again: "
+        "the answers so far are kept"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from ._errors import SmartError
 from ._pricing import Price
+from ._run_progress import run_progress
 from .testing._cli import fake_server
 
 __all__ = ["app", "main"]
@@ -47,6 +49,14 @@ def _progress(total: int, label: str, enabled: bool):
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n=1: bar.advance(task, n)
+
+
+def _paragraphs(func):
+    """Joins each docstring paragraph into one line: typer's help keeps the source's line breaks
+    after the first paragraph, which cut sentences short in any terminal narrower than them."""
+    text = inspect.cleandoc(func.__doc__ or "")
+    func.__doc__ = "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
+    return func
 
 
 def _fail(message: str) -> typer.Exit:
@@ -285,12 +295,14 @@ def _split(value: str | list[str] | None) -> list[str]:
 
 
 @app.command()
+@_paragraphs
 def run(
     input: Annotated[
         Path | None, typer.Option("--input", "-i", help="Items: .jsonl (objects) or .csv.")
     ] = None,
     prompt: Annotated[
-        str | None, typer.Option(help="Prompt template; {field} is replaced by the item's field.")
+        str | None,
+        typer.Option(help="Prompt template; each {field} is replaced by that field of the item."),
     ] = None,
     reference: Annotated[
         str | None, typer.Option(help="Reference model spec, e.g. openai:gpt-4o.")
@@ -323,7 +335,8 @@ def run(
         Path | None, typer.Option(help="Run state (SQLite); default OUTPUT.smart.db.")
     ] = None,
     restart: Annotated[
-        bool, typer.Option(help="Discard the saved state of this output and start over.")
+        bool,
+        typer.Option("--restart", help="Discard the saved state of this output and start over."),
     ] = False,
     openai_base_url: Annotated[
         str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")
@@ -365,6 +378,7 @@ def run(
     import asyncio
 
     from ._batch import BatchRun, run_batch
+    from ._batch_input import check_writable
     from ._providers import make_provider
 
     cfg = _load_toml(config)
@@ -415,6 +429,12 @@ def run(
     )
     report_path = Path(pick("report", report) or out_path.with_suffix(".report.json"))
     png_path = Path(pick("png", png) or out_path.with_suffix(".png"))
+    try:  # before any call: a run must not pay for answers it cannot write down
+        written = {"--output": out_path, "--report": report_path, "--png": png_path}
+        for option, path in written.items():
+            check_writable(path, option)
+    except SmartError as exc:
+        raise _fail(str(exc)) from None
     options = {
         "timeout": float(pick("timeout", timeout, 60.0)),
         "max_retries": int(pick("max_retries", max_retries, 4)),
@@ -444,7 +464,7 @@ def run(
                 await ep.aclose()
 
     try:
-        with _run_progress(not as_json) as update:
+        with run_progress(err, not as_json) as update:
             result = asyncio.run(go(update))
     except SmartError as exc:
         raise _fail(str(exc)) from None
@@ -454,56 +474,6 @@ def run(
     _finish_run(result, spec, report_path, png_path, as_json)
     if result.failed:
         raise typer.Exit(code=1)
-
-
-@contextmanager
-def _run_progress(enabled: bool):
-    """A live bar: items done, spend, reference-only estimate, current mix and its bound.
-
-    Off a terminal (logs, CI) the same figures are printed as a line every 10 % of the items.
-    """
-    if not enabled:
-        yield None
-        return
-    if not err.is_terminal:
-        state = {"done": 0, "next": 0}
-
-        def log(n, ledger, total):
-            state["done"] += n
-            if not state["done"] or (state["done"] < state["next"] and state["done"] < total):
-                return
-            state["next"] = state["done"] + max(1, total // 10)
-            mix = ", ".join(f"{r.split(':', 1)[-1]} {w:.0%}" for r, w in ledger.mix.items())
-            err.print(
-                f"{state['done']}/{total} items, ${ledger.spent:.4f} paid (ref-only "
-                f"~${ledger.reference_estimate:.4f}), {mix}, bound {ledger.bound:.3f}",
-                highlight=False,
-                soft_wrap=True,
-            )
-
-        yield log
-        return
-    columns = (
-        BarColumn(bar_width=24),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[money]}"),
-        TextColumn("{task.fields[mix]}"),
-    )
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task("run", total=None, money="", mix="")
-
-        def update(n, ledger, total):
-            mix = ", ".join(f"{r.split(':', 1)[-1]} {w:.0%}" for r, w in ledger.mix.items())
-            bar.update(
-                task,
-                advance=n,
-                total=total,
-                money=f"${ledger.spent:.4f} paid (ref-only ~${ledger.reference_estimate:.4f})",
-                mix=f"{mix}, bound {ledger.bound:.3f}",
-            )
-
-        yield update
 
 
 def _finish_run(result, spec, report_path: Path, png_path: Path, as_json: bool) -> None:
@@ -527,7 +497,17 @@ def _finish_run(result, spec, report_path: Path, png_path: Path, as_json: bool) 
     if as_json:
         print(json.dumps(doc, indent=2, default=str))
         return
-    out.print(result.ledger.summary(), highlight=False)
+    if result.failed:
+        # The ledger counts every item the run decided on, answered or not, so its reference-only
+        # estimate (and the savings) would include items that have no answer.
+        out.print(
+            f"{len(result.failed)} of {result.items} items have no answer, so no savings are "
+            f"shown; paid ${result.ledger.spent:.4f} so far. Once every item is answered the "
+            "summary shows them",
+            highlight=False,
+        )
+    else:
+        out.print(result.ledger.summary(), highlight=False)
     out.print(
         f"items {result.done}/{result.items} ({result.resumed} from an earlier run, "
         f"{result.answered_now} now) in {result.seconds:.1f} s; routes: "
@@ -595,6 +575,7 @@ def _report_chart(store: str, reports, png: Path) -> None:
 
 
 @app.command()
+@_paragraphs
 def demo(
     items: Annotated[int, typer.Option(help="Generated support tickets to label.")] = 3000,
     epsilon: Annotated[float, typer.Option(help="Allowed share of differing answers.")] = 0.05,
@@ -633,7 +614,7 @@ def demo(
     if items < 1:
         raise _fail("--items must be >= 1")
     try:
-        with _run_progress(not as_json) as update:
+        with run_progress(err, not as_json) as update:
             result = run_demo(
                 items=items,
                 epsilon=epsilon,
