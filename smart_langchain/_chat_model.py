@@ -218,7 +218,10 @@ class SmartChatModel(BaseChatModel):
 
     @property
     def models(self) -> Mapping[str, BaseChatModel]:
-        """Inner models by name, reference first."""
+        """Inner models by name, reference first, as SMART calls them.
+
+        A model whose ``stream_usage`` was left unset is the copy that reports usage on streams.
+        """
         return dict(self._models)
 
     def ledger(self, task: str | None = None) -> Ledger:
