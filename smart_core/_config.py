@@ -192,8 +192,16 @@ class ModelSpec(_Settings):
 # -- SmartConfig ----------------------------------------------------------------------------------
 
 _TASK = re.compile(r"^[A-Za-z0-9\-_.:/]+$")
-_STORE_EXAMPLES = "'memory://', 'sqlite:///smart.db', 'redis://host:6379/0', 'postgresql://host/db'"
-_STORE_SCHEMES = frozenset({"memory", "sqlite", "redis", "rediss", "postgresql", "postgres"})
+# Only backends that open today are offered; the network ones are refused here, at start-up,
+# rather than suggested by one message and refused by the next.
+_STORE_EXAMPLES = "'memory://' (one process) or 'sqlite:///smart.db' (processes on one machine)"
+_STORE_SCHEMES = frozenset({"memory", "sqlite"})
+_LATER_STORES = {
+    "redis": "Redis",
+    "rediss": "Redis",
+    "postgresql": "PostgreSQL",
+    "postgres": "PostgreSQL",
+}
 
 
 def _open_interval(field: str, value: float, example: str) -> float:
@@ -253,8 +261,8 @@ class SmartConfig(_Settings):
     candidates: list[ModelSpec]
     """Cheaper models SMART may route to instead of the reference; at least one. Required."""
     store: str = "memory://"
-    """URL of the state store: ``memory://`` (default, one process), ``sqlite:///path.db``, and in
-    later releases ``redis://`` or ``postgresql://`` for shared state across workers."""
+    """URL of the state store: ``memory://`` (default, one process) or ``sqlite:///path.db``
+    (processes on one machine); ``redis://`` and ``postgresql://`` arrive in a later release."""
     expected_requests: int | None = None
     """Expected number of online requests, used to decide whether profiling pays for itself; None
     (default) means unknown. Must be > 0."""
@@ -334,10 +342,15 @@ class SmartConfig(_Settings):
     @classmethod
     def _check_store(cls, value: str) -> str:
         scheme, sep, rest = value.partition("://")
+        if sep and scheme.lower() in _LATER_STORES:
+            raise ConfigError(
+                f"store {value!r}: the {_LATER_STORES[scheme.lower()]} store backend arrives in "
+                f"a later release; use {_STORE_EXAMPLES}"
+            )
         if not sep or scheme.lower() not in _STORE_SCHEMES:
             raise ConfigError(
-                f"store must be a URL with scheme memory://, sqlite://, redis:// or "
-                f"postgresql://, got {value!r}; e.g. {_STORE_EXAMPLES}"
+                f"store must be a URL with scheme memory:// or sqlite:///, got {value!r}; "
+                f"use {_STORE_EXAMPLES}"
             )
         if scheme.lower() == "sqlite" and (not rest.startswith("/") or len(rest) < 2):
             raise ConfigError(
@@ -417,10 +430,15 @@ class SmartConfig(_Settings):
     def _check_models(self) -> SmartConfig:
         seen = {self.reference.name: "reference"}
         for i, spec in enumerate(self.candidates):
+            if seen.get(spec.name) == "reference":
+                raise ConfigError(
+                    f"candidates[{i}] {spec.name!r} is the reference model; remove it from the "
+                    "candidates (the reference answers whatever is not routed to a candidate)"
+                )
             if spec.name in seen:
                 raise ConfigError(
-                    f"model name {spec.name!r} is used twice (candidates[{i}] and "
-                    f"{seen[spec.name]}); give each model a distinct `name`"
+                    f"candidates[{i}] {spec.name!r} repeats {seen[spec.name]}; remove it from "
+                    "the candidates (two deployments of one model need distinct `name`s)"
                 )
             seen[spec.name] = f"candidates[{i}]"
         names = [c.name for c in self.candidates]

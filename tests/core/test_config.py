@@ -143,12 +143,23 @@ def test_spec_lookup() -> None:
         config.spec("nope")
 
 
-@pytest.mark.parametrize(
-    "store", ["memory://", "sqlite:///smart.db", "sqlite:////var/x.db", "redis://h:6379/0",
-              "postgresql://u@h/db"],
-)  # fmt: skip
+@pytest.mark.parametrize("store", ["memory://", "sqlite:///smart.db", "sqlite:////var/x.db"])
 def test_valid_store_urls(store: str) -> None:
     assert make(store=store).store == store
+
+
+@pytest.mark.parametrize("store", ["redis://h:6379/0", "rediss://h/0", "postgresql://u@h/db"])
+def test_later_store_backends_are_refused_and_only_working_ones_offered(store: str) -> None:
+    message = error_of(store=store)
+    assert "later release" in message and "sqlite:///smart.db" in message
+    assert "redis://" not in message.replace(store, "")
+    assert "postgresql://" not in message.replace(store, "")
+
+
+def test_a_bad_store_url_offers_only_schemes_that_open_today() -> None:
+    message = error_of(store="mysql://db")
+    assert "'memory://'" in message and "'sqlite:///smart.db'" in message
+    assert "redis" not in message and "postgresql" not in message
 
 
 @pytest.mark.parametrize("task", ["default", "support-triage", "team/a:v1.2", "x_y"])
@@ -214,12 +225,14 @@ def test_missing_epsilon_explains_it() -> None:
 
 def test_duplicate_candidate_names() -> None:
     message = error_of(candidates=["gpt-4o-mini", "gpt-4o-mini"])
-    assert "'gpt-4o-mini'" in message and "distinct `name`" in message
+    assert "candidates[1] 'gpt-4o-mini' repeats candidates[0]" in message
+    assert "remove it from the candidates" in message
 
 
 def test_candidate_same_as_reference() -> None:
-    message = error_of(candidates=["gpt-4o"])
-    assert "'gpt-4o'" in message and "reference" in message and "distinct `name`" in message
+    message = error_of(candidates=["gpt-4o-mini", "gpt-4o"])
+    assert "candidates[1] 'gpt-4o' is the reference model" in message
+    assert "remove it from the candidates" in message
 
 
 def test_no_candidates() -> None:
