@@ -34,6 +34,7 @@ from smart_core import (
     Ticket,
 )
 
+from ._batch_order import drawn_order, in_input_order
 from ._convert import MessageMatch, answer_from_message, chunk_from_message
 from ._usage import UsageWarnings, estimated_usage, reporting_usage
 
@@ -314,6 +315,42 @@ class SmartChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AIMessage:
         return await super().ainvoke(input, config, stop=stop, **_task_kwarg(config, kwargs))
+
+    def batch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        """In batch mode (``batch_size``) the inputs are served in an order SMART draws, blind to
+        their content, as the batch guarantee needs; outputs come back in input order."""
+        if self.batch_size is None:
+            return super().batch(inputs, config, return_exceptions=return_exceptions, **kwargs)
+        order, items, configs = drawn_order(inputs, config, self.router.rng)
+        with self.router.shuffled_batch():
+            out = super().batch(items, configs, return_exceptions=return_exceptions, **kwargs)
+        return in_input_order(out, order)
+
+    async def abatch(
+        self,
+        inputs: list[LanguageModelInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[Any]:
+        if self.batch_size is None:
+            return await super().abatch(
+                inputs, config, return_exceptions=return_exceptions, **kwargs
+            )
+        order, items, configs = drawn_order(inputs, config, self.router.rng)
+        with self.router.shuffled_batch():
+            out = await super().abatch(
+                items, configs, return_exceptions=return_exceptions, **kwargs
+            )
+        return in_input_order(out, order)
 
     def stream(
         self,

@@ -99,7 +99,10 @@ def run_demo_chain(
 
     async def go() -> float:
         try:
-            await asyncio.gather(*(one(i, item) for i, item in enumerate(inputs)))
+            # The tickets are generated independently at random, so their order is already a
+            # random order, blind to their content: what batch mode needs.
+            with llm.router.shuffled_batch():
+                await asyncio.gather(*(one(i, item) for i, item in enumerate(inputs)))
             await llm.aflush()
             return llm.ledger().probe_candidate_spend
         finally:
