@@ -17,7 +17,7 @@ from rich.table import Table
 
 from ._errors import SmartError
 from ._pricing import Price
-from ._run_progress import run_progress
+from ._run_console import finish_run, run_progress
 from .testing._cli import fake_server
 
 __all__ = ["app", "main"]
@@ -429,12 +429,6 @@ def run(
     )
     report_path = Path(pick("report", report) or out_path.with_suffix(".report.json"))
     png_path = Path(pick("png", png) or out_path.with_suffix(".png"))
-    try:  # before any call: a run must not pay for answers it cannot write down
-        written = {"--output": out_path, "--report": report_path, "--png": png_path}
-        for option, path in written.items():
-            check_writable(path, option)
-    except SmartError as exc:
-        raise _fail(str(exc)) from None
     options = {
         "timeout": float(pick("timeout", timeout, 60.0)),
         "max_retries": int(pick("max_retries", max_retries, 4)),
@@ -447,12 +441,25 @@ def run(
         named = [("--reference", spec.reference)] + [("--candidates", c) for c in spec.candidates]
         for field, name in named:
             parsed = parse_model_spec(name, field=field)
+            if parsed.name == next(iter(endpoints), None):
+                raise _fail(
+                    f"--candidates lists the reference {parsed.name}; remove it from the "
+                    "candidates (SMART asks the reference itself)"
+                )
+            if parsed.name in endpoints:
+                raise _fail(
+                    f"--candidates lists {parsed.name} twice; remove the repeat from the candidates"
+                )
             base_url = base_urls.get(parsed.provider) or os.environ.get(
                 PROVIDERS[parsed.provider].replace("API_KEY", "BASE_URL")
             )
             endpoints[parsed.name] = make_provider(parsed, base_url=base_url, **options)
         spec.reference = parse_model_spec(spec.reference).name
         spec.candidates = [parse_model_spec(c).name for c in spec.candidates]
+        # Before any call: a run must not pay for answers it cannot write down.
+        written = {"--output": out_path, "--report": report_path, "--png": png_path}
+        for option, path in written.items():
+            check_writable(path, option)
     except SmartError as exc:
         raise _fail(str(exc)) from None
 
@@ -471,60 +478,9 @@ def run(
     except KeyboardInterrupt:
         err.print("interrupted: run the same command again to continue where it stopped")
         raise typer.Exit(code=130) from None
-    _finish_run(result, spec, report_path, png_path, as_json)
+    finish_run(out, err, result, spec, report_path, png_path, as_json)
     if result.failed:
         raise typer.Exit(code=1)
-
-
-def _finish_run(result, spec, report_path: Path, png_path: Path, as_json: bool) -> None:
-    from ._batch import timeline
-    from ._charts import plot_run
-
-    doc = result.to_dict()
-    doc["report"] = str(report_path)
-    doc["chart"] = str(png_path)
-    rows = timeline(result.state)
-    if rows:
-        plot_run(
-            rows,
-            png_path,
-            epsilon=spec.epsilon,
-            title=f"smart run {spec.input.name}: {result.done}/{result.items} items, "
-            f"epsilon={spec.epsilon:g}, delta={spec.delta:g}",
-        )
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
-    if as_json:
-        print(json.dumps(doc, indent=2, default=str))
-        return
-    if result.failed:
-        # The ledger counts every item the run decided on, answered or not, so its reference-only
-        # estimate (and the savings) would include items that have no answer.
-        out.print(
-            f"{len(result.failed)} of {result.items} items have no answer, so no savings are "
-            f"shown; paid ${result.ledger.spent:.4f} so far. Once every item is answered the "
-            "summary shows them",
-            highlight=False,
-        )
-    else:
-        out.print(result.ledger.summary(), highlight=False)
-    out.print(
-        f"items {result.done}/{result.items} ({result.resumed} from an earlier run, "
-        f"{result.answered_now} now) in {result.seconds:.1f} s; routes: "
-        + ", ".join(f"{r} {n}" for r, n in result.routes.items()),
-        highlight=False,
-    )
-    out.print(
-        f"output {result.output}; report {report_path}; chart {png_path}; state {result.state}",
-        highlight=False,
-    )
-    if result.failed:
-        first = next(iter(result.failed.items()))
-        err.print(
-            f"[bold red]{len(result.failed)} items could not be answered[/] (e.g. {first[0]}: "
-            f"{first[1]}); run the same command again to retry only those",
-            highlight=False,
-        )
 
 
 # -- smart report ----------------------------------------------------------------------------

@@ -170,6 +170,25 @@ def test_an_unwritable_folder_is_reported_against_its_option(tmp_path, option):
     assert calls == 0
 
 
+@pytest.mark.parametrize(
+    ("candidates", "says"),
+    [
+        (REF, f"--candidates lists the reference {REF}; remove it from the candidates"),
+        (
+            f"{MINI},{MINI}",
+            f"--candidates lists {MINI} twice; remove the repeat from the candidates",
+        ),
+    ],
+)
+def test_a_repeated_model_is_to_be_removed_from_the_candidates(tmp_path, candidates, says):
+    _items(tmp_path / "items.jsonl", 5)
+    with FakeLLMServer({"gpt-4o": _label, "gpt-4o-mini": _label}) as server:
+        args = [*_args(tmp_path, server), "--candidates", candidates]
+        result = CliRunner().invoke(app, args, env=WIDE)
+    assert result.exit_code == 2 and says in _flat(result.output), result.output
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
 # -- item 9: the terminal at 80 columns -----------------------------------------------------------
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

@@ -1,4 +1,5 @@
-"""Live progress of ``smart run`` and ``smart demo``: items done, spend, and the run's routing.
+"""What ``smart run`` and ``smart demo`` print: live progress (items done, spend, the run's
+routing) and, for ``smart run``, the end summary.
 
 On a terminal the bar has its own line, so that it keeps a readable width in an 80-column
 window, and the figures go on the line below; off a terminal (logs, CI) the same figures are
@@ -7,8 +8,10 @@ printed as one line every 10 % of the items.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -16,9 +19,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the engine only when it runs
+    from ._batch import BatchResult, BatchRun
     from ._ledger import Ledger
 
-__all__ = ["routed_shares", "run_progress", "status_line"]
+__all__ = ["finish_run", "routed_shares", "run_progress", "status_line"]
 
 Update = Callable[[int, "Ledger", int], None]
 
@@ -44,10 +48,10 @@ def money_line(ledger: Ledger) -> str:
 
 
 def status_line(ledger: Ledger) -> str:
-    """Where the run's items went so far, and the bound of the mix in force."""
+    """Where the run's items went so far, and what is guaranteed (the ledger's words)."""
     shares = routed_shares(ledger)
     routed = ", ".join(f"{_short(r)} {s:.0%}" for r, s in shares.items())
-    return f"routed: {routed or 'nothing yet'}; bound {ledger.bound:.3f}"
+    return f"routed: {routed or 'nothing yet'}; {ledger.headline()}"
 
 
 @contextmanager
@@ -100,3 +104,63 @@ def _log_lines(err: Console) -> Update:
         )
 
     return log
+
+
+def finish_run(
+    out: Console,
+    err: Console,
+    result: BatchResult,
+    spec: BatchRun,
+    report_path: Path,
+    png_path: Path,
+    as_json: bool,
+) -> None:
+    """Write the report and chart, then print the summary (or the JSON report)."""
+    from ._batch import timeline
+    from ._charts import plot_run
+
+    doc = result.to_dict()
+    doc["report"] = str(report_path)
+    doc["chart"] = str(png_path)
+    rows = timeline(result.state)
+    if rows:
+        plot_run(
+            rows,
+            png_path,
+            epsilon=spec.epsilon,
+            title=f"smart run {spec.input.name}: {result.done}/{result.items} items, "
+            f"epsilon={spec.epsilon:g}, delta={spec.delta:g}",
+        )
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    if as_json:
+        print(json.dumps(doc, indent=2, default=str))
+        return
+    if result.failed:
+        # The ledger counts every item the run decided on, answered or not, so its reference-only
+        # estimate (and the savings) would include items that have no answer.
+        out.print(
+            f"{len(result.failed)} of {result.items} items have no answer, so no savings are "
+            f"shown; paid ${result.ledger.spent:.4f} so far. Once every item is answered the "
+            "summary shows them",
+            highlight=False,
+        )
+    else:
+        out.print(result.ledger.summary(), highlight=False)
+    out.print(
+        f"items {result.done}/{result.items} ({result.resumed} from an earlier run, "
+        f"{result.answered_now} now) in {result.seconds:.1f} s; routes: "
+        + ", ".join(f"{r} {n}" for r, n in result.routes.items()),
+        highlight=False,
+    )
+    out.print(
+        f"output {result.output}; report {report_path}; chart {png_path}; state {result.state}",
+        highlight=False,
+    )
+    if result.failed:
+        first = next(iter(result.failed.items()))
+        err.print(
+            f"[bold red]{len(result.failed)} items could not be answered[/] (e.g. {first[0]}: "
+            f"{first[1]}); run the same command again to retry only those",
+            highlight=False,
+        )
