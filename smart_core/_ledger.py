@@ -106,7 +106,7 @@ class Ledger:
         def ratio(x: float) -> float:
             return x / spent if spent > 0 else 1.0
 
-        charges = batch_charges(policy, counters, view.lower)
+        charges = policy.batch_charges(counters, view.lower)
         routes = {}
         for c in policy.candidates:
             routes[c] = RouteStats(
@@ -250,24 +250,6 @@ class Ledger:
                 f" bound [{r.lower:.4f}, {r.upper:.4f}]{trouble}{status}"
             )
         return "\n".join(lines)
-
-
-def batch_charges(
-    policy: MixPolicy, counters: Mapping[str, float], lower: Mapping[str, float]
-) -> dict[str, float] | None:
-    """Batch mode with the finite-population bound: per candidate, ``min(R_c, G_c)``, the most
-    of the items routed to it that may differ (``None`` otherwise).
-
-    The same sum the policy keeps within ``epsilon * N`` before routing an item
-    (``MixPolicy._fits_budget``), read here without changing anything.
-    """
-    if not (policy.batch_size and policy.finite_population):
-        return None
-    charges = {}
-    for c in policy.candidates:
-        routed = counters.get(K.routed(c), 0.0)
-        charges[c] = min(routed, policy._cap(counters, lower, c)) if routed > 0 else 0.0
-    return charges
 
 
 def _count(x: float) -> str:

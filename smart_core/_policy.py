@@ -138,6 +138,9 @@ class PolicyView:
     explore: bool  # more probes than the mix needs are expected to pay for themselves
     #: Batch commitment: the candidate taking the bulk of the rest of the batch, if any.
     committed: str | None = None
+    #: Batch mode with the finite-population bound: at most this many of the items routed so far
+    #: differ from the reference's (``sum_c min(R_c, G_c)``, kept within ``epsilon * N``).
+    differing_at_most: float | None = None
     #: Online drift detection: each candidate's (epoch, window) for a probe decided now, and the
     #: candidates whose detector has just fired (they start a new epoch with this decision).
     probe_tags: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -508,7 +511,24 @@ class MixPolicy:
             bound=1.0 - share_differing,
             explore=False,
             committed=None if live_now else now.saturated,
+            differing_at_most=sum(st.charge for st in states),
         )
+
+    def batch_charges(
+        self, counters: Mapping[str, float], lower: Mapping[str, float], route: str | None = None
+    ) -> dict[str, float] | None:
+        """Batch mode with the finite-population bound: per candidate ``c``, ``min(R_c, G_c)``,
+        the most of the items routed to it that may differ from the reference's, counting one
+        more item for ``route`` if given; ``None`` otherwise (online, or a per-item bound, whose
+        promise is the budget alone). Their sum is what :meth:`_fits_budget` keeps within
+        ``epsilon * N``, so it is the count a batch's certificate states."""
+        if not (self.batch_size and self.finite_population):
+            return None
+        charges = {}
+        for c in self.candidates:
+            routed = counters.get(K.routed(c), 0.0) + (1.0 if c == route else 0.0)
+            charges[c] = min(routed, self._cap(counters, lower, c)) if routed else 0.0
+        return charges
 
     def _cap(self, counters: Mapping[str, float], lower: Mapping[str, float], c: str) -> float:
         """``G_c``: the most differing answers among ``c``'s unprobed items, from its bound."""
@@ -1070,6 +1090,12 @@ class MixPolicy:
             inc[K.epoch_dropped(c, e) if e else K.dropped(c)] = 1.0
         if self.batch_size is not None and route != ref:
             inc[K.charged(route)] = 1.0 - view.lower[route]
+        batch_size = budget = differing = None
+        if self.batch_size is not None:
+            # The count this item's answer is covered by: the items routed so far and this one.
+            charges = self.batch_charges(counters, view.lower, route)
+            batch_size, budget = self.batch_size, self.epsilon * self.batch_size
+            differing = None if charges is None else sum(charges.values())
         cert = Certificate(
             task=self.task,
             route=route,
@@ -1083,6 +1109,9 @@ class MixPolicy:
             mode=self.mode,
             effective_epsilon=view.effective_epsilon,
             bounds={r: view.lower[r] for r in view.routes},
+            batch_size=batch_size,
+            budget=budget,
+            differing_at_most=differing,
         )
         return Decision(
             route=route,

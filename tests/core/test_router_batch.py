@@ -116,3 +116,21 @@ def test_sorted_batches_keep_the_guarantee_through_run_batch():
     print(f"\nsorted batches through run_batch: {violations}/{runs} violated")
     assert violations <= 0.08 * runs
     assert routed_total > 0.2 * runs * n, "the test must exercise routing, not only probing"
+
+
+def test_batch_certificates_state_the_count_of_answers_that_may_differ():
+    """Each batch certificate says how many of the batch's answers may differ so far (items
+    routed to candidates, at most their bound's count each) against the budget epsilon * N;
+    the count never exceeds the budget and the last one matches the ledger's."""
+    n = 600
+    differing = set(random.Random(5).sample(range(n), 6))
+    router = SmartRouter(batch_config(n), endpoints(differing), seed=5)
+    results = router.run_batch(list(range(n)))
+    certs = [r.certificate for r in results]
+    assert all(c.batch_size == n and c.budget == pytest.approx(30.0) for c in certs)
+    counts = [c.differing_at_most for c in certs if c.route == MINI]
+    assert counts, "the candidate should carry part of the batch"
+    assert all(0 < x <= 30.0 + 1e-9 for x in counts)
+    ledger = router.ledger()
+    assert ledger.differing_at_most == pytest.approx(max(counts), abs=1.0)
+    assert "may differ" in ledger.summary()
