@@ -138,6 +138,10 @@ def _rows(
                 "bound": smart["bound"],
                 "mix": {spec_of.get(k, k): v for k, v in smart["mix"].items()},
                 "effective_epsilon": smart["effective_epsilon"],
+                # Batch mode: how many of the batch's answers may differ so far, and the budget.
+                "batch_size": smart.get("batch_size"),
+                "budget": smart.get("budget"),
+                "differing_at_most": smart.get("differing_at_most"),
             }
         )
     return rows
