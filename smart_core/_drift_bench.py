@@ -27,12 +27,21 @@ from typing import Any
 
 from . import _keys as K
 from ._answer import Answer
-from ._config import SmartConfig
+from ._config import ModelSpec, SmartConfig
+from ._replay import ReplayItem
 from ._router import SmartRouter
 from ._usage import Usage
 from .stores import MemoryStore
 
-__all__ = ["DriftRun", "DriftSummary", "drift_run", "run_drift_bench", "summary_dicts"]
+__all__ = [
+    "DriftRun",
+    "DriftSummary",
+    "drift_run",
+    "logged_shift_run",
+    "run_drift_bench",
+    "summarize",
+    "summary_dicts",
+]
 
 _REF, _CAND = "gpt-4o", "gpt-4o-mini"
 _USAGE = Usage(1000, 100)
@@ -175,32 +184,39 @@ def run_drift_bench(
                 )
                 if progress is not None:
                     progress(1)
-        on = by_mode["on"]
-        delays = sorted(r.detected_after for r in on if r.detected_after is not None)
-        out.append(
-            DriftSummary(
-                drop=drop,
-                runs=runs,
-                detected=len(delays) / runs,
-                delay_median=statistics.median(delays) if delays else None,
-                delay_p90=delays[min(len(delays) - 1, int(0.9 * len(delays)))] if delays else None,
-                false_alarm_runs=sum(1 for r in on if r.false_alarms) / runs,
-                violation_end={
-                    m: sum(1 for r in rs if r.end_agreement < 1.0 - epsilon) / runs
-                    for m, rs in by_mode.items()
-                },
-                post_shift_over_epsilon={
-                    m: sum(1 for r in rs if r.post_shift_differing > epsilon) / runs
-                    for m, rs in by_mode.items()
-                },
-                post_shift_differing={
-                    m: statistics.fmean(r.post_shift_differing for r in rs)
-                    for m, rs in by_mode.items()
-                },
-                savings={m: _geomean([r.savings for r in rs]) for m, rs in by_mode.items()},
-            )
-        )
+        out.append(summarize(drop, [*by_mode["on"], *by_mode["off"]], epsilon))
     return out
+
+
+def summarize(drop: float, runs: Sequence[DriftRun], epsilon: float) -> DriftSummary:
+    """One row from the deployments of one drop, each served with and without detection."""
+    by_mode = {
+        "on": [r for r in runs if r.detection],
+        "off": [r for r in runs if not r.detection],
+    }
+    on, n = by_mode["on"], max(len(by_mode["on"]), 1)
+    delays = sorted(r.detected_after for r in on if r.detected_after is not None)
+    return DriftSummary(
+        drop=drop,
+        runs=len(on),
+        detected=len(delays) / n,
+        delay_median=statistics.median(delays) if delays else None,
+        delay_p90=delays[min(len(delays) - 1, int(0.9 * len(delays)))] if delays else None,
+        false_alarm_runs=sum(1 for r in on if r.false_alarms) / n,
+        violation_end={
+            m: sum(1 for r in rs if r.end_agreement < 1.0 - epsilon) / max(len(rs), 1)
+            for m, rs in by_mode.items()
+        },
+        post_shift_over_epsilon={
+            m: sum(1 for r in rs if r.post_shift_differing > epsilon) / max(len(rs), 1)
+            for m, rs in by_mode.items()
+        },
+        post_shift_differing={
+            m: statistics.fmean(r.post_shift_differing for r in rs) if rs else 0.0
+            for m, rs in by_mode.items()
+        },
+        savings={m: _geomean([r.savings for r in rs]) for m, rs in by_mode.items()},
+    )
 
 
 def summary_dicts(summaries: Sequence[DriftSummary]) -> list[dict[str, Any]]:
@@ -213,3 +229,89 @@ def _geomean(values: Sequence[float]) -> float:
     if not positive:
         return 0.0
     return math.exp(statistics.fmean(math.log(v) for v in positive))
+
+
+def logged_shift_run(
+    before: Sequence[ReplayItem],
+    after: Sequence[ReplayItem],
+    seed: int,
+    *,
+    reference: str,
+    candidate: str,
+    comparator: str,
+    requests: int,
+    epsilon: float,
+    delta: float,
+    audit_rate: float,
+    detection: bool,
+) -> DriftRun:
+    """A shift in real logged answers: requests drawn (with replacement) from ``before`` until a
+    random request, then from ``after`` (e.g. a new kind of question arriving), each answered
+    by the models' logged outputs at their logged cost."""
+    rng = random.Random(seed)
+    shift_at = rng.randrange(requests // 4, 3 * requests // 4)
+    stream = [rng.choice(before if x < shift_at else after) for x in range(requests)]
+    config = SmartConfig(
+        task="drift",
+        epsilon=epsilon,
+        delta=delta,
+        # Logged costs price every call; a zero list price spares unknown models a price.
+        reference=ModelSpec(name=reference, input_price=0.0, output_price=0.0),
+        candidates=[ModelSpec(name=candidate, input_price=0.0, output_price=0.0)],
+        comparator=comparator,
+        expected_requests=requests,
+        audit_rate=audit_rate,
+        drift_detection=detection,
+    )
+    agree = config.comparator
+    p_after = statistics.fmean(
+        1.0 if agree(item.outputs[candidate], item.outputs[reference]) else 0.0 for item in after
+    )
+
+    def endpoint(model: str):
+        async def call(x: int) -> Answer:
+            logged = stream[x].outputs[model]
+            return Answer(logged.text, logged.value, model, logged.usage, logged.cost)
+
+        return call
+
+    router = SmartRouter(
+        config,
+        {reference: endpoint(reference), candidate: endpoint(candidate)},
+        store=MemoryStore(),
+        seed=seed,
+        wait_for_probes=True,
+    )
+    restarts: list[int] = []
+    differing_after = 0
+
+    async def serve() -> None:
+        nonlocal differing_after
+        epoch = 0.0
+        for x in range(requests):
+            routed = await router.arun(x)
+            item = stream[x]
+            if (
+                x >= shift_at
+                and routed.route == candidate
+                and not agree(item.outputs[candidate], item.outputs[reference])
+            ):
+                differing_after += 1
+            now = router.store.read("drift").get(K.epoch(candidate), 0.0)
+            if now > epoch:
+                restarts.append(x)
+                epoch = now
+
+    asyncio.run(serve())
+    ledger = router.ledger()
+    p_now = {reference: 1.0, candidate: p_after}
+    late = [x for x in restarts if x >= shift_at]
+    return DriftRun(
+        shift_at=shift_at,
+        detection=detection,
+        detected_after=(late[0] - shift_at) if late else None,
+        false_alarms=sum(1 for x in restarts if x < shift_at),
+        end_agreement=sum(w * p_now.get(r, 1.0) for r, w in ledger.mix.items()),
+        post_shift_differing=differing_after / max(requests - shift_at, 1),
+        savings=ledger.savings,
+    )

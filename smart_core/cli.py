@@ -6,15 +6,14 @@ import inspect
 import json
 import os
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ._cli_bench import bench_app
+from ._cli_console import err, fail, out, progress
 from ._errors import SmartError
 from ._pricing import Price
 from ._run_console import finish_run, run_progress
@@ -30,25 +29,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 app.command("fake-server")(fake_server)
-
-# Tables stay readable when piped to a file (rich would otherwise wrap them at 80 columns).
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True)
-
-
-@contextmanager
-def _progress(total: int, label: str, enabled: bool):
-    """A rich progress bar on stderr (quiet when not a terminal or when printing JSON)."""
-    if not enabled or not err.is_terminal:
-        yield None
-        return
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n=1: bar.advance(task, n)
 
 
 def _paragraphs(func):
@@ -59,11 +41,6 @@ def _paragraphs(func):
     return func
 
 
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code=2)
-
-
 def _parse_prices(values: list[str] | None) -> dict[str, Price]:
     prices = {}
     for value in values or []:
@@ -71,7 +48,7 @@ def _parse_prices(values: list[str] | None) -> dict[str, Price]:
             model, rest = value.split("=", 1)
             inp, outp = (float(x) for x in rest.split(","))
         except ValueError:
-            raise _fail(
+            raise fail(
                 f"--price {value!r}: expected MODEL=INPUT,OUTPUT in USD per 1M tokens, "
                 "e.g. --price my-model=0.5,1.5"
             ) from None
@@ -103,12 +80,12 @@ def replay(
     from ._replay import replay as run_replay
 
     if orders < 1:
-        raise _fail("--orders must be >= 1")
+        raise fail("--orders must be >= 1")
     if not file.is_file():
-        raise _fail(f"{file}: no such file")
+        raise fail(f"{file}: no such file")
     cands = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
     try:
-        with _progress(orders, "replaying", not as_json) as advance:
+        with progress(orders, "replaying", not as_json) as advance:
             report = run_replay(
                 file,
                 reference=reference,
@@ -123,7 +100,7 @@ def replay(
                 progress=advance,
             )
     except SmartError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
         return
@@ -150,132 +127,18 @@ def replay(
     out.print("routes: " + ", ".join(f"{r} {s:.1%}" for r, s in report.routes.items()))
 
 
-@bench_app.command("paper")
-def bench_paper(
-    seeds: Annotated[
-        int, typer.Option(help="Seeds per point (>= 20 for the published table).")
-    ] = 20,
-    datasets: Annotated[
-        str, typer.Option(help="Comma-separated datasets.")
-    ] = "imdb,sms_spam,ag_news",
-    epsilons: Annotated[
-        str, typer.Option(help="Comma-separated epsilons.")
-    ] = "0.02,0.05,0.10,0.15,0.20",
-    delta: Annotated[float, typer.Option(help="Allowed failure probability.")] = 0.05,
-    method: Annotated[str, typer.Option(help="anytime | clopper-pearson")] = "anytime",
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
-) -> None:
-    """Reproduce the SMART paper's simulation (Jo & Trummer 2024) through SMART's policy."""
-    from ._paper import bench_paper as run_bench
-    from ._paper import geometric_mean
-    from ._paper_data import CITATION, DATASETS
-
-    ds = [d.strip() for d in datasets.split(",") if d.strip()]
-    unknown = [d for d in ds if d not in DATASETS]
-    if unknown:
-        raise _fail(f"--datasets: unknown {unknown}; choose from {sorted(DATASETS)}")
-    try:
-        eps = [float(e) for e in epsilons.split(",")]
-    except ValueError:
-        raise _fail(f"--epsilons {epsilons!r}: expected numbers like 0.02,0.05") from None
-    if seeds < 1:
-        raise _fail("--seeds must be >= 1")
-    with _progress(seeds * len(ds) * len(eps), "simulating", not as_json) as advance:
-        rows = run_bench(
-            datasets=ds, epsilons=eps, seeds=seeds, delta=delta, method=method, progress=advance
-        )
-    geo = geometric_mean([r.savings for r in rows])
-    published = [r.published_savings for r in rows if r.published_savings]
-    geo_pub = geometric_mean(published) if len(published) == len(rows) else None
-    if as_json:
-        doc = {
-            "citation": CITATION,
-            "seeds": seeds,
-            "delta": delta,
-            "method": method,
-            "rows": [r.to_dict() for r in rows],
-            "geometric_mean_savings": geo,
-            "geometric_mean_oracle_savings": geometric_mean([r.oracle_savings for r in rows]),
-            "geometric_mean_published_savings": geo_pub,
-        }
-        print(json.dumps(doc, indent=2))
-        return
-    table = Table(title=f"SMART paper setup ({CITATION}); {seeds} seeds, delta={delta:g}")
-    cols = (
-        "dataset",
-        "epsilon",
-        "median cost $",
-        "savings",
-        "violations",
-        "probes",
-        "oracle",
-        "published",
-    )
-    for col in cols:
-        table.add_column(col, justify="right")
-    for r in rows:
-        table.add_row(
-            r.dataset,
-            f"{r.epsilon:.2f}",
-            f"{r.cost:.2f}",
-            f"{r.savings:.2f}x",
-            f"{r.violation_rate:.0%}",
-            f"{r.probes:g}",
-            f"{r.oracle_savings:.2f}x",
-            f"{r.published_savings:.2f}x" if r.published_savings else "-",
-        )
-    out.print(table)
-    line = f"geometric mean savings {geo:.2f}x"
-    if geo_pub:
-        line += f" (published method {geo_pub:.2f}x)"
-    out.print(line + f"; oracle {geometric_mean([r.oracle_savings for r in rows]):.2f}x")
-
-
-@bench_app.command("overhead")
-def bench_overhead(
-    requests: Annotated[int, typer.Option(help="Timed requests per store.")] = 5000,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
-) -> None:
-    """Per-request decision overhead of the engine, in memory and with SQLite."""
-    from ._overhead import measure_overhead
-
-    results = [
-        measure_overhead("memory://", requests=requests),
-        measure_overhead("sqlite:///{tmp}/overhead.db", requests=requests),
-    ]
-    if as_json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
-        return
-    table = Table(title="per-request overhead (instant models), microseconds")
-    for col in ("store", "decide median", "decide p99", "request median", "request p99"):
-        table.add_column(col, justify="right")
-    for r in results:
-        table.add_row(
-            r.store,
-            f"{r.decide_median_us:.1f}",
-            f"{r.decide_p99_us:.1f}",
-            f"{r.request_median_us:.1f}",
-            f"{r.request_p99_us:.1f}",
-        )
-    out.print(table)
-    out.print("targets: decide median < 50 us in memory, < 1000 us with SQLite")
-
-
-# -- smart run -------------------------------------------------------------------------------
-
-
 def _load_toml(path: Path | None) -> dict:
     if path is None:
         return {}
     import tomllib
 
     if not path.is_file():
-        raise _fail(f"--config {path}: no such file")
+        raise fail(f"--config {path}: no such file")
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise _fail(f"--config {path}: not valid TOML ({exc})") from None
+        raise fail(f"--config {path}: not valid TOML ({exc})") from None
     return dict(data.get("run", data))
 
 
@@ -384,7 +247,7 @@ def run(
     cfg = _load_toml(config)
     unknown = sorted(set(cfg) - _RUN_KEYS)
     if unknown:
-        raise _fail(f"--config {config}: unknown keys {unknown}; valid keys: {sorted(_RUN_KEYS)}")
+        raise fail(f"--config {config}: unknown keys {unknown}; valid keys: {sorted(_RUN_KEYS)}")
 
     def pick(name: str, flag, default=None):
         return flag if flag is not None else cfg.get(name, default)
@@ -405,7 +268,7 @@ def run(
     }
     missing = [f"--{k}" for k, v in values.items() if v in (None, [], "")]
     if missing:
-        raise _fail(
+        raise fail(
             f"missing {', '.join(missing)} (give them as options or in --config); e.g. "
             "smart run --input items.jsonl --prompt 'Classify: {text}' --reference openai:gpt-4o "
             "--candidates openai:gpt-4o-mini --epsilon 0.05 --output out.jsonl"
@@ -442,12 +305,12 @@ def run(
         for field, name in named:
             parsed = parse_model_spec(name, field=field)
             if parsed.name == next(iter(endpoints), None):
-                raise _fail(
+                raise fail(
                     f"--candidates lists the reference {parsed.name}; remove it from the "
                     "candidates (SMART asks the reference itself)"
                 )
             if parsed.name in endpoints:
-                raise _fail(
+                raise fail(
                     f"--candidates lists {parsed.name} twice; remove the repeat from the candidates"
                 )
             base_url = base_urls.get(parsed.provider) or os.environ.get(
@@ -461,7 +324,7 @@ def run(
         for option, path in written.items():
             check_writable(path, option)
     except SmartError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
     async def go(update):
         try:
@@ -474,7 +337,7 @@ def run(
         with run_progress(err, not as_json) as update:
             result = asyncio.run(go(update))
     except SmartError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         err.print("interrupted: run the same command again to continue where it stopped")
         raise typer.Exit(code=130) from None
@@ -499,7 +362,7 @@ def report_cmd(
     try:
         reports = store_report(store, task)
     except SmartError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if png is not None:
         _report_chart(store, reports, png)
     if as_json:
@@ -524,7 +387,7 @@ def _report_chart(store: str, reports, png: Path) -> None:
     elif ledgers:
         plot_ledger(ledgers, png, title=f"smart report {store}")
     else:
-        raise _fail("--png: no task in this store has a recorded configuration to chart")
+        raise fail("--png: no task in this store has a recorded configuration to chart")
 
 
 # -- smart demo ------------------------------------------------------------------------------
@@ -568,7 +431,7 @@ def demo(
     from ._demo import run_demo
 
     if items < 1:
-        raise _fail("--items must be >= 1")
+        raise fail("--items must be >= 1")
     try:
         with run_progress(err, not as_json) as update:
             result = run_demo(
@@ -582,7 +445,7 @@ def demo(
                 progress=update,
             )
     except SmartError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     if as_json:
         print(json.dumps(result.to_dict(), indent=2, default=str))
         return

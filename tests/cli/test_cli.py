@@ -271,3 +271,32 @@ def test_bench_overhead_json_reports_both_stores(runner):
         assert r["decide_median_us"] > 0
         assert r["decide_p99_us"] >= r["decide_median_us"]
         assert r["request_median_us"] > 0
+
+
+def test_bench_drift_json_reports_each_drop_with_and_without_detection(runner):
+    result = invoke(
+        runner,
+        "bench",
+        "drift",
+        "--runs",
+        "1",
+        "--requests",
+        "2000",
+        "--drops",
+        "0,0.1",
+        "--audit-rate",
+        "0.05",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert [row["drop"] for row in doc["rows"]] == [0.0, 0.1]
+    assert set(doc["rows"][0]["savings"]) == {"on", "off"}
+    assert doc["audit_rate"] == 0.05 and doc["requests"] == 2000
+
+
+def test_bench_drift_refuses_bad_drops_and_an_incomplete_logged_shift(runner, tmp_path):
+    bad = invoke(runner, "bench", "drift", "--drops", "some")
+    assert bad.exit_code == 2 and "--drops" in bad.output
+    half = invoke(runner, "bench", "drift", "--logged", f"{tmp_path}/a.jsonl")
+    assert half.exit_code == 2 and "--reference" in half.output

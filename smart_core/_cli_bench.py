@@ -1,0 +1,239 @@
+"""``smart bench``: benchmarks that print numbers (paper, overhead, drift)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ._cli_console import fail, out, progress
+
+__all__ = ["bench_app"]
+
+bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
+
+
+@bench_app.command("paper")
+def bench_paper(
+    seeds: Annotated[
+        int, typer.Option(help="Seeds per point (>= 20 for the published table).")
+    ] = 20,
+    datasets: Annotated[
+        str, typer.Option(help="Comma-separated datasets.")
+    ] = "imdb,sms_spam,ag_news",
+    epsilons: Annotated[
+        str, typer.Option(help="Comma-separated epsilons.")
+    ] = "0.02,0.05,0.10,0.15,0.20",
+    delta: Annotated[float, typer.Option(help="Allowed failure probability.")] = 0.05,
+    method: Annotated[str, typer.Option(help="anytime | clopper-pearson")] = "anytime",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Reproduce the SMART paper's simulation (Jo & Trummer 2024) through SMART's policy."""
+    from ._paper import bench_paper as run_bench
+    from ._paper import geometric_mean
+    from ._paper_data import CITATION, DATASETS
+
+    ds = [d.strip() for d in datasets.split(",") if d.strip()]
+    unknown = [d for d in ds if d not in DATASETS]
+    if unknown:
+        raise fail(f"--datasets: unknown {unknown}; choose from {sorted(DATASETS)}")
+    try:
+        eps = [float(e) for e in epsilons.split(",")]
+    except ValueError:
+        raise fail(f"--epsilons {epsilons!r}: expected numbers like 0.02,0.05") from None
+    if seeds < 1:
+        raise fail("--seeds must be >= 1")
+    with progress(seeds * len(ds) * len(eps), "simulating", not as_json) as advance:
+        rows = run_bench(
+            datasets=ds, epsilons=eps, seeds=seeds, delta=delta, method=method, progress=advance
+        )
+    geo = geometric_mean([r.savings for r in rows])
+    published = [r.published_savings for r in rows if r.published_savings]
+    geo_pub = geometric_mean(published) if len(published) == len(rows) else None
+    if as_json:
+        doc = {
+            "citation": CITATION,
+            "seeds": seeds,
+            "delta": delta,
+            "method": method,
+            "rows": [r.to_dict() for r in rows],
+            "geometric_mean_savings": geo,
+            "geometric_mean_oracle_savings": geometric_mean([r.oracle_savings for r in rows]),
+            "geometric_mean_published_savings": geo_pub,
+        }
+        print(json.dumps(doc, indent=2))
+        return
+    table = Table(title=f"SMART paper setup ({CITATION}); {seeds} seeds, delta={delta:g}")
+    cols = (
+        "dataset",
+        "epsilon",
+        "median cost $",
+        "savings",
+        "violations",
+        "probes",
+        "oracle",
+        "published",
+    )
+    for col in cols:
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r.dataset,
+            f"{r.epsilon:.2f}",
+            f"{r.cost:.2f}",
+            f"{r.savings:.2f}x",
+            f"{r.violation_rate:.0%}",
+            f"{r.probes:g}",
+            f"{r.oracle_savings:.2f}x",
+            f"{r.published_savings:.2f}x" if r.published_savings else "-",
+        )
+    out.print(table)
+    line = f"geometric mean savings {geo:.2f}x"
+    if geo_pub:
+        line += f" (published method {geo_pub:.2f}x)"
+    out.print(line + f"; oracle {geometric_mean([r.oracle_savings for r in rows]):.2f}x")
+
+
+@bench_app.command("overhead")
+def bench_overhead(
+    requests: Annotated[int, typer.Option(help="Timed requests per store.")] = 5000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Per-request decision overhead of the engine, in memory and with SQLite."""
+    from ._overhead import measure_overhead
+
+    results = [
+        measure_overhead("memory://", requests=requests),
+        measure_overhead("sqlite:///{tmp}/overhead.db", requests=requests),
+    ]
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+        return
+    table = Table(title="per-request overhead (instant models), microseconds")
+    for col in ("store", "decide median", "decide p99", "request median", "request p99"):
+        table.add_column(col, justify="right")
+    for r in results:
+        table.add_row(
+            r.store,
+            f"{r.decide_median_us:.1f}",
+            f"{r.decide_p99_us:.1f}",
+            f"{r.request_median_us:.1f}",
+            f"{r.request_p99_us:.1f}",
+        )
+    out.print(table)
+    out.print("targets: decide median < 50 us in memory, < 1000 us with SQLite")
+
+
+# -- smart run -------------------------------------------------------------------------------
+
+
+@bench_app.command("drift")
+def bench_drift(
+    runs: Annotated[int, typer.Option(help="Deployments per drop (each served twice).")] = 20,
+    requests: Annotated[int, typer.Option(help="Requests per deployment.")] = 40_000,
+    drops: Annotated[
+        str, typer.Option(help="Comma-separated drops in agreement at the shift.")
+    ] = "0,0.02,0.05,0.10",
+    before: Annotated[float, typer.Option(help="The candidate's agreement before.")] = 0.98,
+    audit_rate: Annotated[float, typer.Option(help="Share of routed requests audited.")] = 0.01,
+    epsilon: Annotated[float, typer.Option(help="Allowed share of differing answers.")] = 0.05,
+    delta: Annotated[float, typer.Option(help="Allowed failure probability.")] = 0.05,
+    seed: Annotated[int, typer.Option(help="Seed of the first deployment.")] = 0,
+    logged: Annotated[
+        str | None,
+        typer.Option(
+            help="BEFORE.jsonl,AFTER.jsonl: a real shift between two replay files (questions "
+            "of the first, then of the second) instead of simulated drops; needs --reference "
+            "and --candidate."
+        ),
+    ] = None,
+    reference: Annotated[str | None, typer.Option(help="--logged: reference model.")] = None,
+    candidate: Annotated[str | None, typer.Option(help="--logged: candidate model.")] = None,
+    comparator: Annotated[str, typer.Option(help="--logged: comparator.")] = "exact",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """What a shift in agreement does to the guarantee, served with and without drift
+    detection: detection delay, false alarms, violations at the end, savings."""
+    from ._drift_bench import logged_shift_run, run_drift_bench, summarize, summary_dicts
+
+    if runs < 1 or requests < 100:
+        raise fail("--runs must be >= 1 and --requests >= 100")
+    if logged is None:
+        try:
+            sizes = [float(d) for d in drops.split(",")]
+        except ValueError:
+            raise fail(f"--drops {drops!r}: expected numbers like 0,0.05,0.10") from None
+        with progress(runs * len(sizes) * 2, "serving", not as_json) as advance:
+            rows = run_drift_bench(
+                runs=runs,
+                requests=requests,
+                before=before,
+                drops=sizes,
+                epsilon=epsilon,
+                delta=delta,
+                audit_rate=audit_rate,
+                seed=seed,
+                progress=advance,
+            )
+        title = f"simulated shift from {before:g} at a random request"
+    else:
+        from ._replay import load_replay
+
+        files = [Path(f.strip()) for f in logged.split(",")]
+        if len(files) != 2 or not reference or not candidate:
+            raise fail("--logged takes BEFORE.jsonl,AFTER.jsonl with --reference and --candidate")
+        first, second = (load_replay(f) for f in files)
+        done = []
+        with progress(runs * 2, "serving", not as_json) as advance:
+            for i in range(runs):
+                for detection in (True, False):
+                    done.append(
+                        logged_shift_run(
+                            first,
+                            second,
+                            seed + i,
+                            reference=reference,
+                            candidate=candidate,
+                            comparator=comparator,
+                            requests=requests,
+                            epsilon=epsilon,
+                            delta=delta,
+                            audit_rate=audit_rate,
+                            detection=detection,
+                        )
+                    )
+                    if advance:
+                        advance(1)
+        rows = [summarize(float("nan"), done, epsilon)]
+        title = f"{candidate}: {files[0].name} then {files[1].name}"
+    if as_json:
+        doc = {
+            "requests": requests,
+            "runs": runs,
+            "epsilon": epsilon,
+            "delta": delta,
+            "audit_rate": audit_rate,
+            "logged": logged,
+            "rows": summary_dicts(rows),
+        }
+        print(json.dumps(doc, indent=2))
+        return
+    table = Table(title=f"{title}; {runs} runs x {requests:,} requests, audits {audit_rate:g}")
+    cols = ("drop", "detected", "delay p50/p90", "false alarms", "end violation on/off")
+    for col in (*cols, "post-shift differing on/off", "savings on/off"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        delay = "-" if r.delay_median is None else f"{r.delay_median:,.0f}/{r.delay_p90:,.0f}"
+        table.add_row(
+            "logged" if r.drop != r.drop else f"{r.drop:g}",
+            f"{r.detected:.0%}",
+            delay,
+            f"{r.false_alarm_runs:.0%}",
+            f"{r.violation_end['on']:.0%} / {r.violation_end['off']:.0%}",
+            f"{r.post_shift_differing['on']:.2%} / {r.post_shift_differing['off']:.2%}",
+            f"{r.savings['on']:.2f}x / {r.savings['off']:.2f}x",
+        )
+    out.print(table)
