@@ -1025,12 +1025,15 @@ class MixPolicy:
         )
 
     def _audit_rate(self, view: PolicyView, route: str) -> float:
-        """The chance of auditing a request the mix sent to ``route``: the configured rate, up to
-        twenty times higher while ``route``'s change detector is nearing its threshold, so that a
-        drop is confirmed (or dismissed) in fewer requests. The draw still never looks at the
-        request, so audits stay a fair sample."""
-        suspicion = min(max(view.suspicion.get(route, 0.0), 0.0), 1.0)
-        return min(self.audit_rate * (1.0 + 19.0 * suspicion), 0.5)
+        """The chance of auditing a request the mix sent to ``route``: the configured rate, rising
+        to twenty times that while ``route``'s change detector climbs from half its threshold to
+        the threshold, so that a drop is confirmed (or dismissed) in fewer requests. Below half
+        the threshold (chance fluctuations, most of the time) the extra audits would cost
+        reference calls for nothing. The draw never looks at the request, so audits stay a fair
+        sample."""
+        suspicion = view.suspicion.get(route, 0.0)
+        rise = min(max(2.0 * suspicion - 1.0, 0.0), 1.0)
+        return min(self.audit_rate * (1.0 + 19.0 * rise), 0.5)
 
     def decide(self, counters: Mapping[str, float], rng: random.Random) -> Decision:
         """Draw the route for one request; the returned increments reserve it in the store."""
