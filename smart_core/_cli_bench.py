@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -161,6 +162,8 @@ def bench_drift(
 
     if runs < 1 or requests < 100:
         raise fail("--runs must be >= 1 and --requests >= 100")
+    # Restarts and order notices are what this command measures, not news for its reader.
+    logging.getLogger("smart_core").setLevel(logging.ERROR)
     if logged is None:
         try:
             sizes = [float(d) for d in drops.split(",")]

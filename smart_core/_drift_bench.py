@@ -17,7 +17,6 @@ served twice, with drift detection on and off, and measured:
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import random
 import statistics
@@ -164,7 +163,6 @@ def run_drift_bench(
 ) -> list[DriftSummary]:
     """Every drop size, ``runs`` deployments each, with and without detection (``progress``
     is called with 1 after each deployment served)."""
-    logging.getLogger("smart_core").setLevel(logging.ERROR)
     out = []
     for drop in drops:
         by_mode: dict[str, list[DriftRun]] = {"on": [], "off": []}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import threading
 from collections import Counter
@@ -709,6 +710,7 @@ def test_short_lived_loops_never_certify_a_candidate_whose_differing_answers_are
     longer, so each loop ends before they arrive. Cut-short probes must stay in the sample as
     differing answers: the candidate's bound never exceeds its true agreement, and the user is
     told how to keep probes whole."""
+    caplog.set_level(logging.WARNING, logger="smart_core")
 
     async def reference(request):
         return Answer(text=f"ref-{request}", usage=Usage(1000, 100))
@@ -741,6 +743,7 @@ async def test_answers_the_comparator_cannot_read_count_as_differing(mode, caplo
     requests and the user's comparator json.loads() them. Those answers are differing answers
     for the bound (served, they would reach the user unchecked), never missing ones; the error
     is counted and logged once, naming the comparator and the exception."""
+    caplog.set_level(logging.WARNING, logger="smart_core")
     import json
 
     def same_json(candidate: Answer, reference: Answer) -> bool:
@@ -776,6 +779,7 @@ async def test_a_candidate_failing_in_a_row_cools_down_then_is_tried_again(caplo
     failures in a row its requests go straight to the reference (no failing call, no added
     latency) until the cooldown ends, then it is tried again. Failures and cooled requests are
     counted and logged, never as disagreements."""
+    caplog.set_level(logging.WARNING, logger="smart_core")
     now = [0.0]
     calls: list[str] = []
     down = [True]
