@@ -383,7 +383,13 @@ def _report_chart(store: str, reports, png: Path) -> None:
     rows = timeline(store[len("sqlite:///") :]) if store.startswith("sqlite:///") else []
     ledgers = [r.ledger for r in reports if r.ledger is not None]
     if rows and len(ledgers) == 1:
-        plot_run(rows, png, epsilon=ledgers[0].epsilon, title=f"smart report: {ledgers[0].task}")
+        plot_run(
+            rows,
+            png,
+            epsilon=ledgers[0].epsilon,
+            title=f"smart report: {ledgers[0].task}",
+            differing_at_most=ledgers[0].differing_at_most,
+        )
     elif ledgers:
         plot_ledger(ledgers, png, title=f"smart report {store}")
     else:

@@ -212,3 +212,33 @@ def test_slow_differing_answers_do_not_stall_the_run_and_every_probe_settles(tmp
     assert counters[K.probes_of(MINI)] > 0
     for model in (MINI, HAIKU):
         assert counters.get(K.probes_open(model), 0.0) == 0.0
+
+
+def test_state_files_of_earlier_runs_gain_the_batch_count_column_and_still_chart(tmp_path):
+    """A state file written before the run table had ``differing_at_most`` reads back (NULL)
+    and gains the column when a run opens it; new rows carry each certificate's count."""
+    import sqlite3
+
+    from smart_core._batch import _RunDB
+
+    path = tmp_path / "old.smart.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE run_done (item TEXT PRIMARY KEY, idx INTEGER NOT NULL, "
+        "seq INTEGER NOT NULL, line TEXT NOT NULL, route TEXT NOT NULL, probe INTEGER NOT NULL, "
+        "cost REAL NOT NULL, ref_cost REAL, bound REAL NOT NULL, mix TEXT NOT NULL, "
+        "effective_epsilon REAL NOT NULL)"
+    )
+    conn.execute("INSERT INTO run_done VALUES ('a', 0, 1, '{}', 'ref', 1, 0.1, 0.1, 1, '{}', 0.05)")
+    conn.commit()
+    conn.close()
+    assert timeline(path)[0]["differing_at_most"] is None
+    db = _RunDB(path)
+    row = {"route": "mini", "probe": False, "cost": 0.01, "ref_cost": None, "bound": 1.0}
+    assert db.save_done(
+        "b", 1, "{}", {**row, "mix": {}, "effective_epsilon": 1.0, "differing_at_most": 3.5}
+    )
+    db.close()
+    rows = timeline(path)
+    assert [r["differing_at_most"] for r in rows] == [None, 3.5]
+    assert [r["seq"] for r in rows] == [1, 2]
