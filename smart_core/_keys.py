@@ -7,6 +7,7 @@ hold the state and every worker derives the same policy from it.
 from __future__ import annotations
 
 __all__ = [
+    "ANSWERED",
     "AUDITS",
     "PROBES",
     "REF_COST",
@@ -42,6 +43,9 @@ __all__ = [
 
 #: Requests decided (reserved at decision time, so the batch budget counts in-flight work).
 REQUESTS = "requests"
+#: Requests whose answer was recorded (finished); requests decided but never answered (the
+#: reference failed, the run was killed) are in REQUESTS only.
+ANSWERED = "answered"
 #: Requests answered by the reference because they were probes (profiling or audit).
 PROBES = "probes"
 #: Probes drawn on requests the mix had sent to a candidate.

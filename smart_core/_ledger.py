@@ -91,7 +91,10 @@ class Ledger:
         ref_cost = counters.get(K.REF_COST, 0.0)
         ref_sq = counters.get(K.REF_COST_SQ, 0.0)
         requests = counters.get(K.REQUESTS, 0.0)
-        others = max(requests - ref_n, 0.0)
+        # Only answered requests would have cost the reference anything: a request whose
+        # reference failed saves nothing. (Stores written before the answered counter: all.)
+        answered = counters.get(K.ANSWERED, requests)
+        others = max(answered - ref_n, 0.0)
         if ref_n > 0:
             mean = ref_cost / ref_n
             var = max(ref_sq / ref_n - mean * mean, 0.0)

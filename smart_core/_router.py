@@ -448,7 +448,7 @@ class SmartRouter:
         if not answer.model:
             answer.model = ticket.route
         cost = self.cost_of(answer)
-        inc: dict[str, float] = {}
+        inc: dict[str, float] = {K.ANSWERED: 1.0}
         _add_call(inc, ticket.route, cost)
         if ticket.route == self.config.reference.name:
             inc[K.REF_N] = 1.0

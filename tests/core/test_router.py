@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -817,3 +818,25 @@ async def test_a_candidate_failing_in_a_row_cools_down_then_is_tried_again(caplo
 def test_cooldown_settings_are_checked():
     with pytest.raises(Exception, match="cooldown_after must be >= 0"):
         config(cooldown_after=-1)
+
+
+async def test_requests_the_reference_failed_on_add_nothing_to_the_reference_only_estimate():
+    """Savings are money not spent on answers the user got: a request whose reference failed
+    (no answer) would have cost the reference nothing either, so it must not inflate the
+    reference-only estimate or the savings."""
+
+    async def reference(request):
+        if request % 2:
+            raise ReferenceDown("503")
+        return Answer(text=f"ref-{request}", usage=Usage(1000, 100))
+
+    router = SmartRouter(
+        config(**ALL_PROBES), {REF: reference, MINI: candidate_endpoint(MINI, 1.0)}
+    )
+    for i in range(20):
+        with contextlib.suppress(ReferenceDown):
+            await router.arun(i)
+    ledger = router.ledger()
+    assert ledger.requests == 20
+    assert ledger.reference_estimate == pytest.approx(ledger.spent - ledger.probe_candidate_spend)
+    assert ledger.savings <= 1.0
