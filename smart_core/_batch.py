@@ -1,11 +1,11 @@
 """``smart run``: label a file of items through SMART, concurrently, resumably, with a report.
 
-Every item is answered exactly once under the batch guarantee (DESIGN.md §3, ``batch_size`` = the
-number of items). All state lives in one SQLite file next to the output (``OUTPUT.smart.db``):
-the engine's counters (a :class:`~smart_core.SqliteStore`) and the run's own tables -- each
-item's routing ticket, every model answer as soon as it arrives, and each finished item's output
-line. The steps of an item are ordered so that a kill at any point loses nothing and pays for
-nothing twice:
+Every item is answered exactly once under the batch guarantee (docs/guarantee.md, step 5;
+``batch_size`` = the number of items). All state lives in one SQLite file next to the output
+(``OUTPUT.smart.db``): the engine's counters (a :class:`~smart_core.SqliteStore`) and the run's
+own tables -- each item's routing ticket, every model answer as soon as it arrives, and each
+finished item's output line. The steps of an item are ordered so that a kill at any point loses
+nothing and pays for nothing twice:
 
 1. the ticket (the policy's decision) is saved, then reserved in the store under the item's id
    (idempotent), so a resumed item keeps its decision and is counted once;

@@ -1,6 +1,6 @@
 """``SmartChatModel``: a LangChain chat model that routes each call under SMART's guarantee.
 
-Delegation is "single-run" (see the adapter notes): the routed inner model's
+Delegation is "single-run" (one traced run per user call): the routed inner model's
 ``_generate_with_cache`` / ``_agenerate_with_cache`` / ``_stream`` / ``_astream`` is called with
 this model's own run manager, so a user call is one traced LLM run whose usage is counted once.
 Probe calls to candidates get no run manager at all: they are invisible to the user's callbacks
