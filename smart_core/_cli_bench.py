@@ -210,7 +210,7 @@ def bench_drift(
                     )
                     if advance:
                         advance(1)
-        rows = [summarize(float("nan"), done, epsilon)]
+        rows = [summarize(None, done, epsilon)]
         title = f"{candidate}: {files[0].name} then {files[1].name}"
     if as_json:
         doc = {
@@ -231,7 +231,7 @@ def bench_drift(
     for r in rows:
         delay = "-" if r.delay_median is None else f"{r.delay_median:,.0f}/{r.delay_p90:,.0f}"
         table.add_row(
-            "logged" if r.drop != r.drop else f"{r.drop:g}",
+            "logged" if r.drop is None else f"{r.drop:g}",
             f"{r.detected:.0%}",
             delay,
             f"{r.false_alarm_runs:.0%}",

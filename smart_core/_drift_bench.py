@@ -63,7 +63,7 @@ class DriftRun:
 class DriftSummary:
     """Runs of one drop size, with and without detection."""
 
-    drop: float
+    drop: float | None  # None: a logged shift, whose drop is whatever the data hold
     runs: int
     detected: float  # share of runs (with detection) whose shift was detected
     delay_median: float | None
@@ -186,7 +186,7 @@ def run_drift_bench(
     return out
 
 
-def summarize(drop: float, runs: Sequence[DriftRun], epsilon: float) -> DriftSummary:
+def summarize(drop: float | None, runs: Sequence[DriftRun], epsilon: float) -> DriftSummary:
     """One row from the deployments of one drop, each served with and without detection."""
     by_mode = {
         "on": [r for r in runs if r.detection],
