@@ -111,42 +111,8 @@ def drift_run(
         audit_rate=audit_rate,
         drift_detection=detection,
     )
-    router = SmartRouter(
-        config,
-        {_REF: reference, _CAND: candidate},
-        store=MemoryStore(),
-        seed=seed,
-        wait_for_probes=True,
-    )
-    restarts: list[int] = []
-    differing_after = 0
-
-    async def serve() -> None:
-        nonlocal differing_after
-        epoch = 0.0
-        for x in range(requests):
-            routed = await router.arun(x)
-            if x >= shift_at and routed.route == _CAND and not agrees(x):
-                differing_after += 1
-            now = router.store.read("drift").get(K.epoch(_CAND), 0.0)
-            if now > epoch:
-                restarts.append(x)
-                epoch = now
-
-    asyncio.run(serve())
-    ledger = router.ledger()
-    p_now = {_REF: 1.0, _CAND: after}
-    end_agreement = sum(w * p_now.get(r, 1.0) for r, w in ledger.mix.items())
-    late = [x for x in restarts if x >= shift_at]
-    return DriftRun(
-        shift_at=shift_at,
-        detection=detection,
-        detected_after=(late[0] - shift_at) if late else None,
-        false_alarms=sum(1 for x in restarts if x < shift_at),
-        end_agreement=end_agreement,
-        post_shift_differing=differing_after / max(requests - shift_at, 1),
-        savings=ledger.savings,
-    )
+    endpoints = {_REF: reference, _CAND: candidate}
+    return _serve(config, endpoints, seed, shift_at, requests, agrees, after)
 
 
 def run_drift_bench(
@@ -273,13 +239,28 @@ def logged_shift_run(
 
         return call
 
-    router = SmartRouter(
-        config,
-        {reference: endpoint(reference), candidate: endpoint(candidate)},
-        store=MemoryStore(),
-        seed=seed,
-        wait_for_probes=True,
-    )
+    def agrees(x: int) -> bool:
+        item = stream[x]
+        return bool(agree(item.outputs[candidate], item.outputs[reference]))
+
+    endpoints = {reference: endpoint(reference), candidate: endpoint(candidate)}
+    return _serve(config, endpoints, seed, shift_at, requests, agrees, p_after)
+
+
+def _serve(
+    config: SmartConfig,
+    endpoints: dict[str, Any],
+    seed: int,
+    shift_at: int,
+    requests: int,
+    agrees: Callable[[int], bool],
+    after: float,
+) -> DriftRun:
+    """Serve requests ``0 .. requests - 1`` of one deployment and measure it (``agrees(x)``:
+    does the candidate's answer to request ``x`` agree; ``after``: its agreement after the
+    shift, which the mix in force at the end is judged by)."""
+    candidate = config.candidates[0].name
+    router = SmartRouter(config, endpoints, store=MemoryStore(), seed=seed, wait_for_probes=True)
     restarts: list[int] = []
     differing_after = 0
 
@@ -288,28 +269,23 @@ def logged_shift_run(
         epoch = 0.0
         for x in range(requests):
             routed = await router.arun(x)
-            item = stream[x]
-            if (
-                x >= shift_at
-                and routed.route == candidate
-                and not agree(item.outputs[candidate], item.outputs[reference])
-            ):
+            if x >= shift_at and routed.route == candidate and not agrees(x):
                 differing_after += 1
-            now = router.store.read("drift").get(K.epoch(candidate), 0.0)
+            now = router.store.read(config.task).get(K.epoch(candidate), 0.0)
             if now > epoch:
                 restarts.append(x)
                 epoch = now
 
     asyncio.run(serve())
     ledger = router.ledger()
-    p_now = {reference: 1.0, candidate: p_after}
+    end_agreement = sum(w * (after if r == candidate else 1.0) for r, w in ledger.mix.items())
     late = [x for x in restarts if x >= shift_at]
     return DriftRun(
         shift_at=shift_at,
-        detection=detection,
+        detection=config.drift_detection,
         detected_after=(late[0] - shift_at) if late else None,
         false_alarms=sum(1 for x in restarts if x < shift_at),
-        end_agreement=sum(w * p_now.get(r, 1.0) for r, w in ledger.mix.items()),
+        end_agreement=end_agreement,
         post_shift_differing=differing_after / max(requests - shift_at, 1),
         savings=ledger.savings,
     )
