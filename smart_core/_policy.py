@@ -399,8 +399,10 @@ class MixPolicy:
         """The CUSUM statistic of ``c``'s epoch's recent windows for a drop below ``p0``."""
         e = int(counters.get(K.epoch(c), 0.0))
         last = _window_of(counters, c)
-        # Windows only change when a probe of c settles: between settlements (most requests,
-        # once c carries traffic) the statistic is the one computed last time.
+        # Windows only change when a probe of c settles, and the bound by small steps: between
+        # settlements (most requests, once c carries traffic) the statistic is the one computed
+        # last time. The bound is read to 0.001, far finer than the drops the detector is for.
+        p0 = math.floor(p0 * 1000.0) / 1000.0
         key = (c, e, last, counters.get(K.probes_of(c)), counters.get(K.agreements(c)), p0)
         cached = self._detector_cache.get(key)
         if cached is not None:
