@@ -20,8 +20,10 @@ Why this keeps the promise (docs/guarantee.md, "Under shift"):
   uncovered, which is why its delay is measured (``smart bench drift``).
 
 The detector is a CUSUM on the likelihood ratio of "agreement ``q`` just below the bound" against
-"agreement at the bound ``p0``" (Page 1954; as an e-detector, Shin, Ramdas & Rinaldo 2023),
-computed over fixed windows of probes so that it is a function of counters every worker shares.
+"agreement at the bound ``p0``" (Page 1954; as an e-detector, Shin, Ramdas & Rinaldo 2023). Each
+process keeps its own statistic, fed by the outcomes it sees arrive in the shared counters
+between two of its decisions: the store holds no per-window state (which would grow without end
+in a long-running server), and whichever worker notices a drop first records the restart for all.
 """
 
 from __future__ import annotations
@@ -31,22 +33,18 @@ from collections.abc import Sequence
 
 __all__ = [
     "DRIFT_THRESHOLD",
-    "DRIFT_WINDOW",
+    "CusumState",
     "cusum",
+    "cusum_step",
     "drift_alternative",
     "epoch_share",
 ]
 
-#: Probes per window of the detector. Windows are assigned at decision time from counters, so
-#: the window of a probe never depends on its outcome.
-DRIFT_WINDOW = 25
-#: Windows the detector looks back over: a drop older than this has either been caught or is
-#: part of the epoch's bound already.
-DRIFT_LOOKBACK = 40
-#: The alarm threshold on the log likelihood ratio: under agreement at the bound, a false alarm
-#: comes after about ``e ** threshold`` windows on average (CUSUM's average run length), and
-#: true agreement is usually well above its lower bound, which makes false alarms rarer still.
-DRIFT_THRESHOLD = math.log(50.0)
+#: The alarm threshold on the log likelihood ratio. Under agreement at the bound a false alarm
+#: comes after thousands of probes on average (CUSUM's average run length grows like
+#: ``e ** threshold`` over the ratio's drift), and true agreement is usually well above its lower
+#: bound, which makes false alarms rarer still; a false alarm costs a re-profiling.
+DRIFT_THRESHOLD = math.log(100.0)
 #: Share of delta the first epoch keeps; the rest is spent on restarts, halving each time.
 FIRST_EPOCH_SHARE = 0.95
 
@@ -71,16 +69,42 @@ def drift_alternative(bound: float, epsilon: float) -> float:
     return max(bound - max(epsilon / 2.0, 0.01), 1e-6)
 
 
-def cusum(windows: Sequence[tuple[float, float]], p0: float, q: float) -> float:
-    """The CUSUM statistic after ``windows`` (``(agreements, compared)`` per window, oldest
-    first): ``S_j = max(0, S_{j-1} + llr_j)`` with ``llr`` the log likelihood ratio of agreement
-    ``q`` against ``p0``. Under agreement ``>= p0`` each window's ratio has mean at most 1, which
-    is what makes a large ``S`` evidence of a drop below ``p0``."""
+def cusum_step(statistic: float, agreements: float, compared: float, p0: float, q: float) -> float:
+    """One CUSUM update, ``max(0, S + llr)``, for ``compared`` new outcomes of which
+    ``agreements`` agreed; ``llr`` is their log likelihood ratio of agreement ``q`` against
+    ``p0``. Under agreement ``>= p0`` the ratio has mean at most 1, which is what makes a large
+    statistic evidence of a drop below ``p0``."""
     if not 0.0 < q < p0 < 1.0:
         return 0.0
-    agree = math.log(q / p0)
-    differ = math.log((1.0 - q) / (1.0 - p0))
+    llr = agreements * math.log(q / p0) + (compared - agreements) * math.log((1.0 - q) / (1.0 - p0))
+    return max(0.0, statistic + llr)
+
+
+def cusum(batches: Sequence[tuple[float, float]], p0: float, q: float) -> float:
+    """The CUSUM statistic after ``batches`` of ``(agreements, compared)``, oldest first."""
     s = 0.0
-    for agreements, compared in windows:
-        s = max(0.0, s + agreements * agree + (compared - agreements) * differ)
+    for agreements, compared in batches:
+        s = cusum_step(s, agreements, compared, p0, q)
     return s
+
+
+class CusumState:
+    """One candidate's detector in one process: its statistic, and the counts (compared,
+    agreed) it has already taken in, so each decision feeds it only what arrived since."""
+
+    __slots__ = ("agreed", "compared", "statistic")
+
+    def __init__(self, compared: float, agreed: float) -> None:
+        self.compared = compared
+        self.agreed = agreed
+        self.statistic = 0.0
+
+    def update(self, compared: float, agreed: float, p0: float, q: float) -> float:
+        """Take in the counts as they stand now; returns the statistic."""
+        new_compared, new_agreed = compared - self.compared, agreed - self.agreed
+        if new_compared < 0 or new_agreed < 0:  # the counters went back (a new store): start over
+            self.statistic = 0.0
+        elif new_compared > 0:
+            self.statistic = cusum_step(self.statistic, new_agreed, new_compared, p0, q)
+        self.compared, self.agreed = compared, agreed
+        return self.statistic

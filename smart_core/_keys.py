@@ -37,8 +37,6 @@ __all__ = [
     "probes_of",
     "probes_open",
     "routed",
-    "window_agreements",
-    "window_probes",
 ]
 
 #: Requests decided (reserved at decision time, so the batch budget counts in-flight work).
@@ -175,14 +173,3 @@ def epoch_open(route: str, epoch: int) -> str:
 def epoch_dropped(route: str, epoch: int) -> str:
     """Like :func:`dropped`, within ``epoch`` >= 1 (a restarted route is probed again)."""
     return f"epoch.dropped:{epoch}:{route}"
-
-
-def window_probes(route: str, epoch: int, window: int) -> str:
-    """Compared probes of ``route`` in one window of its change detector (assigned when the probe
-    is decided, from counters, so never from its outcome)."""
-    return f"win.n:{epoch}:{window}:{route}"
-
-
-def window_agreements(route: str, epoch: int, window: int) -> str:
-    """Agreements among :func:`window_probes`."""
-    return f"win.agree:{epoch}:{window}:{route}"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,14 +35,7 @@ from . import _keys as K
 from ._certificate import Certificate
 from ._commitment import CandidateState, Commitment, cheapest_commitment
 from ._confidence import ConfidenceSequence, FinitePopulationSequence, make_confidence_sequence
-from ._drift import (
-    DRIFT_LOOKBACK,
-    DRIFT_THRESHOLD,
-    DRIFT_WINDOW,
-    cusum,
-    drift_alternative,
-    epoch_share,
-)
+from ._drift import DRIFT_THRESHOLD, CusumState, drift_alternative, epoch_share
 from ._mix import mix_cost, solve_mix
 
 __all__ = [
@@ -116,9 +110,9 @@ class Decision:
     audit: bool
     certificate: Certificate
     increments: dict[str, float]
-    #: Online drift detection: per probed candidate, the (epoch, window) the probe belongs to,
-    #: fixed at the decision so that its outcome lands in the counters it was drawn for.
-    probe_tags: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Online drift detection: per probed candidate, the epoch the probe belongs to, fixed at
+    #: the decision so that its outcome lands in the counters it was drawn for.
+    probe_tags: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +135,9 @@ class PolicyView:
     #: Batch mode with the finite-population bound: at most this many of the items routed so far
     #: differ from the reference's (``sum_c min(R_c, G_c)``, kept within ``epsilon * N``).
     differing_at_most: float | None = None
-    #: Online drift detection: each candidate's (epoch, window) for a probe decided now, and the
+    #: Online drift detection: each candidate's epoch for a probe decided now, and the
     #: candidates whose detector has just fired (they start a new epoch with this decision).
-    probe_tags: dict[str, tuple[int, int]] = field(default_factory=dict)
+    probe_tags: dict[str, int] = field(default_factory=dict)
     restarted: tuple[str, ...] = ()
     #: Online drift detection: each candidate's detector statistic as a share of its alarm
     #: threshold; audits of a suspected candidate are drawn more often to settle the question.
@@ -227,7 +221,9 @@ class MixPolicy:
         self.drift = bool(drift) and not batch_size
         self._prior_costs = dict(prior_costs)
         self._econ_cache: dict[tuple, tuple[tuple[str, ...], bool]] = {}
-        self._detector_cache: dict[tuple, float] = {}
+        # Drift detectors of this process, per (candidate, epoch): see smart_core._drift.
+        self._detectors: dict[tuple[str, int], CusumState] = {}
+        self._detectors_lock = threading.Lock()
 
     @classmethod
     def from_config(cls, config, *, task: str | None = None) -> MixPolicy:
@@ -396,35 +392,19 @@ class MixPolicy:
         return counters, tuple(restarted), suspicion
 
     def _detector(self, counters: Mapping[str, float], c: str, p0: float) -> float:
-        """The CUSUM statistic of ``c``'s epoch's recent windows for a drop below ``p0``."""
+        """This process's CUSUM statistic for a drop of ``c``'s agreement below ``p0``, fed the
+        outcomes of ``c``'s current epoch that arrived since it last looked."""
         e = int(counters.get(K.epoch(c), 0.0))
-        last = _window_of(counters, c)
-        # Windows only change when a probe of c settles, and the bound by small steps: between
-        # settlements (most requests, once c carries traffic) the statistic is the one computed
-        # last time. The bound is read to 0.001, far finer than the drops the detector is for.
-        p0 = math.floor(p0 * 1000.0) / 1000.0
-        key = (c, e, last, counters.get(K.probes_of(c)), counters.get(K.agreements(c)), p0)
-        cached = self._detector_cache.get(key)
-        if cached is not None:
-            return cached
-        q = drift_alternative(p0, self.epsilon)
-        windows = [
-            (
-                counters.get(K.window_agreements(c, e, w), 0.0),
-                counters.get(K.window_probes(c, e, w), 0.0),
-            )
-            for w in range(max(0, last - DRIFT_LOOKBACK + 1), last + 1)
-        ]
-        if len(self._detector_cache) > 1_000:
-            self._detector_cache.clear()
-        statistic = self._detector_cache[key] = cusum(windows, p0, q)
-        return statistic
+        compared = counters.get(K.probes_of(c), 0.0)
+        agreed = counters.get(K.agreements(c), 0.0)
+        with self._detectors_lock:
+            state = self._detectors.get((c, e))
+            if state is None:  # a new epoch, or a process joining late: from what is there now
+                state = self._detectors[(c, e)] = CusumState(compared, agreed)
+            return state.update(compared, agreed, p0, drift_alternative(p0, self.epsilon))
 
-    def _probe_tags(self, counters: Mapping[str, float]) -> dict[str, tuple[int, int]]:
-        return {
-            c: (int(counters.get(K.epoch(c), 0.0)), _window_of(counters, c))
-            for c in self.candidates
-        }
+    def _probe_tags(self, counters: Mapping[str, float]) -> dict[str, int]:
+        return {c: int(counters.get(K.epoch(c), 0.0)) for c in self.candidates}
 
     def _bounds(
         self, counters: Mapping[str, float]
@@ -1084,14 +1064,14 @@ class MixPolicy:
             inc[K.PROBES] = 1.0
             for c in watched:
                 inc[K.probes_open(c)] = 1.0
-                if tags.get(c, (0, 0))[0]:
-                    inc[K.epoch_open(c, tags[c][0])] = 1.0
+                if tags.get(c, 0):
+                    inc[K.epoch_open(c, tags[c])] = 1.0
         if audit:
             inc[K.AUDITS] = 1.0
         for c in view.restarted:
             inc[K.epoch(c)] = 1.0
         for c in view.to_drop:
-            e = view.probe_tags.get(c, (0, 0))[0]
+            e = view.probe_tags.get(c, 0)
             inc[K.epoch_dropped(c, e) if e else K.dropped(c)] = 1.0
         if self.batch_size is not None and route != ref:
             inc[K.charged(route)] = 1.0 - view.lower[route]
@@ -1191,18 +1171,14 @@ def _poisson_sf(k: int, mu: float) -> float:
 
 def probe_outcome(decision: Decision | None, route: str, agreed: bool) -> dict[str, float]:
     """Counter increments for one candidate's compared answer on a probe (settling it);
-    ``decision`` (the probe's) places it in its drift epoch and window, if it has them."""
+    ``decision`` (the probe's) places it in its drift epoch, if it has one."""
     agree = 1.0 if agreed else 0.0
     inc = {K.probes_of(route): 1.0, K.agreements(route): agree, K.probes_open(route): -1.0}
-    tag = decision.probe_tags.get(route) if decision is not None else None
-    if tag is not None:
-        epoch, window = tag
-        inc[K.window_probes(route, epoch, window)] = 1.0
-        inc[K.window_agreements(route, epoch, window)] = agree
-        if epoch:
-            inc[K.epoch_probes(route, epoch)] = 1.0
-            inc[K.epoch_agreements(route, epoch)] = agree
-            inc[K.epoch_open(route, epoch)] = -1.0
+    epoch = decision.probe_tags.get(route, 0) if decision is not None else 0
+    if epoch:
+        inc[K.epoch_probes(route, epoch)] = 1.0
+        inc[K.epoch_agreements(route, epoch)] = agree
+        inc[K.epoch_open(route, epoch)] = -1.0
     return inc
 
 
@@ -1210,7 +1186,7 @@ def probe_failure(decision: Decision | None, route: str) -> dict[str, float]:
     """Counter increments for a candidate whose call failed on a probe: a failure, not a
     disagreement (routed, the same failure falls back to the reference); the probe is settled."""
     inc = {K.failures(route): 1.0, K.probes_open(route): -1.0}
-    epoch = decision.probe_tags.get(route, (0, 0))[0] if decision is not None else 0
+    epoch = decision.probe_tags.get(route, 0) if decision is not None else 0
     if epoch:
         inc[K.epoch_open(route, epoch)] = -1.0
     return inc
@@ -1224,12 +1200,6 @@ def _epoch_view(counters: Mapping[str, float], c: str, epoch: int) -> dict[str, 
         K.probes_open(c): counters.get(K.epoch_open(c, epoch), 0.0),
         K.dropped(c): counters.get(K.epoch_dropped(c, epoch), 0.0),
     }
-
-
-def _window_of(counters: Mapping[str, float], c: str) -> int:
-    """The detector window a probe of ``c`` decided now belongs to (epoch-view counters)."""
-    decided = counters.get(K.probes_of(c), 0.0) + max(counters.get(K.probes_open(c), 0.0), 0.0)
-    return int(decided // DRIFT_WINDOW)
 
 
 def _readings(counters: Mapping[str, float], c: str) -> list[tuple[int, int]]:
