@@ -39,6 +39,7 @@ def test_workload_is_deterministic_and_harder_items_err_more():
         ("engine", "demo.smart.db", "demo-triage", "the `smart run` engine"),
     ],
 )
+@pytest.mark.slow
 def test_demo_prints_savings_and_disagreement_and_plots(tmp_path, pipeline, state, task_name, says):
     """Both pipelines label every ticket below the reference-only cost with a realized
     disagreement within epsilon, plot it, and leave a store that `smart report` reads."""

@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from smart_core._demo import _PROMPT, make_workload, responders
@@ -76,6 +77,7 @@ def _server(items: list[str], **behaviours) -> FakeLLMServer:
     return FakeLLMServer(models)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_resume(tmp_path):
     ids = _write_items(tmp_path / "items.jsonl", N)
     latency = {"latency": 0.01}
@@ -131,6 +133,7 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     assert b"items" in resumed.stdout
 
 
+@pytest.mark.slow
 def test_faults_lose_nothing_and_pay_nothing_twice(tmp_path):
     ids = _write_items(tmp_path / "items.jsonl", 150)
     faults = [

@@ -160,6 +160,7 @@ def test_lower_bound_is_nondecreasing_in_successes(epsilon: float) -> None:
         assert np.all(np.diff(ups) >= 0), (epsilon, t)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("p", "epsilons"), COVERAGE_CASES, ids=lambda v: str(v))
 def test_anytime_lower_bound_covers_under_continuous_monitoring(
     p: float, epsilons: tuple[float, ...]

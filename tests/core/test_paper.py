@@ -34,6 +34,7 @@ def test_oracle_savings_grow_with_epsilon():
         assert values[0] >= 1.0
 
 
+@pytest.mark.slow
 def test_sms_spam_simulation_saves_and_keeps_the_guarantee():
     """sms_spam at epsilon 0.1, two seeds: savings > 5 and realized disagreement <= 0.1."""
     for seed in (0, 1):

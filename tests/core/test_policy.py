@@ -462,6 +462,7 @@ def _validity_run(policy: MixPolicy, p: float, seed: int, n: int = 1500, *, lag:
     return False
 
 
+@pytest.mark.slow
 def test_routing_bound_stays_valid_under_adaptive_probing():
     """Validity under adaptivity: the candidate's true agreement sits just below the target
     (1 - epsilon - 0.01), probes are drawn by the policy's own data-dependent mix, and over 200
@@ -480,6 +481,7 @@ def test_routing_bound_stays_valid_under_adaptive_probing():
     assert bad / runs <= delta, f"{bad}/{runs} runs routed on an invalid bound (delta={delta})"
 
 
+@pytest.mark.slow
 def test_routing_bound_stays_valid_when_differing_answers_are_slow():
     """Probes still in flight count as differing answers: when differing answers take 300
     requests longer to come back, a bound on the answers already compared alone misses most of

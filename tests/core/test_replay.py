@@ -198,6 +198,7 @@ def test_empty_file_is_an_error(tmp_path):
     not (ROUTERBENCH / "arc_challenge.jsonl").is_file(),
     reason=f"routerbench data not found at {ROUTERBENCH} (only shipped with the shared data)",
 )
+@pytest.mark.slow
 def test_routerbench_arc_challenge_stays_within_epsilon():
     """routerbench arc_challenge (multiple choice, gpt-4-1106-preview as reference): 3 orders at
     epsilon 0.1 with the choice comparator never exceed epsilon."""

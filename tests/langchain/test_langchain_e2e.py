@@ -59,6 +59,7 @@ PROMPT = ChatPromptTemplate.from_messages(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The model 'claude-3-5-haiku-latest' is deprecated")
 async def test_lcel_chain_saves_money_within_epsilon_over_2000_requests() -> None:
     models = ("gpt-4o", "gpt-4o-mini", "claude-3-5-haiku-latest")

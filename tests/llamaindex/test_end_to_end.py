@@ -43,6 +43,7 @@ def model(name: str) -> Behaviour:
     return Behaviour(respond)
 
 
+@pytest.mark.slow
 async def test_rag_over_1000_questions_saves_money_within_epsilon(restore_settings):
     docs = [
         Document(text=f"Shelf {i} holds the items whose codes end in {i}; codes read WX-nnnn.")

@@ -147,6 +147,7 @@ def test_multithread_adds_are_exact(tmp_path: Path) -> None:
     assert len(_event_ids(tmp_path / "threads.db")) == total
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_sigkill_mid_write_leaves_no_partial_event(tmp_path: Path) -> None:
     path = tmp_path / "crash.db"
