@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections import deque
 from collections.abc import Mapping
 
 from .._errors import StoreError
@@ -28,14 +29,22 @@ class MemoryStore(Store):
 
     Every operation takes a single lock, so concurrent threads see the same atomic, idempotent
     behaviour as the durable backends (which is what makes it a faithful test double).
+
+    Idempotency covers the last ``max_events`` writes that carry an event id (a request's
+    retries come within moments of each other): remembering every id forever would grow a
+    long-running process by a few hundred bytes per request.
     """
 
     url = "memory://"
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_events: int = 100_000) -> None:
+        if max_events < 1:
+            raise ValueError(f"max_events must be >= 1, got {max_events!r}")
         self._lock = threading.Lock()
         self._counters: dict[str, dict[str, float]] = {}
         self._events: set[tuple[str, str]] = set()
+        self._event_order: deque[tuple[str, str]] = deque()
+        self._max_events = max_events
         self._meta: dict[str, dict[str, str]] = {}
         self._closed = False
 
@@ -54,6 +63,9 @@ class MemoryStore(Store):
                 if marker in self._events:
                     return False
                 self._events.add(marker)
+                self._event_order.append(marker)
+                if len(self._event_order) > self._max_events:
+                    self._events.discard(self._event_order.popleft())
             if cleaned:
                 counters = self._counters.setdefault(task, {})
                 for key, value in cleaned.items():

@@ -134,3 +134,17 @@ def test_context_manager_closes(store: Store) -> None:
 
 def test_url_attribute(store: Store) -> None:
     assert store.url.startswith(("memory://", "sqlite:///"))
+
+
+def test_memory_store_remembers_a_bounded_number_of_event_ids():
+    """A long-running process must not grow by every request's ids: the memory store keeps the
+    most recent ``max_events`` for idempotency and forgets older ones."""
+    from smart_core import MemoryStore
+
+    store = MemoryStore(max_events=3)
+    for i in range(5):
+        assert store.add("t", {"n": 1.0}, event_id=f"e{i}")
+    assert not store.add("t", {"n": 1.0}, event_id="e4")  # recent: still idempotent
+    assert store.add("t", {"n": 1.0}, event_id="e0")  # forgotten: applied again
+    assert store.read("t")["n"] == 6.0
+    assert len(store._events) == 3
