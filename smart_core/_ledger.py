@@ -40,6 +40,11 @@ class RouteStats:
     #: Batch mode: at most this many of the items routed to it differ from the reference's
     #: (``min(R_c, G_c)``); ``None`` online and with a per-item (Clopper-Pearson) bound.
     differing_at_most: float | None = None
+    #: Online drift detection: how many times this route was restarted after its agreement
+    #: dropped, and the probes and agreements of its current epoch (what its bound counts).
+    restarts: int = 0
+    epoch_probes: int = 0
+    epoch_agreements: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,7 @@ class Ledger:
         charges = policy.batch_charges(counters, view.lower)
         routes = {}
         for c in policy.candidates:
+            e = int(counters.get(K.epoch(c), 0.0))
             routes[c] = RouteStats(
                 name=c,
                 requests=int(counters.get(K.routed(c), 0.0)),
@@ -122,11 +128,14 @@ class Ledger:
                 mean_cost=policy.expected_cost(counters, c),
                 failures=int(counters.get(K.failures(c), 0.0)),
                 fallbacks=int(counters.get(K.fallbacks(c), 0.0)),
-                dropped=bool(counters.get(K.dropped(c))),
+                dropped=bool(counters.get(K.epoch_dropped(c, e) if e else K.dropped(c))),
                 compare_errors=int(counters.get(K.compare_errors(c), 0.0)),
                 cut_short=int(counters.get(K.cut_short(c), 0.0)),
                 cooled=int(counters.get(K.cooled(c), 0.0)),
                 differing_at_most=None if charges is None else charges[c],
+                restarts=e,
+                epoch_probes=int(counters.get(K.epoch_probes(c, e), 0.0)) if e else 0,
+                epoch_agreements=int(counters.get(K.epoch_agreements(c, e), 0.0)) if e else 0,
             )
         return cls(
             task=policy.task,
@@ -248,6 +257,12 @@ class Ledger:
                 trouble += f", probes cut short {r.cut_short}"
             if r.cooled:
                 trouble += f", sent to the reference while cooling down {r.cooled}"
+            if r.restarts:
+                times = "once" if r.restarts == 1 else f"{r.restarts} times"
+                trouble += (
+                    f"; restarted {times} after its agreement dropped, since then"
+                    f" {r.epoch_agreements}/{r.epoch_probes} agreed"
+                )
             lines.append(
                 f"  {r.name}: {routed}, {r.agreements}/{r.probes} agreed,"
                 f" bound [{r.lower:.4f}, {r.upper:.4f}]{trouble}{status}"

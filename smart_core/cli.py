@@ -371,7 +371,10 @@ def report_cmd(
     if not reports:
         out.print(f"{store}: no tasks yet")
     for r in reports:
-        out.print(r.text(), highlight=False)
+        out.print(
+        # One line per route, wrapped by the terminal: rich's own wrapping cut lines mid-phrase.
+        out.print(r.text(), highlight=False, soft_wrap=True)
+        )  # lines wrap where the terminal wraps them
     if png is not None:
         out.print(f"chart {png}")
 

@@ -309,3 +309,29 @@ def test_certificate_carries_the_batch_statement_fields():
     batch = Certificate(**base, batch_size=1000, budget=50.0, differing_at_most=47.0).to_dict()
     assert (batch["batch_size"], batch["budget"], batch["differing_at_most"]) == (1000, 50.0, 47.0)
     assert "differing_at_most" in (Certificate.__doc__ or "")
+
+
+def test_a_restarted_candidate_shows_its_restarts_and_its_current_epoch():
+    """After drift detection restarts a candidate, the summary says so and gives the probes of
+    the epoch its bound counts, beside its all-history counts."""
+    from smart_core import SmartConfig
+    from smart_core._ledger import Ledger
+    from smart_core._policy import MixPolicy
+
+    config = SmartConfig(task="t", epsilon=0.05, reference="gpt-4o", candidates=["gpt-4o-mini"])
+    policy = MixPolicy.from_config(config)
+    counters = {
+        K.REQUESTS: 5000.0,
+        K.probes_of("gpt-4o-mini"): 900.0,
+        K.agreements("gpt-4o-mini"): 850.0,
+        K.epoch("gpt-4o-mini"): 1.0,
+        K.epoch_probes("gpt-4o-mini", 1): 300.0,
+        K.epoch_agreements("gpt-4o-mini", 1): 240.0,
+    }
+    ledger = Ledger.from_counters(counters, policy)
+    stats = ledger.routes["gpt-4o-mini"]
+    assert (stats.restarts, stats.epoch_probes, stats.epoch_agreements) == (1, 300, 240)
+    assert stats.lower < 0.85  # the bound reads the current epoch (240/300), not 850/900
+    assert "restarted once after its agreement dropped, since then 240/300 agreed" in (
+        ledger.summary()
+    )
