@@ -371,10 +371,8 @@ def report_cmd(
     if not reports:
         out.print(f"{store}: no tasks yet")
     for r in reports:
-        out.print(
-            # One line per route, wrapped by the terminal: rich's own wrapping cut lines mid-phrase.
-            out.print(r.text(), highlight=False, soft_wrap=True)
-        )  # lines wrap where the terminal wraps them
+        # One line per route, wrapped by the terminal: rich's own wrapping cut lines mid-phrase.
+        out.print(r.text(), highlight=False, soft_wrap=True)
     if png is not None:
         out.print(f"chart {png}")
 
