@@ -14,7 +14,7 @@ MINI = "gpt-4o-mini"
 NANO = "gpt-4.1-nano"
 
 
-def policy() -> MixPolicy:
+def policy(**kw) -> MixPolicy:
     return MixPolicy(
         task="support-triage",
         reference=REF,
@@ -22,6 +22,7 @@ def policy() -> MixPolicy:
         epsilon=0.05,
         delta=0.05,
         prior_costs={REF: 0.004, MINI: 0.0003, NANO: 0.0002},
+        **kw,
     )
 
 
@@ -149,16 +150,7 @@ def test_summary_says_a_dropped_candidate_in_the_mix_is_only_audited():
 
 
 def batch_policy(**kw) -> MixPolicy:
-    return MixPolicy(
-        task="support-triage",
-        reference=REF,
-        candidates=[MINI, NANO],
-        epsilon=0.05,
-        delta=0.05,
-        prior_costs={REF: 0.004, MINI: 0.0003, NANO: 0.0002},
-        batch_size=1000,
-        **kw,
-    )
+    return policy(batch_size=1000, **kw)
 
 
 def batch_counters() -> dict[str, float]:
