@@ -240,3 +240,48 @@ def bench_drift(
             f"{r.savings['on']:.2f}x / {r.savings['off']:.2f}x",
         )
     out.print(table)
+
+
+@bench_app.command("decisions")
+def bench_decisions(
+    candidates: Annotated[
+        str, typer.Option(help="Comma-separated numbers of candidates.")
+    ] = "2,4,8,16",
+    probes: Annotated[str, typer.Option(help="Comma-separated probes recorded.")] = "1000,100000",
+    decisions: Annotated[int, typer.Option(help="Decisions timed per point.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """How long the policy takes to decide, by number of candidates and of probes recorded,
+    online and in batch mode (the policy alone, no store)."""
+    from ._decision_bench import time_decisions
+
+    try:
+        ks = [int(k) for k in candidates.split(",")]
+        ps = [int(p) for p in probes.split(",")]
+    except ValueError:
+        raise fail("--candidates and --probes take whole numbers like 2,4,8") from None
+    if min(ks) < 1 or min(ps) < 10 or decisions < 1:
+        raise fail("--candidates must be >= 1, --probes >= 10 and --decisions >= 1")
+    points = [(m, k, p) for m in ("online", "batch") for k in ks for p in ps]
+    rows = []
+    with progress(len(points), "timing", not as_json) as advance:
+        for mode, k, p in points:
+            rows.append(time_decisions(mode, k, p, decisions=decisions))
+            if advance:
+                advance(1)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        return
+    table = Table(title=f"policy decision time, microseconds ({decisions} decisions per point)")
+    for col in ("mode", "candidates", "probes", "median", "p90", "mean"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r.mode,
+            str(r.candidates),
+            f"{r.probes:,}",
+            f"{r.median_us:,.0f}",
+            f"{r.p90_us:,.0f}",
+            f"{r.mean_us:,.0f}",
+        )
+    out.print(table)

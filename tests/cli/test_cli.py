@@ -300,3 +300,29 @@ def test_bench_drift_refuses_bad_drops_and_an_incomplete_logged_shift(runner, tm
     assert bad.exit_code == 2 and "--drops" in bad.output
     half = invoke(runner, "bench", "drift", "--logged", f"{tmp_path}/a.jsonl")
     assert half.exit_code == 2 and "--reference" in half.output
+
+
+def test_bench_decisions_times_each_mode_candidates_and_probes(runner):
+    result = invoke(
+        runner,
+        "bench",
+        "decisions",
+        "--candidates",
+        "2,3",
+        "--probes",
+        "100",
+        "--decisions",
+        "5",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    assert [(r["mode"], r["candidates"]) for r in rows] == [
+        ("online", 2),
+        ("online", 3),
+        ("batch", 2),
+        ("batch", 3),
+    ]
+    assert all(r["median_us"] > 0 for r in rows)
+    bad = invoke(runner, "bench", "decisions", "--candidates", "two")
+    assert bad.exit_code == 2 and "--candidates" in bad.output
