@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Creates .venv with Python >= 3.11 and installs the project with the given extras, once per
 # change of pyproject.toml. Sourced by scripts/smart.sh and scripts/test.sh.
-# Strict mode for this script only: a shell that sources it gets its own options back at the end.
-_smart_caller_opts="$(set +o)"
+# Strict mode for this script only: a shell that sources it gets its own options back at the end
+# (read from $- and -o, not $(set +o), which runs in a subshell where errexit is always off).
+_smart_restore=""
+[[ $- == *e* ]] || _smart_restore+="set +e;"
+[[ $- == *u* ]] || _smart_restore+="set +u;"
+[[ -o pipefail ]] || _smart_restore+="set +o pipefail;"
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EXTRAS="${SMART_EXTRAS:-dev}"
@@ -27,5 +31,5 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
-eval "$_smart_caller_opts"
-unset _smart_caller_opts
+eval "$_smart_restore"
+unset _smart_restore
