@@ -31,7 +31,7 @@ async def serve_batch(
 ) -> list[Any]:
     """See :meth:`SmartRouter.arun_batch`."""
     name = task or router.config.task
-    _check_batch(router, name, len(requests))
+    await _check_batch(router, name, len(requests))
     order = list(range(len(requests)))
     router.rng.shuffle(order)
     gate = asyncio.Semaphore(max(1, concurrency))
@@ -63,7 +63,7 @@ async def serve_batch(
     return results
 
 
-def _check_batch(router: SmartRouter, task: str, size: int) -> None:
+async def _check_batch(router: SmartRouter, task: str, size: int) -> None:
     n = router.config.batch_size
     if n is None:
         return
@@ -73,7 +73,7 @@ def _check_batch(router: SmartRouter, task: str, size: int) -> None:
             "pass the whole batch at once (the guarantee is over its N answers) or set "
             "batch_size to the number of requests"
         )
-    if router.store.read(task).get(K.REQUESTS, 0.0) > 0:
+    if (await router.store.aread(task)).get(K.REQUESTS, 0.0) > 0:
         raise ValueError(
             f"arun_batch: task {task!r} has already served requests in this store; a batch "
             "is served once, from its first item: use a new task name or a new store (for a "

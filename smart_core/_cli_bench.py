@@ -128,9 +128,6 @@ def bench_overhead(
     out.print("targets: decide median < 50 us in memory, < 1000 us with SQLite")
 
 
-# -- smart run -------------------------------------------------------------------------------
-
-
 @bench_app.command("drift")
 def bench_drift(
     runs: Annotated[int, typer.Option(help="Deployments per drop (each served twice).")] = 20,
@@ -158,7 +155,7 @@ def bench_drift(
 ) -> None:
     """What a shift in agreement does to the guarantee, served with and without drift
     detection: detection delay, false alarms, violations at the end, savings."""
-    from ._drift_bench import logged_shift_run, run_drift_bench, summarize, summary_dicts
+    from ._drift_bench import run_drift_bench, run_logged_shift_bench, summary_dicts
 
     if runs < 1 or requests < 100:
         raise fail("--runs must be >= 1 and --requests >= 100")
@@ -189,28 +186,22 @@ def bench_drift(
         if len(files) != 2 or not reference or not candidate:
             raise fail("--logged takes BEFORE.jsonl,AFTER.jsonl with --reference and --candidate")
         first, second = (load_replay(f) for f in files)
-        done = []
         with progress(runs * 2, "serving", not as_json) as advance:
-            for i in range(runs):
-                for detection in (True, False):
-                    done.append(
-                        logged_shift_run(
-                            first,
-                            second,
-                            seed + i,
-                            reference=reference,
-                            candidate=candidate,
-                            comparator=comparator,
-                            requests=requests,
-                            epsilon=epsilon,
-                            delta=delta,
-                            audit_rate=audit_rate,
-                            detection=detection,
-                        )
-                    )
-                    if advance:
-                        advance(1)
-        rows = [summarize(None, done, epsilon)]
+            row = run_logged_shift_bench(
+                first,
+                second,
+                reference=reference,
+                candidate=candidate,
+                comparator=comparator,
+                runs=runs,
+                requests=requests,
+                epsilon=epsilon,
+                delta=delta,
+                audit_rate=audit_rate,
+                seed=seed,
+                progress=advance,
+            )
+        rows = [row]
         title = f"{candidate}: {files[0].name} then {files[1].name}"
     if as_json:
         doc = {

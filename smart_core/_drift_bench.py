@@ -38,6 +38,7 @@ __all__ = [
     "drift_run",
     "logged_shift_run",
     "run_drift_bench",
+    "run_logged_shift_bench",
     "summarize",
     "summary_dicts",
 ]
@@ -131,24 +132,71 @@ def run_drift_bench(
     is called with 1 after each deployment served)."""
     out = []
     for drop in drops:
-        by_mode: dict[str, list[DriftRun]] = {"on": [], "off": []}
-        for i in range(runs):
-            for mode in ("on", "off"):
-                by_mode[mode].append(
-                    drift_run(
-                        seed + i,
-                        requests=requests,
-                        before=before,
-                        drop=drop,
-                        epsilon=epsilon,
-                        delta=delta,
-                        audit_rate=audit_rate,
-                        detection=mode == "on",
-                    )
-                )
-                if progress is not None:
-                    progress(1)
-        out.append(summarize(drop, [*by_mode["on"], *by_mode["off"]], epsilon))
+
+        def serve(i: int, detection: bool, drop: float = drop) -> DriftRun:
+            return drift_run(
+                i,
+                requests=requests,
+                before=before,
+                drop=drop,
+                epsilon=epsilon,
+                delta=delta,
+                audit_rate=audit_rate,
+                detection=detection,
+            )
+
+        out.append(summarize(drop, _paired(serve, runs, seed, progress), epsilon))
+    return out
+
+
+def run_logged_shift_bench(
+    before: Sequence[ReplayItem],
+    after: Sequence[ReplayItem],
+    *,
+    reference: str,
+    candidate: str,
+    comparator: str,
+    runs: int = 20,
+    requests: int = 20_000,
+    epsilon: float = 0.05,
+    delta: float = 0.05,
+    audit_rate: float = 0.01,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> DriftSummary:
+    """``runs`` deployments of :func:`logged_shift_run`, with and without detection."""
+
+    def serve(i: int, detection: bool) -> DriftRun:
+        return logged_shift_run(
+            before,
+            after,
+            i,
+            reference=reference,
+            candidate=candidate,
+            comparator=comparator,
+            requests=requests,
+            epsilon=epsilon,
+            delta=delta,
+            audit_rate=audit_rate,
+            detection=detection,
+        )
+
+    return summarize(None, _paired(serve, runs, seed, progress), epsilon)
+
+
+def _paired(
+    serve: Callable[[int, bool], DriftRun],
+    runs: int,
+    seed: int,
+    progress: Callable[[int], None] | None,
+) -> list[DriftRun]:
+    """Each deployment (seeds ``seed .. seed + runs - 1``) served with detection, then without."""
+    out = []
+    for i in range(seed, seed + runs):
+        for detection in (True, False):
+            out.append(serve(i, detection))
+            if progress is not None:
+                progress(1)
     return out
 
 

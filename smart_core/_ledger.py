@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import _keys as K
-from ._policy import MixPolicy
+from ._policy import MixPolicy, current_epoch
 
 __all__ = ["Ledger", "RouteStats"]
 
@@ -117,7 +117,7 @@ class Ledger:
         charges = policy.batch_charges(counters, view.lower)
         routes = {}
         for c in policy.candidates:
-            e = int(counters.get(K.epoch(c), 0.0))
+            e = current_epoch(counters, c)
             routes[c] = RouteStats(
                 name=c,
                 requests=int(counters.get(K.routed(c), 0.0)),

@@ -42,6 +42,7 @@ __all__ = [
     "Decision",
     "MixPolicy",
     "PolicyView",
+    "current_epoch",
     "probe_failure",
     "probe_outcome",
     "realization_share",
@@ -132,9 +133,6 @@ class PolicyView:
     explore: bool  # more probes than the mix needs are expected to pay for themselves
     #: Batch commitment: the candidate taking the bulk of the rest of the batch, if any.
     committed: str | None = None
-    #: Batch mode with the finite-population bound: at most this many of the items routed so far
-    #: differ from the reference's (``sum_c min(R_c, G_c)``, kept within ``epsilon * N``).
-    differing_at_most: float | None = None
     #: Online drift detection: each candidate's epoch for a probe decided now, and the
     #: candidates whose detector has just fired (they start a new epoch with this decision).
     probe_tags: dict[str, int] = field(default_factory=dict)
@@ -350,7 +348,7 @@ class MixPolicy:
         """``c``'s share of delta for its current epoch (all of it without drift detection)."""
         if not self.drift:
             return self.alphas[c]
-        return self.alphas[c] * epoch_share(int(counters.get(K.epoch(c), 0.0)))
+        return self.alphas[c] * epoch_share(current_epoch(counters, c))
 
     def _epoch_counters(self, counters: Mapping[str, float]) -> Mapping[str, float]:
         """The counters as the candidates' current epochs see them: a candidate in epoch
@@ -358,7 +356,7 @@ class MixPolicy:
         (bounds, dropping, exploring) sees only the probes decided since its last restart."""
         overlay: dict[str, float] = {}
         for c in self.candidates:
-            e = int(counters.get(K.epoch(c), 0.0))
+            e = current_epoch(counters, c)
             if e:
                 overlay.update(_epoch_view(counters, c, e))
         return ChainMap(overlay, counters) if overlay else counters
@@ -383,7 +381,7 @@ class MixPolicy:
             if statistic < DRIFT_THRESHOLD:
                 suspicion[c] = statistic / DRIFT_THRESHOLD
                 continue
-            e = int(counters.get(K.epoch(c), 0.0)) + 1
+            e = current_epoch(counters, c) + 1
             overlay.update(_epoch_view(counters, c, e))
             overlay[K.epoch(c)] = float(e)
             restarted.append(c)
@@ -394,7 +392,7 @@ class MixPolicy:
     def _detector(self, counters: Mapping[str, float], c: str, p0: float) -> float:
         """This process's CUSUM statistic for a drop of ``c``'s agreement below ``p0``, fed the
         outcomes of ``c``'s current epoch that arrived since it last looked."""
-        e = int(counters.get(K.epoch(c), 0.0))
+        e = current_epoch(counters, c)
         compared = counters.get(K.probes_of(c), 0.0)
         agreed = counters.get(K.agreements(c), 0.0)
         with self._detectors_lock:
@@ -404,7 +402,7 @@ class MixPolicy:
             return state.update(compared, agreed, p0, drift_alternative(p0, self.epsilon))
 
     def _probe_tags(self, counters: Mapping[str, float]) -> dict[str, int]:
-        return {c: int(counters.get(K.epoch(c), 0.0)) for c in self.candidates}
+        return {c: current_epoch(counters, c) for c in self.candidates}
 
     def _bounds(
         self, counters: Mapping[str, float]
@@ -493,7 +491,6 @@ class MixPolicy:
             bound=1.0 - share_differing,
             explore=False,
             committed=None if live_now else now.saturated,
-            differing_at_most=sum(st.charge for st in states),
         )
 
     def batch_charges(
@@ -1190,6 +1187,11 @@ def probe_failure(decision: Decision | None, route: str) -> dict[str, float]:
     if epoch:
         inc[K.epoch_open(route, epoch)] = -1.0
     return inc
+
+
+def current_epoch(counters: Mapping[str, float], c: str) -> int:
+    """``c``'s drift epoch: how many times its detector has restarted it (0 at first)."""
+    return int(counters.get(K.epoch(c), 0.0))
 
 
 def _epoch_view(counters: Mapping[str, float], c: str, epoch: int) -> dict[str, float]:
