@@ -7,10 +7,31 @@ auditing. This package is the framework-free engine; ``smart_langchain`` and
 ``smart_llamaindex`` adapt it to those frameworks.
 """
 
-from ._answer import Answer
-from ._batch import BatchResult, BatchRun, run_batch
-from ._certificate import Certificate
-from ._comparators import (
+from .engine.certificate import Certificate
+from .engine.ledger import Ledger, RouteStats
+from .engine.router import AsyncProbeRun, Endpoint, ProbeRun, Routed, SmartRouter, Ticket
+from .errors import ConfigError, ReplayFormatError, SmartError, StoreError
+from .jobs.batch_run import BatchResult, BatchRun, run_batch
+from .policy.mix_policy import Decision, MixPolicy, PolicyView, split_delta
+from .providers.sdk import (
+    AnthropicProvider,
+    OpenAIProvider,
+    ProviderError,
+    ProviderSpec,
+    make_provider,
+    parse_model_spec,
+)
+from .reporting.report import TaskReport, store_report
+from .stats.confidence import (
+    BetaMixtureSequence,
+    ClopperPearsonBound,
+    ConfidenceSequence,
+    make_confidence_sequence,
+)
+from .stats.mix import mix_cost, solve_mix
+from .stores import MemoryStore, SqliteStore, Store, open_store
+from .task.answer import Answer
+from .task.comparators import (
     CallableMatch,
     ChoiceMatch,
     Comparator,
@@ -21,30 +42,9 @@ from ._comparators import (
     ToolCallMatch,
     parse_comparator,
 )
-from ._confidence import (
-    BetaMixtureSequence,
-    ClopperPearsonBound,
-    ConfidenceSequence,
-    make_confidence_sequence,
-)
-from ._config import ModelSpec, SmartConfig
-from ._errors import ConfigError, ReplayFormatError, SmartError, StoreError
-from ._ledger import Ledger, RouteStats
-from ._mix import mix_cost, solve_mix
-from ._policy import Decision, MixPolicy, PolicyView, split_delta
-from ._pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPriceError
-from ._providers import (
-    AnthropicProvider,
-    OpenAIProvider,
-    ProviderError,
-    ProviderSpec,
-    make_provider,
-    parse_model_spec,
-)
-from ._report import TaskReport, store_report
-from ._router import AsyncProbeRun, Endpoint, ProbeRun, Routed, SmartRouter, Ticket
-from ._usage import Usage
-from .stores import MemoryStore, SqliteStore, Store, open_store
+from .task.config import ModelSpec, SmartConfig
+from .task.pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPriceError
+from .task.usage import Usage
 
 __version__ = "0.1.0"
 

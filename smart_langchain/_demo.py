@@ -1,6 +1,6 @@
 """The `smart demo` pipeline: the demo workload through ``prompt | SmartChatModel | parser``.
 
-It lives here, not in ``smart_core._demo``, because the engine must not import LangChain;
+It lives here, not in ``smart_core.jobs.demo``, because the engine must not import LangChain;
 ``smart demo`` loads it when the ``langchain`` extra is installed. It is what a LangChain user
 writes: real ``ChatOpenAI``/``ChatAnthropic`` models (pointed at the local simulated server unless
 ``live``), an LCEL chain, and nothing SMART-specific but the model in the middle.

@@ -7,7 +7,7 @@ import threading
 from collections import deque
 from collections.abc import Mapping
 
-from .._errors import StoreError
+from ..errors import StoreError
 from ._base import Store
 
 __all__ = ["MemoryStore"]

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
-from .._errors import StoreError
+from ..errors import StoreError
 from ._base import Store
 
 __all__ = ["SqliteStore"]

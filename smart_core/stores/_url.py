@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._errors import StoreError
+from ..errors import StoreError
 from ._base import Store
 from ._memory import MemoryStore
 from ._sqlite import SqliteStore

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
-from .._errors import ConfigError
+from ..errors import ConfigError
 from ._echo import echo
 from ._faults import Fault
 from ._prompt import Prompt

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from .._errors import SmartError
+from ..errors import SmartError
 from ._behaviour import Behaviour
 from ._echo import echo
 from ._replay import replay

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from .._errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["Fault", "FaultKind"]
 

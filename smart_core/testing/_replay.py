@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._replay import ReplayItem, load_replay
+from ..jobs.replay import ReplayItem, load_replay
 from ._prompt import Prompt
 from ._reply import BadRequest, Reply
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .._errors import SmartError
+from ..errors import SmartError
 from ._prompt import Prompt, RequestOptions, ToolCall
 
 __all__ = [

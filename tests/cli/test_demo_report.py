@@ -7,8 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from smart_core._demo import make_workload, simulated_answer
 from smart_core.cli import app
+from smart_core.jobs.demo import make_workload, simulated_answer
 
 runner = CliRunner()
 
@@ -115,7 +115,7 @@ def _batch_store(tmp_path, *, batch_size: int | None = 1000) -> str:
     items to mini, 14 to nano; nano's provider also failed 40 times, and the comparator raised
     on 3 of mini's answers."""
     from smart_core import SmartConfig, SqliteStore
-    from smart_core import _keys as K
+    from smart_core.policy import keys as K
 
     config = SmartConfig(
         task="tickets",
@@ -242,7 +242,7 @@ def test_batch_chart_counts_differing_answers_against_the_budget():
     violation), and the legend sits clear of the lines."""
     import matplotlib.pyplot as plt
 
-    from smart_core._charts import run_figure
+    from smart_core.reporting.charts import run_figure
 
     realized = [(5 if i > 300 else 0) / i for i in range(1, 401)]  # 5 differed by the end
     fig = run_figure(_rows(), epsilon=0.05, title="t", realized=realized)
@@ -274,7 +274,7 @@ def test_online_chart_keeps_the_share_allowed_by_the_mix():
     clear of the lines."""
     import matplotlib.pyplot as plt
 
-    from smart_core._charts import run_figure
+    from smart_core.reporting.charts import run_figure
 
     fig = run_figure(_rows(batch=False), epsilon=0.05, title="t")
     try:
@@ -293,7 +293,7 @@ def test_batch_chart_of_rows_without_the_count_draws_the_ledgers_count_at_the_en
     item; the panel spans the items (not matplotlib's default 0..1)."""
     import matplotlib.pyplot as plt
 
-    from smart_core._charts import run_figure
+    from smart_core.reporting.charts import run_figure
 
     rows = [
         {k: v for k, v in r.items() if k not in ("batch_size", "budget", "differing_at_most")}

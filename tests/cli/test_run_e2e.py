@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from smart_core._demo import _PROMPT, make_workload, responders
 from smart_core.cli import app
+from smart_core.jobs.demo import _PROMPT, make_workload, responders
 from smart_core.testing import Behaviour, FakeLLMServer, Fault
 
 REF, MINI, HAIKU = "openai:gpt-4o", "openai:gpt-4o-mini", "anthropic:claude-haiku-4-5"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from smart_core import Answer, ConfigError, Usage, open_store
-from smart_core import _keys as K
-from smart_core._batch import BatchRun, load_items, render_prompt, run_batch, timeline
+from smart_core.jobs.batch_run import BatchRun, load_items, render_prompt, run_batch, timeline
+from smart_core.policy import keys as K
 
 REF, MINI, HAIKU = "openai:gpt-4o", "openai:gpt-4o-mini", "anthropic:claude-3-5-haiku-latest"
 
@@ -219,7 +219,7 @@ def test_state_files_of_earlier_runs_gain_the_batch_count_column_and_still_chart
     and gains the column when a run opens it; new rows carry each certificate's count."""
     import sqlite3
 
-    from smart_core._batch import _RunDB
+    from smart_core.jobs.batch_run import _RunDB
 
     path = tmp_path / "old.smart.db"
     conn = sqlite3.connect(path)

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from smart_core._commitment import CandidateState, cheapest_commitment
+from smart_core.policy.commitment import CandidateState, cheapest_commitment
 
 REF = "ref"
 

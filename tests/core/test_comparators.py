@@ -5,8 +5,9 @@ from typing import Any
 
 import pytest
 
-from smart_core._answer import Answer
-from smart_core._comparators import (
+from smart_core.errors import ConfigError
+from smart_core.task.answer import Answer
+from smart_core.task.comparators import (
     CallableMatch,
     ChoiceMatch,
     Comparator,
@@ -18,7 +19,6 @@ from smart_core._comparators import (
     normalize_text,
     parse_comparator,
 )
-from smart_core._errors import ConfigError
 
 
 def A(text: str | None = None, value: Any = None) -> Answer:

@@ -1,4 +1,4 @@
-"""Confidence bounds on a route's agreement with the reference (smart_core._confidence).
+"""Confidence bounds on a route's agreement with the reference (smart_core.stats.confidence).
 
 The headline guarantee of SMART rests on these bounds: with probability at least 1 - delta the
 anytime lower bound never exceeds the true agreement, *however often it is looked at*. The
@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from smart_core._confidence import (
+from smart_core.stats.confidence import (
     BetaMixtureSequence,
     ClopperPearsonBound,
     ConfidenceSequence,

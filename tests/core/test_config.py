@@ -6,11 +6,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from smart_core._answer import Answer
-from smart_core._comparators import CallableMatch, ChoiceMatch, ExactMatch, NumberMatch
-from smart_core._config import ModelSpec, SmartConfig
-from smart_core._errors import ConfigError
-from smart_core._pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPriceError
+from smart_core.errors import ConfigError
+from smart_core.task.answer import Answer
+from smart_core.task.comparators import CallableMatch, ChoiceMatch, ExactMatch, NumberMatch
+from smart_core.task.config import ModelSpec, SmartConfig
+from smart_core.task.pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPriceError
 
 
 def make(**overrides: Any) -> SmartConfig:

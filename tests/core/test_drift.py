@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from smart_core import Answer, MemoryStore, SmartConfig, SmartRouter, Usage
-from smart_core import _keys as K
-from smart_core._confidence import make_confidence_sequence
-from smart_core._drift import (
+from smart_core.policy import keys as K
+from smart_core.stats.confidence import make_confidence_sequence
+from smart_core.stats.drift import (
     DRIFT_THRESHOLD,
     CusumState,
     cusum,

@@ -1,10 +1,10 @@
-"""`smart bench drift`'s measurements (smart_core._drift_bench) on a small deployment."""
+"""`smart bench drift`'s measurements (smart_core.jobs.drift_bench) on a small deployment."""
 
 from __future__ import annotations
 
 import pytest
 
-from smart_core._drift_bench import drift_run, run_drift_bench, summary_dicts
+from smart_core.jobs.drift_bench import drift_run, run_drift_bench, summary_dicts
 
 
 @pytest.mark.slow

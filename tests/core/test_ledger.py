@@ -7,7 +7,7 @@ import math
 import pytest
 
 from smart_core import Certificate, Ledger, MixPolicy, RouteStats
-from smart_core import _keys as K
+from smart_core.policy import keys as K
 
 REF = "gpt-4o"
 MINI = "gpt-4o-mini"
@@ -307,8 +307,8 @@ def test_a_restarted_candidate_shows_its_restarts_and_its_current_epoch():
     """After drift detection restarts a candidate, the summary says so and gives the probes of
     the epoch its bound counts, beside its all-history counts."""
     from smart_core import SmartConfig
-    from smart_core._ledger import Ledger
-    from smart_core._policy import MixPolicy
+    from smart_core.engine.ledger import Ledger
+    from smart_core.policy.mix_policy import MixPolicy
 
     config = SmartConfig(task="t", epsilon=0.05, reference="gpt-4o", candidates=["gpt-4o-mini"])
     policy = MixPolicy.from_config(config)

@@ -1,4 +1,4 @@
-"""The cheapest admissible mix of routes (smart_core._mix).
+"""The cheapest admissible mix of routes (smart_core.stats.mix).
 
 ``solve_mix`` solves a two-constraint linear programme by scanning single routes and pairs;
 these tests hold it to an independent LP solver and pin down the edge cases the router hits.
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from smart_core._mix import mix_cost, solve_mix
+from smart_core.stats.mix import mix_cost, solve_mix
 
 
 def _linprog_mix(costs: list[float], bounds: list[float], target: float):

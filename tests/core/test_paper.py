@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from smart_core._paper import (
+from smart_core.jobs.paper import (
     EPSILONS,
     bench_paper,
     geometric_mean,
     oracle_savings,
     simulate_paper,
 )
-from smart_core._paper_data import DATASETS, PRICES_PER_1K, PUBLISHED_SAVINGS, REFERENCE
+from smart_core.jobs.paper_data import DATASETS, PRICES_PER_1K, PUBLISHED_SAVINGS, REFERENCE
 
 
 def test_oracle_savings_matches_a_hand_computation():

@@ -1,7 +1,7 @@
 """MixPolicy: guarantees and behaviour of the stateless counters -> view/decision policy.
 
 The simulations drive the real policy with a plain dict of counters, exactly as
-``smart_core._paper`` does: the policy decides, its increments are applied, and probes draw each
+``smart_core.jobs.paper`` does: the policy decides, its increments are applied, and probes draw each
 live candidate's agreement from a Bernoulli law with a known true rate (recorded through
 ``probe_outcome``, as the router does).
 """
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from smart_core import MixPolicy, PolicyView, split_delta
-from smart_core import _keys as K
-from smart_core._policy import _lookaheads, probe_outcome, realized_budget
+from smart_core.policy import keys as K
+from smart_core.policy.mix_policy import _lookaheads, probe_outcome, realized_budget
 
 REF = "gpt-4o"
 MINI = "gpt-4o-mini"

@@ -4,9 +4,9 @@ import pickle
 
 import pytest
 
-from smart_core._errors import ConfigError
-from smart_core._pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPriceError
-from smart_core._usage import Usage
+from smart_core.errors import ConfigError
+from smart_core.task.pricing import DEFAULT_PRICES, Price, PriceTable, UnknownPriceError
+from smart_core.task.usage import Usage
 
 REQUIRED_MODELS = [
     "gpt-4o",

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from smart_core import Answer, ConfigError
-from smart_core._providers import (
+from smart_core.providers.sdk import (
     AnthropicProvider,
     OpenAIProvider,
     ProviderError,
@@ -16,7 +16,7 @@ from smart_core._providers import (
     openai_usage,
     parse_model_spec,
 )
-from smart_core._usage import Usage
+from smart_core.task.usage import Usage
 
 SECRET = "sk-test-0123456789-do-not-show"
 
@@ -85,7 +85,7 @@ def test_usage_conversion():
 
 
 def test_request_shapes():
-    from smart_core._providers import _messages
+    from smart_core.providers.sdk import _messages
 
     assert _messages("hi") == (None, [{"role": "user", "content": "hi"}])
     sys_, msgs = _messages(

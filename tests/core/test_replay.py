@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from smart_core import Price, PriceTable, ReplayFormatError, Usage
-from smart_core._replay import load_replay, replay
+from smart_core.jobs.replay import load_replay, replay
 
 REF = "gpt-4o"
 MINI = "gpt-4o-mini"

@@ -20,7 +20,7 @@ from smart_core import (
     SmartRouter,
     Usage,
 )
-from smart_core import _keys as K
+from smart_core.policy import keys as K
 
 REF = "gpt-4o"
 MINI = "gpt-4o-mini"
@@ -652,7 +652,7 @@ def test_router_leaves_its_configuration_for_smart_report(tmp_path):
     """The first decision of a task records the config in the store (what `smart report` needs
     to rebuild bounds), for every task the router serves; a config that cannot be serialised
     (a lambda comparator) leaves counters only instead of failing the request."""
-    from smart_core._report import report_task, task_config
+    from smart_core.reporting.report import report_task, task_config
 
     url = f"sqlite:///{tmp_path / 's.db'}"
     router = SmartRouter(config(**ALL_PROBES), store=url, seed=0)

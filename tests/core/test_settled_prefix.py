@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import random
 
-from smart_core import _keys as K
-from smart_core._policy import probe_failure, probe_outcome
-from smart_core._settled_prefix import SettledPrefix
+from smart_core.policy import keys as K
+from smart_core.policy.mix_policy import probe_failure, probe_outcome
+from smart_core.policy.settled_prefix import SettledPrefix
 
 A, B = "cand-a", "cand-b"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from smart_core._errors import StoreError
+from smart_core.errors import StoreError
 from smart_core.stores import SqliteStore
 
 __all__: list[str] = []

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from smart_core._errors import StoreError
+from smart_core.errors import StoreError
 from smart_core.stores import MemoryStore, SqliteStore, open_store
 
 __all__: list[str] = []

@@ -25,8 +25,8 @@ import unicodedata
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from ._answer import Answer
-from ._errors import ConfigError
+from ..errors import ConfigError
+from .answer import Answer
 
 __all__ = [
     "CallableMatch",

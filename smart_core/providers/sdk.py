@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._answer import Answer
-from ._errors import ConfigError, SmartError
-from ._usage import Usage
+from ..errors import ConfigError, SmartError
+from ..task.answer import Answer
+from ..task.usage import Usage
 
 __all__ = [
     "PROVIDERS",

@@ -24,9 +24,9 @@ from pydantic import (
     model_validator,
 )
 
-from ._comparators import Comparator, parse_comparator
-from ._errors import ConfigError
-from ._pricing import Price, PriceTable, UnknownPriceError
+from ..errors import ConfigError
+from .comparators import Comparator, parse_comparator
+from .pricing import Price, PriceTable, UnknownPriceError
 
 __all__ = ["ModelSpec", "SmartConfig"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from . import _keys as K
+from . import keys as K
 
 __all__ = ["SettledPrefix"]
 
@@ -69,7 +69,7 @@ class SettledPrefix:
 
     def counters(self, counters: Mapping[str, float]) -> dict[str, float]:
         """``counters`` plus, per candidate, the settled prefix's probes and agreements
-        (:func:`~smart_core._keys.prefix_probes`): what the probes after the first one still
+        (:func:`~smart_core.policy.keys.prefix_probes`): what the probes after the first one still
         open wrote is left out. The policy reads its bound at both sizes and keeps the better."""
         later: dict[str, float] = {}
         for probe in self._probes.values():

@@ -13,10 +13,10 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ._answer import Answer
+from ..task.answer import Answer
 
 if TYPE_CHECKING:
-    from ._router import SmartRouter, Ticket
+    from .router import SmartRouter, Ticket
 
 __all__ = ["CUT_SHORT", "AsyncProbeRun", "ProbeRun"]
 

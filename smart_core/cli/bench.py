@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ._cli_console import fail, out, progress
+from .console import fail, out, progress
 
 __all__ = ["bench_app"]
 
@@ -33,9 +33,9 @@ def bench_paper(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Reproduce the SMART paper's simulation (Jo & Trummer 2024) through SMART's policy."""
-    from ._paper import bench_paper as run_bench
-    from ._paper import geometric_mean
-    from ._paper_data import CITATION, DATASETS
+    from ..jobs.paper import bench_paper as run_bench
+    from ..jobs.paper import geometric_mean
+    from ..jobs.paper_data import CITATION, DATASETS
 
     ds = [d.strip() for d in datasets.split(",") if d.strip()]
     unknown = [d for d in ds if d not in DATASETS]
@@ -104,7 +104,7 @@ def bench_overhead(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Per-request decision overhead of the engine, in memory and with SQLite."""
-    from ._overhead import measure_overhead
+    from ..jobs.overhead import measure_overhead
 
     results = [
         measure_overhead("memory://", requests=requests),
@@ -155,7 +155,7 @@ def bench_drift(
 ) -> None:
     """What a shift in agreement does to the guarantee, served with and without drift
     detection: detection delay, false alarms, violations at the end, savings."""
-    from ._drift_bench import run_drift_bench, run_logged_shift_bench, summary_dicts
+    from ..jobs.drift_bench import run_drift_bench, run_logged_shift_bench, summary_dicts
 
     if runs < 1 or requests < 100:
         raise fail("--runs must be >= 1 and --requests >= 100")
@@ -180,7 +180,7 @@ def bench_drift(
             )
         title = f"simulated shift from {before:g} at a random request"
     else:
-        from ._replay import load_replay
+        from ..jobs.replay import load_replay
 
         files = [Path(f.strip()) for f in logged.split(",")]
         if len(files) != 2 or not reference or not candidate:
@@ -244,7 +244,7 @@ def bench_decisions(
 ) -> None:
     """How long the policy takes to decide, by number of candidates and of probes recorded,
     online and in batch mode (the policy alone, no store)."""
-    from ._decision_bench import time_decisions
+    from ..jobs.decision_bench import time_decisions
 
     try:
         ks = [int(k) for k in candidates.split(",")]

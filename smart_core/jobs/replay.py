@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._answer import Answer
-from ._comparators import Comparator, parse_comparator
-from ._config import ModelSpec, SmartConfig
-from ._errors import ReplayFormatError
-from ._usage import Usage
-from .stores import MemoryStore
+from ..errors import ReplayFormatError
+from ..stores import MemoryStore
+from ..task.answer import Answer
+from ..task.comparators import Comparator, parse_comparator
+from ..task.config import ModelSpec, SmartConfig
+from ..task.usage import Usage
 
 __all__ = ["ReplayItem", "ReplayOrder", "ReplayReport", "load_replay", "replay"]
 
@@ -149,7 +149,7 @@ def _spec(model: str, items: Sequence[ReplayItem], prices: dict[str, Any]) -> Mo
 async def _run_order(
     items: Sequence[ReplayItem], config: SmartConfig, comparator: Comparator, seed: int
 ) -> ReplayOrder:
-    from ._router import SmartRouter
+    from ..engine.router import SmartRouter
 
     order = list(items)
     random.Random(seed).shuffle(order)

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import _keys as K
-from ._policy import MixPolicy, current_epoch
+from ..policy import keys as K
+from ..policy.mix_policy import MixPolicy, current_epoch
 
 __all__ = ["Ledger", "RouteStats"]
 

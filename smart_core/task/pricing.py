@@ -12,8 +12,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ._errors import ConfigError
-from ._usage import Usage
+from ..errors import ConfigError
+from .usage import Usage
 
 __all__ = ["DEFAULT_PRICES", "Price", "PriceTable", "UnknownPriceError"]
 

@@ -28,16 +28,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import _keys as K
-from ._answer import Answer
-from ._batch_serving import serve_batch
-from ._certificate import Certificate
-from ._config import SmartConfig
-from ._cooldown import Cooldown
-from ._ledger import Ledger
-from ._policy import Decision, MixPolicy, probe_failure, probe_outcome
-from ._probe_run import CUT_SHORT, AsyncProbeRun, ProbeRun
-from .stores import Store, open_store
+from ..policy import keys as K
+from ..policy.mix_policy import Decision, MixPolicy, probe_failure, probe_outcome
+from ..stores import Store, open_store
+from ..task.answer import Answer
+from ..task.config import SmartConfig
+from .batch_serving import serve_batch
+from .certificate import Certificate
+from .cooldown import Cooldown
+from .ledger import Ledger
+from .probe_run import CUT_SHORT, AsyncProbeRun, ProbeRun
 
 __all__ = ["AsyncProbeRun", "Endpoint", "ProbeRun", "Routed", "SmartRouter", "Ticket"]
 
@@ -215,7 +215,7 @@ class SmartRouter:
 
     def _cooled(self, policy: MixPolicy, decision: Decision) -> Decision:
         """``decision`` moved to the reference if its candidate is cooling down after failing
-        several times in a row (:mod:`smart_core._cooldown`), else ``decision`` itself."""
+        several times in a row (:mod:`smart_core.engine.cooldown`), else ``decision`` itself."""
         route = decision.route
         if route == policy.reference or not self._cooldown.cooling((policy.task, route)):
             return decision

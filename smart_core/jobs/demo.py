@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["DEMO_MODELS", "DemoItem", "DemoResult", "demo_prompt", "make_workload", "run_demo"]
 
@@ -318,7 +318,7 @@ def _run_pipeline(
 
 
 def _start_server(workload: Sequence[DemoItem]) -> Any:
-    from .testing import FakeLLMServer
+    from ..testing import FakeLLMServer
 
     server = FakeLLMServer(responders(workload))
     server.__enter__()
@@ -339,8 +339,8 @@ def _run_engine(
     """Label the workload through ``smart run``'s engine; per-item rows in completion order."""
     import asyncio
 
-    from ._batch import BatchRun, run_batch, timeline
-    from ._providers import make_provider
+    from ..providers.sdk import make_provider
+    from .batch_run import BatchRun, run_batch, timeline
 
     inputs = out / "tickets.jsonl"
     with inputs.open("w", encoding="utf-8") as fh:
@@ -397,7 +397,7 @@ def _summarise(
     seconds: float,
     requests: int | None,
 ) -> DemoResult:
-    from ._charts import plot_run, reference_curve
+    from ..reporting.charts import plot_run, reference_curve
 
     labels = {it.id: it.label for it in workload}
     differing = 0

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 
-from . import _keys as K
-from ._mix import mix_cost, solve_mix
-from ._paper_data import DATASETS, PRICES_PER_1K, PUBLISHED_SAVINGS, REFERENCE
-from ._policy import MixPolicy, probe_outcome
+from ..policy import keys as K
+from ..policy.mix_policy import MixPolicy, probe_outcome
+from ..stats.mix import mix_cost, solve_mix
+from .paper_data import DATASETS, PRICES_PER_1K, PUBLISHED_SAVINGS, REFERENCE
 
 __all__ = ["PaperRow", "PaperRun", "bench_paper", "oracle_savings", "simulate_paper"]
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _keys as K
-from ._config import SmartConfig
-from ._errors import SmartError
-from ._ledger import Ledger
-from ._policy import MixPolicy
-from .stores import Store, open_store
+from ..engine.ledger import Ledger
+from ..errors import SmartError
+from ..policy import keys as K
+from ..policy.mix_policy import MixPolicy
+from ..stores import Store, open_store
+from ..task.config import SmartConfig
 
 __all__ = ["TaskReport", "store_report"]
 

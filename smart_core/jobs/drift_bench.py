@@ -24,13 +24,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import _keys as K
-from ._answer import Answer
-from ._config import ModelSpec, SmartConfig
-from ._replay import ReplayItem
-from ._router import SmartRouter
-from ._usage import Usage
-from .stores import MemoryStore
+from ..engine.router import SmartRouter
+from ..policy import keys as K
+from ..stores import MemoryStore
+from ..task.answer import Answer
+from ..task.config import ModelSpec, SmartConfig
+from ..task.usage import Usage
+from .replay import ReplayItem
 
 __all__ = [
     "DriftRun",

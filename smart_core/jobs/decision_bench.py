@@ -15,9 +15,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from . import _keys as K
-from ._config import ModelSpec, SmartConfig
-from ._policy import MixPolicy
+from ..policy import keys as K
+from ..policy.mix_policy import MixPolicy
+from ..task.config import ModelSpec, SmartConfig
 
 __all__ = ["DecisionTiming", "time_decisions"]
 

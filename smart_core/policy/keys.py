@@ -108,7 +108,7 @@ def compare_errors(route: str) -> str:
 
 def cooled(route: str) -> str:
     """Requests the mix sent to ``route`` that went to the reference instead because ``route``
-    was cooling down after failing several times in a row (see :mod:`smart_core._cooldown`)."""
+    was cooling down after failing several times in a row (:mod:`smart_core.engine.cooldown`)."""
     return f"cooled:{route}"
 
 
@@ -150,7 +150,7 @@ def dropped(route: str) -> str:
 
 def epoch(route: str) -> str:
     """Restarts of ``route`` after its change detector saw its agreement drop (online mode).
-    Its bound then counts only the probes of the current epoch (see :mod:`smart_core._drift`)."""
+    Its bound then counts only the probes of the current epoch (:mod:`smart_core.stats.drift`)."""
     return f"epoch:{route}"
 
 

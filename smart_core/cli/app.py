@@ -12,12 +12,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ._cli_bench import bench_app
-from ._cli_console import err, fail, out, progress
-from ._errors import SmartError
-from ._pricing import Price
-from ._run_console import finish_run, run_progress
-from .testing._cli import fake_server
+from ..errors import SmartError
+from ..task.pricing import Price
+from ..testing._cli import fake_server
+from .bench import bench_app
+from .console import err, fail, out, progress
+from .run_console import finish_run, run_progress
 
 __all__ = ["app", "main"]
 
@@ -77,7 +77,7 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Run the real engine over logged outputs, each order one simulated batch deployment."""
-    from ._replay import replay as run_replay
+    from ..jobs.replay import replay as run_replay
 
     if orders < 1:
         raise fail("--orders must be >= 1")
@@ -240,9 +240,9 @@ def run(
     """
     import asyncio
 
-    from ._batch import BatchRun, run_batch
-    from ._batch_input import check_writable
-    from ._providers import make_provider
+    from ..jobs.batch_input import check_writable
+    from ..jobs.batch_run import BatchRun, run_batch
+    from ..providers.sdk import make_provider
 
     cfg = _load_toml(config)
     unknown = sorted(set(cfg) - _RUN_KEYS)
@@ -298,7 +298,7 @@ def run(
         "max_tokens": int(pick("max_tokens", max_tokens, 256)),
     }
     try:
-        from ._providers import PROVIDERS, parse_model_spec
+        from ..providers.sdk import PROVIDERS, parse_model_spec
 
         endpoints = {}
         named = [("--reference", spec.reference)] + [("--candidates", c) for c in spec.candidates]
@@ -357,7 +357,7 @@ def report_cmd(
     png: Annotated[Path | None, typer.Option(help="Also write a chart to this PNG file.")] = None,
 ) -> None:
     """Per task: requests, spend, reference-only estimate, savings, probes, mix, bounds."""
-    from ._report import store_report
+    from ..reporting.report import store_report
 
     try:
         reports = store_report(store, task)
@@ -378,8 +378,8 @@ def report_cmd(
 
 
 def _report_chart(store: str, reports, png: Path) -> None:
-    from ._batch import timeline
-    from ._charts import plot_ledger, plot_run
+    from ..jobs.batch_run import timeline
+    from ..reporting.charts import plot_ledger, plot_run
 
     rows = timeline(store[len("sqlite:///") :]) if store.startswith("sqlite:///") else []
     ledgers = [r.ledger for r in reports if r.ledger is not None]
@@ -435,7 +435,7 @@ def demo(
     claude-haiku-4-5 (list prices; cheap models err more on hard tickets), then prints and plots
     what was saved and the realized share of answers that differed from the reference's.
     """
-    from ._demo import run_demo
+    from ..jobs.demo import run_demo
 
     if items < 1:
         raise fail("--items must be >= 1")

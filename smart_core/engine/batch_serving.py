@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import _keys as K
+from ..policy import keys as K
 
 if TYPE_CHECKING:
-    from ._router import SmartRouter
+    from .router import SmartRouter
 
 __all__ = ["serve_batch"]
 

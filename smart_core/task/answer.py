@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._usage import Usage
+from .usage import Usage
 
 __all__ = ["Answer"]
 

@@ -14,11 +14,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ._answer import Answer
-from ._config import SmartConfig
-from ._router import SmartRouter
-from ._usage import Usage
-from .stores import open_store
+from ..engine.router import SmartRouter
+from ..stores import open_store
+from ..task.answer import Answer
+from ..task.config import SmartConfig
+from ..task.usage import Usage
 
 __all__ = ["OverheadResult", "measure_overhead"]
 

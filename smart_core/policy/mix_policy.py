@@ -17,7 +17,7 @@ Two guarantees are available:
   agree by definition. With the default finite-population bound, candidate ``c`` is charged
   ``min(R_c, G_c)`` (items routed to it, bound on differing answers among its unprobed items)
   and the batch probes until committing the rest is cheaper than probing on (see
-  :mod:`smart_core._commitment`). With the paper's per-item bound every routed item is charged
+  :mod:`smart_core.policy.commitment`). With the paper's per-item bound every routed item is charged
   ``1 - L`` and routing stops short of ``epsilon * N`` by a margin for the chance fluctuation
   of the answers: the exact Poisson tail (see :func:`realized_budget`).
 """
@@ -31,12 +31,16 @@ from collections import ChainMap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from . import _keys as K
-from ._certificate import Certificate
-from ._commitment import CandidateState, Commitment, cheapest_commitment
-from ._confidence import ConfidenceSequence, FinitePopulationSequence, make_confidence_sequence
-from ._drift import DRIFT_THRESHOLD, CusumState, drift_alternative, epoch_share
-from ._mix import mix_cost, solve_mix
+from ..engine.certificate import Certificate
+from ..stats.confidence import (
+    ConfidenceSequence,
+    FinitePopulationSequence,
+    make_confidence_sequence,
+)
+from ..stats.drift import DRIFT_THRESHOLD, CusumState, drift_alternative, epoch_share
+from ..stats.mix import mix_cost, solve_mix
+from . import keys as K
+from .commitment import CandidateState, Commitment, cheapest_commitment
 
 __all__ = [
     "Decision",
@@ -219,7 +223,7 @@ class MixPolicy:
         self.drift = bool(drift) and not batch_size
         self._prior_costs = dict(prior_costs)
         self._econ_cache: dict[tuple, tuple[tuple[str, ...], bool]] = {}
-        # Drift detectors of this process, per (candidate, epoch): see smart_core._drift.
+        # Drift detectors of this process, per (candidate, epoch): see smart_core.stats.drift.
         self._detectors: dict[tuple[str, int], CusumState] = {}
         self._detectors_lock = threading.Lock()
 
@@ -432,8 +436,8 @@ class MixPolicy:
 
         The remaining items are either probed (the reference answers, the live candidates are
         compared) or served by the cheapest commitment the budget allows now (see
-        :mod:`smart_core._commitment`). Probing goes on while probing longer and committing then
-        is predicted, at today's agreement rates, to cost less than committing now.
+        :mod:`smart_core.policy.commitment`). Probing goes on while probing longer and committing
+        then is predicted, at today's agreement rates, to cost less than committing now.
         """
         assert self.batch_size is not None
         ref = self.reference

@@ -19,8 +19,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.text import Text
 
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the engine only when it runs
-    from ._batch import BatchResult, BatchRun
-    from ._ledger import Ledger
+    from ..engine.ledger import Ledger
+    from ..jobs.batch_run import BatchResult, BatchRun
 
 __all__ = ["finish_run", "routed_shares", "run_progress", "status_line"]
 
@@ -116,8 +116,8 @@ def finish_run(
     as_json: bool,
 ) -> None:
     """Write the report and chart, then print the summary (or the JSON report)."""
-    from ._batch import timeline
-    from ._charts import plot_run
+    from ..jobs.batch_run import timeline
+    from ..reporting.charts import plot_run
 
     doc = result.to_dict()
     doc["report"] = str(report_path)

@@ -35,8 +35,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._answer import Answer
-from ._batch_input import (
+from ..engine.certificate import Certificate
+from ..engine.ledger import Ledger
+from ..engine.router import Endpoint, SmartRouter, Ticket
+from ..errors import ConfigError, SmartError
+from ..policy.mix_policy import Decision
+from ..policy.settled_prefix import SettledPrefix
+from ..providers.sdk import PROVIDERS, ProviderError
+from ..task.answer import Answer
+from ..task.config import SmartConfig
+from ..task.usage import Usage
+from .batch_input import (
     BatchItem,
     check_prompt,
     check_writable,
@@ -45,15 +54,6 @@ from ._batch_input import (
     render_prompt,
     run_record,
 )
-from ._certificate import Certificate
-from ._config import SmartConfig
-from ._errors import ConfigError, SmartError
-from ._ledger import Ledger
-from ._policy import Decision
-from ._providers import PROVIDERS, ProviderError
-from ._router import Endpoint, SmartRouter, Ticket
-from ._settled_prefix import SettledPrefix
-from ._usage import Usage
 
 __all__ = ["BatchItem", "BatchResult", "BatchRun", "load_items", "run_batch"]
 
@@ -380,7 +380,7 @@ async def run_batch(
     sem = asyncio.Semaphore(max(1, run.concurrency))
     lock = asyncio.Lock()  # one decision at a time: each sees the previous reservation
     # Decision order is known here, so the bounds use the probes settled in that order (rather
-    # than count every probe in flight as differing); see smart_core._settled_prefix.
+    # than count every probe in flight as differing); see smart_core.policy.settled_prefix.
     prefix = SettledPrefix()
     probe_seq: dict[str, int] = {}
     # The items on which the reference failed since its last answer, with the last error. Every

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["BatchItem", "check_prompt", "load_items", "render_prompt"]
 
