@@ -9,7 +9,6 @@ and tracers, and their cost goes to SMART's ledger only.
 
 from __future__ import annotations
 
-import re
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -23,24 +22,15 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import BaseModel, PrivateAttr
 
-from smart_core import (
-    Answer,
-    ConfigError,
-    Ledger,
-    PriceTable,
-    Routed,
-    SmartConfig,
-    SmartRouter,
-    Ticket,
-)
+from smart_core import Answer, ConfigError, Ledger, Routed, SmartConfig, SmartRouter
+from smart_core.engine.drivers import Calls
+from smart_core.engine.framework_adapter import check_task, config_for, model_name_of
 
 from ._batch_order import drawn_order, in_input_order
 from ._convert import MessageMatch, answer_from_message, chunk_from_message
 from ._usage import UsageWarnings, estimated_usage, reporting_usage
 
 __all__ = ["SmartChatModel"]
-
-_TASK = re.compile(r"^[A-Za-z0-9\-_.:/]+$")
 
 # Call kwargs that are SMART's own and never reach an inner model.
 _TASK_KEY = "smart_task"
@@ -50,15 +40,14 @@ _PRIVATE = frozenset({_TASK_KEY, _TOOLS_KEY, _STRUCTURED_KEY, "model", "tools", 
 
 
 def _model_name(model: Any, where: str) -> str:
-    for attr in ("model_name", "model", "model_id"):
-        value = getattr(model, attr, None)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    raise ConfigError(
-        f"{where}: cannot tell which model this {type(model).__name__} calls (it has no "
-        "`model_name` or `model` string); SMART keys prices and statistics by model name, so "
-        "set the inner model's `model=`"
-    )
+    name = model_name_of(model)
+    if not name:
+        raise ConfigError(
+            f"{where}: cannot tell which model this {type(model).__name__} calls (it has no "
+            "`model_name` or `model` string); SMART keys prices and statistics by model name, so "
+            "set the inner model's `model=`"
+        )
+    return name
 
 
 def _unbind(runnable: Runnable[Any, Any]) -> tuple[BaseChatModel, dict[str, Any]]:
@@ -147,34 +136,23 @@ class SmartChatModel(BaseChatModel):
         super().__init__(**kwargs)
         self._models = self._named_models()
         names = list(self._models)
-        try:
-            self._config = SmartConfig(
-                task=self.task,
-                epsilon=self.epsilon,
-                delta=self.delta,
-                reference=names[0],
-                candidates=names[1:],
-                expected_requests=self.expected_requests,
-                batch_size=self.batch_size,
-                audit_rate=self.audit_rate,
-                comparator=MessageMatch() if self.comparator is None else self.comparator,
-                method=self.method,
-                prices=self.prices or {},
-                delta_weights=self.delta_weights,
-                store=self.store if isinstance(self.store, str) else "memory://",
-            )
-        except ConfigError as exc:
-            unpriced = [
-                n for n in names if n not in (self.prices or {}) and PriceTable().lookup(n) is None
-            ]
-            if not unpriced:
-                raise
-            where = "; ".join(f"{n!r} from {self._where(n)}" for n in unpriced)
-            example = ", ".join(f"{n!r}: (1.0, 4.0)" for n in unpriced)
-            raise ConfigError(
-                f"no price known for {where}; pass prices in USD per 1M tokens (input, "
-                f"output): SmartChatModel(..., prices={{{example}}})"
-            ) from exc
+        self._config = config_for(
+            "SmartChatModel",
+            names,
+            {n: self._field(i) for i, n in enumerate(names)},
+            sources={n: self._source(n) for n in names},
+            prices=self.prices,
+            task=self.task,
+            epsilon=self.epsilon,
+            delta=self.delta,
+            expected_requests=self.expected_requests,
+            batch_size=self.batch_size,
+            audit_rate=self.audit_rate,
+            comparator=MessageMatch() if self.comparator is None else self.comparator,
+            method=self.method,
+            delta_weights=self.delta_weights,
+            store=self.store if isinstance(self.store, str) else "memory://",
+        )
         self._router = SmartRouter(self._config, store=self.store, seed=self.seed)
         self._router.wait_for_probes = self.wait_for_probes
 
@@ -197,13 +175,14 @@ class SmartChatModel(BaseChatModel):
             where[name] = field
         return models
 
-    def _where(self, name: str) -> str:
-        for i, (key, model) in enumerate(self._models.items()):
-            if key == name:
-                field = "reference" if i == 0 else f"candidates[{i - 1}]"
-                attr = "model_name" if hasattr(model, "model_name") else "model"
-                return f"{field}, {type(model).__name__}.{attr}"
-        return "unknown model"
+    @staticmethod
+    def _field(i: int) -> str:
+        return "reference" if i == 0 else f"candidates[{i - 1}]"
+
+    def _source(self, name: str) -> str:
+        model = self._models[name]
+        attr = "model_name" if hasattr(model, "model_name") else "model"
+        return f"{type(model).__name__}.{attr}"
 
     # -- what users read -----------------------------------------------------------------------
 
@@ -483,13 +462,8 @@ class SmartChatModel(BaseChatModel):
         task = kwargs.get(_TASK_KEY)
         if not task and run_manager is not None:
             task = (getattr(run_manager, "metadata", None) or {}).get(_TASK_KEY)
-        task = task or self.task
-        if not isinstance(task, str) or not _TASK.match(task):
-            raise ConfigError(
-                f"smart_task must be a non-empty name of letters, digits and '-_.:/', got "
-                f"{task!r}; e.g. config={{'metadata': {{'smart_task': 'ticket-triage'}}}}"
-            )
-        return task
+        example = "config={'metadata': {'smart_task': 'ticket-triage'}}"
+        return check_task(task or self.task, example)
 
     def _forced(self, kwargs: Mapping[str, Any]) -> str | None:
         """``model=`` picks an inner model directly (outside the guarantee and the ledger)."""
@@ -544,6 +518,12 @@ class SmartChatModel(BaseChatModel):
             self._usage_warnings.warn(name, self._models[name])
         return answer
 
+    def _result_answer(self, result: ChatResult, name: str, prompt: list[BaseMessage]) -> Answer:
+        """A whole answer, carrying LangChain's ``ChatResult`` to hand back to the user."""
+        answer = self._answer(result.generations[0].message, name, prompt)
+        answer.raw = result
+        return answer
+
     def _streamed_answer(
         self, chunks: list[ChatGenerationChunk], name: str, prompt: list[BaseMessage]
     ) -> Answer:
@@ -552,44 +532,83 @@ class SmartChatModel(BaseChatModel):
             return Answer(text="", model=name)
         return self._answer(merged.message, name, prompt)
 
-    def _metadata(self, routed: Routed, *, fallback: bool) -> dict[str, Any]:
+    def _metadata(self, routed: Routed) -> dict[str, Any]:
         meta = routed.certificate.to_dict()
         meta.update(
             route=routed.route,
             probe=routed.probe,
-            fallback=fallback,
+            fallback=routed.fallback,
             request_id=routed.request_id,
             cost=routed.cost,
         )
         return meta
 
-    # -- probes ----------------------------------------------------------------------------------
+    def _result(self, routed: Routed) -> ChatResult:
+        """The routed model's ``ChatResult``, its message carrying the certificate."""
+        result: ChatResult = routed.answer.raw
+        result.generations[0].message.response_metadata["smart"] = self._metadata(routed)
+        return result
 
-    def _probe_call(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
-    ) -> Callable[[str], Answer]:
-        def call(name: str) -> Answer:
+    # -- how the serving flow reaches the inner models -------------------------------------------
+    # Calls answering the user get this model's run manager (one traced run per user call);
+    # probe calls get none, so they stay invisible to the user's callbacks and tracers.
+
+    def _calls(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+    ) -> Calls:
+        def call(name: str, manager: CallbackManagerForLLMRun | None = run_manager) -> Answer:
             inner, call_kwargs = self._prepare(name, kwargs, stream=False)
             result = inner._generate_with_cache(
-                messages, stop=stop, run_manager=None, **call_kwargs
+                messages, stop=stop, run_manager=manager, **call_kwargs
             )
-            return self._answer(result.generations[0].message, name, messages)
+            return self._result_answer(result, name, messages)
 
-        return call
+        return Calls(call, lambda name: call(name, None))
 
-    def _aprobe_call(
-        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: Mapping[str, Any]
-    ) -> Callable[[str], Any]:
-        async def call(name: str) -> Answer:
+    def _acalls(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+    ) -> Calls:
+        async def call(
+            name: str, manager: AsyncCallbackManagerForLLMRun | None = run_manager
+        ) -> Answer:
             inner, call_kwargs = self._prepare(name, kwargs, stream=False)
             result = await inner._agenerate_with_cache(
-                messages, stop=stop, run_manager=None, **call_kwargs
+                messages, stop=stop, run_manager=manager, **call_kwargs
             )
-            return self._answer(result.generations[0].message, name, messages)
+            return self._result_answer(result, name, messages)
 
-        return call
+        return Calls(call, lambda name: call(name, None))
 
-    # -- generate --------------------------------------------------------------------------------
+    def _stream_calls(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: Any,
+        kwargs: Mapping[str, Any],
+        *,
+        is_async: bool,
+    ) -> Calls:
+        if is_async:
+            probe = self._acalls(messages, stop, None, kwargs).probe
+            relay: Any = self._inner_astream
+        else:
+            probe = self._calls(messages, stop, None, kwargs).probe
+            relay = self._inner_stream
+        return Calls(
+            call=lambda name: relay(name, messages, stop, run_manager, kwargs),
+            probe=probe,
+            streamed=lambda name, chunks: self._streamed_answer(chunks, name, messages),
+        )
+
+    # -- generate and stream: the serving flow, run by the router's drivers ------------------------
 
     def _generate(
         self,
@@ -599,28 +618,12 @@ class SmartChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         stop = self._stop(stop)
+        calls = self._calls(messages, stop, run_manager, kwargs)
         forced = self._forced(kwargs)
         if forced is not None:
-            return self._call(forced, messages, stop, run_manager, kwargs)
-        router = self._router
-        ticket = router.begin(self._task_of(kwargs, run_manager))
-        probes = router.start_probes(ticket, self._probe_call(messages, stop, kwargs))
-        try:
-            result = self._call(ticket.route, messages, stop, run_manager, kwargs)
-        except Exception as exc:
-            probes.cancel()
-            if not self._can_fall_back(ticket):
-                raise
-            ticket = router.fall_back(ticket, exc)
-            result = self._call(ticket.route, messages, stop, run_manager, kwargs)
-        except BaseException:
-            probes.cancel()
-            raise
-        message = result.generations[0].message
-        routed = router.finish(ticket, self._answer(message, ticket.route, messages))
-        probes.settle(routed.answer)
-        message.response_metadata["smart"] = self._metadata(routed, fallback=ticket.fallback)
-        return result
+            return calls.call(forced).raw
+        task = self._task_of(kwargs, run_manager)
+        return self._result(self._router.serve(calls, task=task))
 
     async def _agenerate(
         self,
@@ -630,59 +633,12 @@ class SmartChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         stop = self._stop(stop)
+        calls = self._acalls(messages, stop, run_manager, kwargs)
         forced = self._forced(kwargs)
         if forced is not None:
-            return await self._acall(forced, messages, stop, run_manager, kwargs)
-        router = self._router
-        ticket = await router.abegin(self._task_of(kwargs, run_manager))
-        probes = router.astart_probes(ticket, self._aprobe_call(messages, stop, kwargs))
-        try:
-            result = await self._acall(ticket.route, messages, stop, run_manager, kwargs)
-        except Exception as exc:
-            probes.cancel()
-            if not self._can_fall_back(ticket):
-                raise
-            ticket = await router.afall_back(ticket, exc)
-            result = await self._acall(ticket.route, messages, stop, run_manager, kwargs)
-        except BaseException:
-            probes.cancel()
-            raise
-        message = result.generations[0].message
-        routed = await router.afinish(ticket, self._answer(message, ticket.route, messages))
-        await probes.asettle(routed.answer)
-        message.response_metadata["smart"] = self._metadata(routed, fallback=ticket.fallback)
-        return result
-
-    def _can_fall_back(self, ticket: Ticket) -> bool:
-        return ticket.route != self._config.reference.name
-
-    def _call(
-        self,
-        name: str,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        run_manager: CallbackManagerForLLMRun | None,
-        kwargs: Mapping[str, Any],
-    ) -> ChatResult:
-        inner, call_kwargs = self._prepare(name, kwargs, stream=False)
-        return inner._generate_with_cache(
-            messages, stop=stop, run_manager=run_manager, **call_kwargs
-        )
-
-    async def _acall(
-        self,
-        name: str,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        run_manager: AsyncCallbackManagerForLLMRun | None,
-        kwargs: Mapping[str, Any],
-    ) -> ChatResult:
-        inner, call_kwargs = self._prepare(name, kwargs, stream=False)
-        return await inner._agenerate_with_cache(
-            messages, stop=stop, run_manager=run_manager, **call_kwargs
-        )
-
-    # -- stream ----------------------------------------------------------------------------------
+            return (await calls.call(forced)).raw
+        task = self._task_of(kwargs, run_manager)
+        return self._result(await self._router.aserve(calls, task=task))
 
     def _stream(
         self,
@@ -696,40 +652,10 @@ class SmartChatModel(BaseChatModel):
         if forced is not None:
             yield from self._inner_stream(forced, messages, stop, run_manager, kwargs)
             return
-        router = self._router
-        ticket = router.begin(self._task_of(kwargs, run_manager))
-        probes = router.start_probes(ticket, self._probe_call(messages, stop, kwargs))
-        chunks: list[ChatGenerationChunk] = []
-        held: ChatGenerationChunk | None = None  # one chunk held back to carry the metadata
-        yielded = False
-        try:
-            while True:
-                try:
-                    for chunk in self._inner_stream(
-                        ticket.route, messages, stop, run_manager, kwargs
-                    ):
-                        if held is not None:
-                            yield held
-                            yielded = True
-                        held = chunk
-                        chunks.append(chunk)
-                    break
-                except Exception as exc:
-                    probes.cancel()
-                    if yielded:  # part of the answer is out: count the failure, then raise
-                        router.record_failure(ticket, exc)
-                        raise
-                    if not self._can_fall_back(ticket):
-                        raise
-                    ticket = router.fall_back(ticket, exc)
-                    chunks, held = [], None
-        except BaseException:
-            probes.cancel()
-            raise
-        answer = self._streamed_answer(chunks, ticket.route, messages)
-        routed = router.finish(ticket, answer)
-        probes.settle(routed.answer)
-        yield _annotated(held, self._metadata(routed, fallback=ticket.fallback))
+        calls = self._stream_calls(messages, stop, run_manager, kwargs, is_async=False)
+        task = self._task_of(kwargs, run_manager)
+        for out in self._router.serve_stream(calls, task=task):
+            yield out.chunk if out.routed is None else self._last(out.chunk, out.routed)
 
     async def _astream(
         self,
@@ -744,40 +670,13 @@ class SmartChatModel(BaseChatModel):
             async for chunk in self._inner_astream(forced, messages, stop, run_manager, kwargs):
                 yield chunk
             return
-        router = self._router
-        ticket = await router.abegin(self._task_of(kwargs, run_manager))
-        probes = router.astart_probes(ticket, self._aprobe_call(messages, stop, kwargs))
-        chunks: list[ChatGenerationChunk] = []
-        held: ChatGenerationChunk | None = None
-        yielded = False
-        try:
-            while True:
-                try:
-                    async for chunk in self._inner_astream(
-                        ticket.route, messages, stop, run_manager, kwargs
-                    ):
-                        if held is not None:
-                            yield held
-                            yielded = True
-                        held = chunk
-                        chunks.append(chunk)
-                    break
-                except Exception as exc:
-                    probes.cancel()
-                    if yielded:  # part of the answer is out: count the failure, then raise
-                        await router.arecord_failure(ticket, exc)
-                        raise
-                    if not self._can_fall_back(ticket):
-                        raise
-                    ticket = await router.afall_back(ticket, exc)
-                    chunks, held = [], None
-        except BaseException:
-            probes.cancel()
-            raise
-        answer = self._streamed_answer(chunks, ticket.route, messages)
-        routed = await router.afinish(ticket, answer)
-        await probes.asettle(routed.answer)
-        yield _annotated(held, self._metadata(routed, fallback=ticket.fallback))
+        calls = self._stream_calls(messages, stop, run_manager, kwargs, is_async=True)
+        task = self._task_of(kwargs, run_manager)
+        async for out in self._router.aserve_stream(calls, task=task):
+            yield out.chunk if out.routed is None else self._last(out.chunk, out.routed)
+
+    def _last(self, chunk: ChatGenerationChunk | None, routed: Routed) -> ChatGenerationChunk:
+        return _annotated(chunk, self._metadata(routed))
 
     def _inner_stream(
         self,

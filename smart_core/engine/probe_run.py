@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from ..task.answer import Answer
 
 if TYPE_CHECKING:
-    from .router import SmartRouter, Ticket
+    from .router import SmartRouter
+    from .ticket import Ticket
 
 __all__ = ["CUT_SHORT", "AsyncProbeRun", "ProbeRun"]
 
@@ -25,11 +26,15 @@ class AsyncProbeRun:
     """The candidate calls of one probe, running as tasks beside the reference call."""
 
     def __init__(
-        self, router: SmartRouter, ticket: Ticket, call: Callable[[str], Awaitable[Answer]]
+        self,
+        router: SmartRouter,
+        ticket: Ticket,
+        call: Callable[[str], Awaitable[Answer]],
+        models: Sequence[str],
     ) -> None:
         self._router = router
         self._ticket = ticket
-        self._tasks = {c: asyncio.ensure_future(call(c)) for c in ticket.probe_models}
+        self._tasks = {m: asyncio.ensure_future(call(m)) for m in models}
 
     def cancel(self) -> None:
         """Abandon the probe (the reference failed or the request was re-routed)."""
@@ -79,6 +84,7 @@ class ProbeRun:
         ticket: Ticket,
         pool: ThreadPoolExecutor,
         call: Callable[[str], Answer],
+        models: Sequence[str],
     ) -> None:
         self._router = router
         self._ticket = ticket
@@ -87,9 +93,7 @@ class ProbeRun:
         self._cancelled = False
         self._finished = False
         self._done = threading.Event()
-        self._futures: dict[str, Future[Answer]] = {
-            c: pool.submit(call, c) for c in ticket.probe_models
-        }
+        self._futures: dict[str, Future[Answer]] = {m: pool.submit(call, m) for m in models}
         self._pending = len(self._futures)
         if not self._futures:
             self._finished = True

@@ -23,21 +23,33 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
+from ..policy import Decision, Policy, policy_for, probe_failure, probe_outcome
 from ..policy import keys as K
-from ..policy.mix_policy import Decision, MixPolicy, probe_failure, probe_outcome
 from ..stores import Store, open_store
 from ..task.answer import Answer
 from ..task.config import SmartConfig
 from .batch_serving import serve_batch
-from .certificate import Certificate
 from .cooldown import Cooldown
+from .drivers import (
+    AsyncPerformer,
+    Calls,
+    Performer,
+    Streamed,
+    arun_flow,
+    astream_flow,
+    run_flow,
+    stream_flow,
+)
+from .flow import serve_flow
 from .ledger import Ledger
 from .probe_run import CUT_SHORT, AsyncProbeRun, ProbeRun
+from .routes import RouteTable
+from .ticket import Routed, Ticket
 
 __all__ = ["AsyncProbeRun", "Endpoint", "ProbeRun", "Routed", "SmartRouter", "Ticket"]
 
@@ -63,49 +75,6 @@ CUT_SHORT_WARNING = (
     "probes count as differing answers, so the candidates look worse than they are. Await "
     "router.aflush() before the loop ends, use router.run(), or serve from one long-lived loop."
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """The answer the user gets, who gave it, what the whole request cost, and the certificate."""
-
-    answer: Answer
-    route: str
-    probe: bool
-    cost: float
-    certificate: Certificate
-    request_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """One request reserved in the store: which model answers it and which are probed beside it.
-
-    ``route`` is the model to call for the user's answer (the reference on a probe or after a
-    fallback); ``probe_models`` are the candidates to call alongside it and compare.
-    """
-
-    request_id: str
-    decision: Decision
-    route: str
-    fallback: bool = False
-
-    @property
-    def task(self) -> str:
-        return self.decision.certificate.task
-
-    @property
-    def probe(self) -> bool:
-        return self.decision.probe and not self.fallback
-
-    @property
-    def probe_models(self) -> tuple[str, ...]:
-        return self.decision.probe_models if self.probe else ()
-
-    @property
-    def certificate(self) -> Certificate:
-        cert = self.decision.certificate
-        return cert if cert.route == self.route else replace(cert, route=self.route)
 
 
 class SmartRouter:
@@ -143,7 +112,7 @@ class SmartRouter:
         self.rng = random.Random(seed)
         self.wait_for_probes = wait_for_probes
         self.max_background_probes = max_background_probes
-        self._policies: dict[str, MixPolicy] = {}
+        self._policies: dict[str, Policy] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._threaded: set[ProbeRun] = set()
         self._threaded_lock = threading.Lock()
@@ -151,15 +120,19 @@ class SmartRouter:
         self._table = config.price_table
         self._warned: set[tuple[str, str]] = set()
         self._cooldown = Cooldown(config.cooldown_after, config.cooldown_seconds, clock)
+        #: The routes every task of this config may take, by name.
+        self.routes = RouteTable.of_models(
+            config.reference.name, [c.name for c in config.candidates]
+        )
 
     # -- policy and state ----------------------------------------------------------------------
 
-    def policy(self, task: str | None = None) -> MixPolicy:
+    def policy(self, task: str | None = None) -> Policy:
         """The policy of ``task`` (default: the config's task)."""
         name = task or self.config.task
         policy = self._policies.get(name)
         if policy is None:
-            policy = self._policies[name] = MixPolicy.from_config(self.config, task=name)
+            policy = self._policies[name] = policy_for(self.config, task=name)
             self._record_config(name)
         return policy
 
@@ -207,13 +180,13 @@ class SmartRouter:
             await self.store.aadd(policy.task, cooled.increments, event_id=event)
         return cooled
 
-    def _cool(self, policy: MixPolicy, decision: Decision, request_id: str | None) -> Decision:
+    def _cool(self, policy: Policy, decision: Decision, request_id: str | None) -> Decision:
         cooled = self._cooled(policy, decision)
         if cooled is not decision:
             self.store.add(policy.task, cooled.increments, event_id=_cooling(request_id))
         return cooled
 
-    def _cooled(self, policy: MixPolicy, decision: Decision) -> Decision:
+    def _cooled(self, policy: Policy, decision: Decision) -> Decision:
         """``decision`` moved to the reference if its candidate is cooling down after failing
         several times in a row (:mod:`smart_core.engine.cooldown`), else ``decision`` itself."""
         route = decision.route
@@ -254,17 +227,13 @@ class SmartRouter:
         self._cooldown.succeeded((ticket.task, ticket.route))
         answer, cost, inc = self._finishing(ticket, answer)
         self.store.add(ticket.task, inc, event_id=ticket.request_id)
-        return Routed(
-            answer, ticket.route, ticket.probe, cost, ticket.certificate, ticket.request_id
-        )
+        return _routed(ticket, answer, cost)
 
     async def afinish(self, ticket: Ticket, answer: Answer) -> Routed:
         self._cooldown.succeeded((ticket.task, ticket.route))
         answer, cost, inc = self._finishing(ticket, answer)
         await self.store.aadd(ticket.task, inc, event_id=ticket.request_id)
-        return Routed(
-            answer, ticket.route, ticket.probe, cost, ticket.certificate, ticket.request_id
-        )
+        return _routed(ticket, answer, cost)
 
     def fall_back(self, ticket: Ticket, error: BaseException | None = None) -> Ticket:
         """Record that the routed candidate failed and re-route the request to the reference.
@@ -312,7 +281,8 @@ class SmartRouter:
 
     def start_probes(self, ticket: Ticket, call: Callable[[str], Answer]) -> ProbeRun:
         """Call ``call(model)`` for each of the ticket's probe candidates in worker threads."""
-        run = ProbeRun(self, ticket, self._executor(), call)
+        models = self.routes.models_to_probe(ticket.probe_models)
+        run = ProbeRun(self, ticket, self._executor(), call, models)
         if ticket.probe_models:
             with self._threaded_lock:
                 self._threaded.add(run)
@@ -322,7 +292,7 @@ class SmartRouter:
         self, ticket: Ticket, call: Callable[[str], Awaitable[Answer]]
     ) -> AsyncProbeRun:
         """Start ``await call(model)`` for each of the ticket's probe candidates as tasks."""
-        return AsyncProbeRun(self, ticket, call)
+        return AsyncProbeRun(self, ticket, call, self.routes.models_to_probe(ticket.probe_models))
 
     def record_probe(
         self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
@@ -343,6 +313,35 @@ class SmartRouter:
 
     # -- serving through endpoints ---------------------------------------------------------------
 
+    def serve(
+        self, calls: Calls, *, task: str | None = None, request_id: str | None = None
+    ) -> Routed:
+        """Serve one request through the serving flow, calling models with ``calls``' sync
+        callables (see :class:`~smart_core.engine.drivers.Calls`)."""
+        flow = serve_flow(self.routes, task, request_id)
+        return run_flow(flow, Performer(self, calls))
+
+    async def aserve(
+        self, calls: Calls, *, task: str | None = None, request_id: str | None = None
+    ) -> Routed:
+        """Async twin of :meth:`serve` (``calls`` holds async callables)."""
+        flow = serve_flow(self.routes, task, request_id)
+        return await arun_flow(flow, AsyncPerformer(self, calls))
+
+    def serve_stream(
+        self, calls: Calls, *, task: str | None = None, request_id: str | None = None
+    ) -> Iterator[Streamed]:
+        """Serve one request, relaying the answering model's chunks as they come; the last
+        :class:`~smart_core.engine.drivers.Streamed` carries the ``Routed``."""
+        return stream_flow(serve_flow(self.routes, task, request_id), Performer(self, calls))
+
+    def aserve_stream(
+        self, calls: Calls, *, task: str | None = None, request_id: str | None = None
+    ) -> AsyncIterator[Streamed]:
+        """Async twin of :meth:`serve_stream`."""
+        flow = serve_flow(self.routes, task, request_id)
+        return astream_flow(flow, AsyncPerformer(self, calls))
+
     async def arun(
         self, request: Any, *, task: str | None = None, request_id: str | None = None
     ) -> Routed:
@@ -352,22 +351,11 @@ class SmartRouter:
                 "SmartRouter.arun() needs endpoints; pass `endpoints={model: async_callable}` "
                 "or drive begin()/finish() yourself"
             )
-        ticket = await self.abegin(task, request_id=request_id)
-        probes = self.astart_probes(ticket, lambda model: self._acall(model, request))
-        try:
-            answer = await self._acall(ticket.route, request)
-        except asyncio.CancelledError:
-            probes.cancel()
-            raise
-        except Exception as exc:
-            probes.cancel()
-            if ticket.route == self.config.reference.name:
-                raise
-            ticket = await self.afall_back(ticket, exc)
-            answer = await self._acall(ticket.route, request)
-        routed = await self.afinish(ticket, answer)
-        await probes.asettle(routed.answer)
-        return routed
+
+        def call(model: str) -> Awaitable[Answer]:
+            return self._acall(model, request)
+
+        return await self.aserve(Calls(call, call), task=task, request_id=request_id)
 
     async def arun_batch(
         self,
@@ -470,7 +458,7 @@ class SmartRouter:
         comparator = self.config.comparator
         inc: dict[str, float] = {}
         for c in ticket.probe_models:
-            answer = answers.get(c, CUT_SHORT)
+            answer = self.routes[c].probe_answer(answers)
             if answer is CUT_SHORT or isinstance(answer, asyncio.CancelledError):
                 # Never answered because the call was cancelled (the loop ended, the router was
                 # closed), not because it failed: routed, this call would have run and served
@@ -572,6 +560,18 @@ class SmartRouter:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _routed(ticket: Ticket, answer: Answer, cost: float) -> Routed:
+    return Routed(
+        answer,
+        ticket.route,
+        ticket.probe,
+        cost,
+        ticket.certificate,
+        ticket.request_id,
+        ticket.fallback,
+    )
 
 
 def _comparator_name(config: SmartConfig) -> str:

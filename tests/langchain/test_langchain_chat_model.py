@@ -77,7 +77,7 @@ def test_a_model_without_price_names_the_field_and_the_fix() -> None:
     with pytest.raises(ConfigError) as info:
         make(None, FakeChat(model_name="my-model"))
     message = str(info.value)
-    assert "'my-model' from candidates[0], FakeChat.model_name" in message
+    assert "candidates[0] (FakeChat.model_name = 'my-model')" in message
     assert "prices={'my-model': (1.0, 4.0)}" in message
 
 

@@ -1,0 +1,283 @@
+"""Drivers of the serving flow (:mod:`.flow`): they perform its effects and feed it the results.
+
+A :class:`Performer` performs one effect against a :class:`~smart_core.SmartRouter` and the
+caller's :class:`Calls`; :func:`run_flow` drives a flow with it to the end. The async twins do
+the same with ``await``. The streaming drivers relay the answering call's chunks to the caller as
+they come, holding back the last one (it carries the certificate once the answer is recorded)
+and any that show the user nothing yet (so a call failing before that still falls back).
+
+Jobs with their own state (``smart run``, the paper simulation) subclass a performer and
+override the steps they do differently; the flow stays the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..task.answer import Answer
+from .effects import (
+    Begin,
+    Call,
+    Delivered,
+    Effect,
+    FallBack,
+    Finish,
+    RecordFailure,
+    Settle,
+    StartProbes,
+)
+from .ticket import Routed, Ticket
+
+if TYPE_CHECKING:
+    from .router import SmartRouter
+
+__all__ = [
+    "AsyncPerformer",
+    "Calls",
+    "Performer",
+    "Streamed",
+    "arun_flow",
+    "astream_flow",
+    "run_flow",
+    "stream_flow",
+]
+
+Flow = Generator[Effect, Any, Any]
+
+
+def _always(_: Any) -> bool:
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Calls:
+    """How the caller reaches its models (sync callables, or async ones for the async drivers).
+
+    ``call(model)`` answers the user: an :class:`Answer` (the framework's own result in
+    ``Answer.raw``), or for the streaming drivers an iterator of the framework's chunks.
+    ``probe(model)`` is a probe's call, invisible to the user (no callbacks, no tracing).
+    Streaming only: ``streamed(model, chunks)`` turns the chunks into an :class:`Answer`
+    (``None`` if there is nothing to record), and ``shows(chunk)`` says whether a chunk shows
+    the user anything.
+    """
+
+    call: Callable[[str], Any]
+    probe: Callable[[str], Any]
+    streamed: Callable[[str, list[Any]], Answer | None] | None = None
+    shows: Callable[[Any], bool] = _always
+
+
+@dataclass(frozen=True, slots=True)
+class Streamed:
+    """One chunk relayed to the caller; ``routed`` is set on the last one (whose ``chunk`` is
+    ``None`` when the stream had none)."""
+
+    chunk: Any
+    ticket: Ticket
+    routed: Routed | None = None
+
+
+class Performer:
+    """Performs the flow's effects synchronously, against ``router`` and ``calls``."""
+
+    def __init__(self, router: SmartRouter, calls: Calls) -> None:
+        self.router = router
+        self.calls = calls
+
+    def __call__(self, effect: Effect) -> Any:
+        return getattr(self, _STEP[type(effect)])(effect)
+
+    def begin(self, e: Begin) -> Ticket:
+        return self.router.begin(e.task, request_id=e.request_id)
+
+    def start_probes(self, e: StartProbes) -> Any:
+        if not e.ticket.probe_models:
+            return None
+        return self.router.start_probes(e.ticket, self.calls.probe)
+
+    def call(self, e: Call) -> Answer | None:
+        return self.calls.call(e.model)
+
+    def fall_back(self, e: FallBack) -> Ticket:
+        return self.router.fall_back(e.ticket, e.error)
+
+    def record_failure(self, e: RecordFailure) -> None:
+        self.router.record_failure(e.ticket, e.error)
+
+    def finish(self, e: Finish) -> Routed:
+        return self.router.finish(e.ticket, e.answer)
+
+    def settle(self, e: Settle) -> None:
+        e.probes.settle(e.answer)
+
+
+class AsyncPerformer:
+    """Performs the flow's effects with ``await``, against ``router`` and async ``calls``."""
+
+    def __init__(self, router: SmartRouter, calls: Calls) -> None:
+        self.router = router
+        self.calls = calls
+
+    async def __call__(self, effect: Effect) -> Any:
+        return await getattr(self, _STEP[type(effect)])(effect)
+
+    async def begin(self, e: Begin) -> Ticket:
+        return await self.router.abegin(e.task, request_id=e.request_id)
+
+    async def start_probes(self, e: StartProbes) -> Any:
+        if not e.ticket.probe_models:
+            return None
+        return self.router.astart_probes(e.ticket, self.calls.probe)
+
+    async def call(self, e: Call) -> Answer | None:
+        return await self.calls.call(e.model)
+
+    async def fall_back(self, e: FallBack) -> Ticket:
+        return await self.router.afall_back(e.ticket, e.error)
+
+    async def record_failure(self, e: RecordFailure) -> None:
+        await self.router.arecord_failure(e.ticket, e.error)
+
+    async def finish(self, e: Finish) -> Routed:
+        return await self.router.afinish(e.ticket, e.answer)
+
+    async def settle(self, e: Settle) -> None:
+        await e.probes.asettle(e.answer)
+
+
+_STEP: dict[type, str] = {
+    Begin: "begin",
+    StartProbes: "start_probes",
+    Call: "call",
+    FallBack: "fall_back",
+    RecordFailure: "record_failure",
+    Finish: "finish",
+    Settle: "settle",
+}
+
+
+def run_flow(flow: Flow, perform: Callable[[Effect], Any]) -> Any:
+    """Drive ``flow`` to its end, performing each effect; returns the flow's result."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            value, error = perform(effect), None
+        except BaseException as exc:
+            value, error = None, exc
+
+
+async def arun_flow(flow: Flow, perform: Callable[[Effect], Awaitable[Any]]) -> Any:
+    """Drive ``flow`` to its end, awaiting each effect; returns the flow's result."""
+    value: Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            effect = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            return stop.value
+        try:
+            value, error = await perform(effect), None
+        except BaseException as exc:
+            value, error = None, exc
+
+
+def stream_flow(flow: Flow, perform: Performer) -> Iterator[Streamed]:
+    """Drive ``flow``, relaying the answering call's chunks (``perform.calls.call(model)``
+    iterates them) as :class:`Streamed` records; the last one carries the ``Routed``."""
+    calls = perform.calls
+    value: Any = None
+    error: BaseException | None = None
+    pending: list[Any] = []  # chunks read but not yet relayed
+    ticket: Ticket | None = None
+    while True:
+        try:
+            effect = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            routed = stop.value
+            break
+        value, error = None, None
+        if not (isinstance(effect, Call) and effect.to_user):
+            try:
+                value = perform(effect)
+            except BaseException as exc:
+                error = exc
+            continue
+        ticket, pending, chunks, shown, relayed = effect.ticket, [], [], False, False
+        try:
+            for chunk in calls.call(effect.model):
+                chunks.append(chunk)
+                pending.append(chunk)
+                shown = shown or calls.shows(chunk)
+                if shown and len(pending) > 1:
+                    for held in pending[:-1]:
+                        yield Streamed(held, ticket)
+                    relayed = True
+                    del pending[:-1]
+            value = _streamed(calls, effect.model, chunks)
+        except Exception as exc:
+            error = Delivered(exc) if relayed else exc
+        except BaseException as exc:
+            error = exc
+    if routed is not None and ticket is not None:
+        for held in pending[:-1]:
+            yield Streamed(held, ticket)
+        yield Streamed(pending[-1] if pending else None, ticket, routed)
+
+
+async def astream_flow(flow: Flow, perform: AsyncPerformer) -> AsyncIterator[Streamed]:
+    """The async twin of :func:`stream_flow` (``perform.calls.call(model)`` returns an async
+    iterator of chunks, or an awaitable of one)."""
+    calls = perform.calls
+    value: Any = None
+    error: BaseException | None = None
+    pending: list[Any] = []
+    ticket: Ticket | None = None
+    while True:
+        try:
+            effect = flow.send(value) if error is None else flow.throw(error)
+        except StopIteration as stop:
+            routed = stop.value
+            break
+        value, error = None, None
+        if not (isinstance(effect, Call) and effect.to_user):
+            try:
+                value = await perform(effect)
+            except BaseException as exc:
+                error = exc
+            continue
+        ticket, pending, chunks, shown, relayed = effect.ticket, [], [], False, False
+        try:
+            stream = calls.call(effect.model)
+            if not hasattr(stream, "__aiter__"):
+                stream = await stream
+            async for chunk in stream:
+                chunks.append(chunk)
+                pending.append(chunk)
+                shown = shown or calls.shows(chunk)
+                if shown and len(pending) > 1:
+                    for held in pending[:-1]:
+                        yield Streamed(held, ticket)
+                    relayed = True
+                    del pending[:-1]
+            value = _streamed(calls, effect.model, chunks)
+        except Exception as exc:
+            error = Delivered(exc) if relayed else exc
+        except BaseException as exc:
+            error = exc
+    if routed is not None and ticket is not None:
+        for held in pending[:-1]:
+            yield Streamed(held, ticket)
+        yield Streamed(pending[-1] if pending else None, ticket, routed)
+
+
+def _streamed(calls: Calls, model: str, chunks: list[Any]) -> Answer | None:
+    if calls.streamed is None:
+        raise TypeError("Calls.streamed is needed to stream: it turns chunks into an Answer")
+    return calls.streamed(model, chunks)

@@ -1,0 +1,70 @@
+"""The serving flow: one request from decision to recorded probe, written once, doing no I/O.
+
+In the manner of httpx's ``Auth.auth_flow``, :func:`serve_flow` is a generator that *yields*
+what to do next (an effect of :mod:`.effects`: begin, start probes, call, fall back, finish,
+settle) and receives each result. A driver (:mod:`.drivers`) performs the effects: the sync and
+async drivers for a whole answer, the streaming drivers relaying chunks, ``smart run``'s driver
+with its saved state, the paper simulation's driver drawing answers at random. So the order of
+the steps, and what happens when a call fails, exists in this one function; a new step (a cache
+lookup, a cascade's escalation) is a change here or in a route, never in the drivers.
+
+The steps:
+
+1. **Begin**: the policy decides (route, probe or not) and the request is reserved in the store.
+2. **StartProbes**: on a probe, the probed routes' models are called beside the reference.
+3. The ticket's route serves the request (its ``serve`` yields the calls). If a candidate
+   fails before the user has seen anything, the failure is recorded (never as a disagreement)
+   and the request falls back to the reference; if the reference fails, its error propagates.
+   If part of a streamed answer had reached the user, the failure is counted and re-raised.
+4. **Finish** records the answer the user got and its cost; **Settle** hands the reference's
+   answer to the probe, which is recorded once every probed call is done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+from .effects import Begin, Delivered, Effect, FallBack, Finish, RecordFailure, Settle, StartProbes
+from .routes import RouteTable
+from .ticket import Routed
+
+__all__ = ["serve_flow"]
+
+
+def serve_flow(
+    routes: RouteTable, task: str | None = None, request_id: str | None = None
+) -> Generator[Effect, Any, Routed | None]:
+    """Serve one request of ``task`` over ``routes``; returns its :class:`Routed` (``None`` for
+    a stream that ended with nothing to record)."""
+    ticket = yield Begin(task, request_id)
+    probes = yield StartProbes(ticket)
+    try:
+        while True:
+            try:
+                answer = yield from routes[ticket.route].serve(ticket)
+                break
+            except Delivered as cut:
+                yield RecordFailure(ticket, cut.error)
+                raise cut.error from None
+            except Exception as exc:
+                if ticket.route == routes.reference.name:
+                    raise
+                _cancel(probes)
+                ticket = yield FallBack(ticket, exc)
+    except BaseException:
+        _cancel(probes)
+        raise
+    if answer is None:  # a stream that ended with nothing: no answer to record or compare
+        _cancel(probes)
+        return None
+    routed = yield Finish(ticket, answer)
+    if probes is not None:
+        yield Settle(probes, routed.answer)
+    return routed
+
+
+def _cancel(probes: Any) -> None:
+    """Abandon the probe calls (cancelling is bookkeeping, not I/O: the run stops its calls)."""
+    if probes is not None:
+        probes.cancel()

@@ -1,0 +1,56 @@
+"""A reserved request (:class:`Ticket`) and a served one (:class:`Routed`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..policy import Decision
+from ..task.answer import Answer
+from .certificate import Certificate
+
+__all__ = ["Routed", "Ticket"]
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """The answer the user gets, who gave it, what the whole request cost, and the certificate."""
+
+    answer: Answer
+    route: str
+    probe: bool
+    cost: float
+    certificate: Certificate
+    request_id: str
+    #: The routed candidate failed and the reference answered instead.
+    fallback: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One request reserved in the store: which route answers it and which are probed beside it.
+
+    ``route`` is the route that answers the user (the reference on a probe or after a fallback);
+    ``probe_models`` are the candidate routes measured alongside it.
+    """
+
+    request_id: str
+    decision: Decision
+    route: str
+    fallback: bool = False
+
+    @property
+    def task(self) -> str:
+        return self.decision.certificate.task
+
+    @property
+    def probe(self) -> bool:
+        return self.decision.probe and not self.fallback
+
+    @property
+    def probe_models(self) -> tuple[str, ...]:
+        return self.decision.probe_models if self.probe else ()
+
+    @property
+    def certificate(self) -> Certificate:
+        cert = self.decision.certificate
+        return cert if cert.route == self.route else replace(cert, route=self.route)
