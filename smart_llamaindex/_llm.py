@@ -12,7 +12,6 @@ token counts to the user's call.
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -32,17 +31,10 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 
-from smart_core import (
-    Answer,
-    ConfigError,
-    Ledger,
-    ModelSpec,
-    Routed,
-    SmartConfig,
-    SmartRouter,
-    Store,
-    Ticket,
-)
+from smart_core import Answer, ConfigError, Ledger, Routed, SmartConfig, SmartRouter, Store
+from smart_core.engine.drivers import Calls, Streamed
+from smart_core.engine.framework_adapter import check_task, config_for, model_name_of
+from smart_core.engine.ticket import Ticket
 
 from . import _silence
 from ._convert import answer_from_response, prompt_text
@@ -58,19 +50,18 @@ SMART_KEY = "smart"
 _TASK_KWARG = "smart_task"
 _REQUEST_ID_KWARG = "smart_request_id"
 _TOOL_OPTIONS = ("tool_required", "allow_parallel_tool_calls", "verbose")
-_END = object()
 
 _silence.install()
 
 
 def _model_name(llm: Any) -> str | None:
-    name = getattr(llm, "model", None)
-    if not isinstance(name, str) or not name.strip():
+    name = model_name_of(llm, ("model",))
+    if not name:
         try:
-            name = llm.metadata.model_name
+            name = model_name_of(llm.metadata, ("model_name",))
         except Exception:
-            name = None
-    return name.strip() if isinstance(name, str) and name.strip() else None
+            name = ""
+    return name or None
 
 
 def _is_tool_list(tools: Any) -> bool:
@@ -130,6 +121,10 @@ class SmartLLM(FunctionCallingLLM):
     )
     method: str = Field(
         default="anytime", description="Confidence bound: anytime or clopper-pearson."
+    )
+    delta_weights: dict[str, float] | None = Field(
+        default=None,
+        description="How delta is split over the candidates (positive weights by name).",
     )
     seed: int | None = Field(default=None, description="Seed for reproducible route draws.")
     wait_for_probes: bool = Field(
@@ -338,6 +333,19 @@ class SmartLLM(FunctionCallingLLM):
         text = prompt_text(payload if kind == "chat" else payload[0])
         return answer_from_response(response, name, prompt=text, tool_calls=calls)
 
+    def _respond(self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]) -> Answer:
+        """``name``'s answer to the user, through the inner LLM's own instrumented method."""
+        response = self._call(self._bind(name), kind, payload, kwargs, stream=False)
+        answer = self._answer(name, kind, payload, response)
+        answer.raw = response
+        return answer
+
+    async def _arespond(self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]) -> Answer:
+        response = await self._acall(self._bind(name), kind, payload, kwargs, stream=False)
+        answer = self._answer(name, kind, payload, response)
+        answer.raw = response
+        return answer
+
     def _probe(self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]) -> Answer:
         with _silence.silenced():
             response = self._call(self._probe_llms[name], kind, payload, kwargs, stream=False)
@@ -349,172 +357,66 @@ class SmartLLM(FunctionCallingLLM):
             response = await self._acall(llm, kind, payload, kwargs, stream=False)
             return self._answer(name, kind, payload, response)
 
-    # -- serving ---------------------------------------------------------------------------------
+    def _streamed(self, name: str, kind: str, payload: Any, chunks: list[Any]) -> Answer | None:
+        """A stream's answer is its last response (LlamaIndex's are cumulative); an empty
+        stream has nothing to record."""
+        return self._answer(name, kind, payload, chunks[-1]) if chunks else None
+
+    # -- serving: the serving flow, run by the router's drivers ----------------------------------
 
     @staticmethod
     def _options(kwargs: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
         kwargs = dict(kwargs)
         task = kwargs.pop(_TASK_KWARG, None)
+        if task is not None:
+            check_task(task, "llm.chat(messages, smart_task='support-rag')")
         request_id = kwargs.pop(_REQUEST_ID_KWARG, None) or uuid.uuid4().hex
         return task, request_id, kwargs
 
     def _serve(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
         task, request_id, kwargs = self._options(kwargs)
-        router = self._router
-        ticket = router.begin(task, request_id=request_id)
-        probes = router.start_probes(ticket, lambda m: self._probe(m, kind, payload, kwargs))
-        try:
-            try:
-                response = self._call(self._bind(ticket.route), kind, payload, kwargs, False)
-            except Exception as exc:
-                if ticket.route == self._reference_name:
-                    raise
-                ticket = router.fall_back(ticket, exc)
-                response = self._call(self._bind(ticket.route), kind, payload, kwargs, False)
-        except BaseException:
-            probes.cancel()
-            raise
-        routed = router.finish(ticket, self._answer(ticket.route, kind, payload, response))
-        probes.settle(routed.answer)
-        return _tag(response, _record(ticket, routed))
+        calls = Calls(
+            lambda m: self._respond(m, kind, payload, kwargs),
+            lambda m: self._probe(m, kind, payload, kwargs),
+        )
+        routed = self._router.serve(calls, task=task, request_id=request_id)
+        return _tag(routed.answer.raw, _record(routed))
 
     async def _aserve(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
         task, request_id, kwargs = self._options(kwargs)
-        router = self._router
-        ticket = await router.abegin(task, request_id=request_id)
-        probes = router.astart_probes(ticket, lambda m: self._aprobe(m, kind, payload, kwargs))
-        try:
-            try:
-                llm = self._bind(ticket.route)
-                response = await self._acall(llm, kind, payload, kwargs, False)
-            except Exception as exc:
-                if ticket.route == self._reference_name:
-                    raise
-                ticket = await router.afall_back(ticket, exc)
-                llm = self._bind(ticket.route)
-                response = await self._acall(llm, kind, payload, kwargs, False)
-        except BaseException:
-            probes.cancel()
-            raise
-        routed = await router.afinish(ticket, self._answer(ticket.route, kind, payload, response))
-        await probes.asettle(routed.answer)
-        return _tag(response, _record(ticket, routed))
+        calls = Calls(
+            lambda m: self._arespond(m, kind, payload, kwargs),
+            lambda m: self._aprobe(m, kind, payload, kwargs),
+        )
+        routed = await self._router.aserve(calls, task=task, request_id=request_id)
+        return _tag(routed.answer.raw, _record(routed))
 
-    def _open_stream(
-        self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]
-    ) -> tuple[Any, list[Any]]:
-        """Start ``name``'s stream and read it up to its first chunk with content.
-
-        Chunks before that (an empty role chunk, say) are held back, so a failure there still
-        falls back: the user has seen nothing yet.
-        """
-        gen = self._call(self._bind(name), kind, payload, kwargs, True)
-        held: list[Any] = []
-        for chunk in gen:
-            held.append(chunk)
-            if _has_content(chunk):
-                break
-        return gen, held
-
-    async def _aopen_stream(
-        self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]
-    ) -> tuple[Any, list[Any]]:
-        agen = await self._acall(self._bind(name), kind, payload, kwargs, True)
-        held: list[Any] = []
-        async for chunk in agen:
-            held.append(chunk)
-            if _has_content(chunk):
-                break
-        return agen, held
+    # A stream is begun and read up to its first chunk shown to the user before the call
+    # returns, as LlamaIndex's own LLMs do: a failure before that raises (or falls back) here.
 
     def _serve_stream(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
         task, request_id, kwargs = self._options(kwargs)
-        router = self._router
-        ticket = router.begin(task, request_id=request_id)
-        probes = router.start_probes(ticket, lambda m: self._probe(m, kind, payload, kwargs))
-        try:
-            try:  # a candidate failing before its first content falls back to the reference
-                gen, held = self._open_stream(ticket.route, kind, payload, kwargs)
-            except Exception as exc:
-                if ticket.route == self._reference_name:
-                    raise
-                ticket = router.fall_back(ticket, exc)
-                gen, held = self._open_stream(ticket.route, kind, payload, kwargs)
-        except BaseException:
-            probes.cancel()
-            raise
-        return self._relay(ticket, gen, held, probes, kind, payload)
-
-    def _relay(
-        self, ticket: Ticket, gen: Any, held: list[Any], probes: Any, kind: str, payload: Any
-    ) -> Generator[Any, None, None]:
-        head = _head(ticket)
-        last = _END
-        try:
-            for item in itertools.chain(held, gen):
-                if last is not _END:
-                    yield _tag(last, head)
-                last = item
-        except Exception as exc:  # cut after content reached the user: count it, then raise
-            probes.cancel()
-            self._router.record_failure(ticket, exc)
-            raise
-        except BaseException:
-            probes.cancel()
-            raise
-        if last is _END:  # an empty stream: nothing to record or compare
-            probes.cancel()
-            return
-        routed = self._router.finish(ticket, self._answer(ticket.route, kind, payload, last))
-        probes.settle(routed.answer)
-        yield _tag(last, _record(ticket, routed))
+        calls = Calls(
+            call=lambda m: self._call(self._bind(m), kind, payload, kwargs, stream=True),
+            probe=lambda m: self._probe(m, kind, payload, kwargs),
+            streamed=lambda m, chunks: self._streamed(m, kind, payload, chunks),
+            shows=_has_content,
+        )
+        relayed = self._router.serve_stream(calls, task=task, request_id=request_id)
+        first = next(relayed, None)
+        return _relay(first, relayed)
 
     async def _aserve_stream(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
         task, request_id, kwargs = self._options(kwargs)
-        router = self._router
-        ticket = await router.abegin(task, request_id=request_id)
-        probes = router.astart_probes(ticket, lambda m: self._aprobe(m, kind, payload, kwargs))
-        try:
-            try:
-                agen, held = await self._aopen_stream(ticket.route, kind, payload, kwargs)
-            except Exception as exc:
-                if ticket.route == self._reference_name:
-                    raise
-                ticket = await router.afall_back(ticket, exc)
-                agen, held = await self._aopen_stream(ticket.route, kind, payload, kwargs)
-        except BaseException:
-            probes.cancel()
-            raise
-        return self._arelay(ticket, agen, held, probes, kind, payload)
-
-    async def _arelay(
-        self, ticket: Ticket, agen: Any, held: list[Any], probes: Any, kind: str, payload: Any
-    ) -> AsyncGenerator[Any, None]:
-        head = _head(ticket)
-        last = _END
-        try:
-            for item in held:
-                if last is not _END:
-                    yield _tag(last, head)
-                last = item
-            async for item in agen:
-                if last is not _END:
-                    yield _tag(last, head)
-                last = item
-        except Exception as exc:  # cut after content reached the user: count it, then raise
-            probes.cancel()
-            await self._router.arecord_failure(ticket, exc)
-            raise
-        except BaseException:
-            probes.cancel()
-            raise
-        if last is _END:
-            probes.cancel()
-            return
-        answer = self._answer(ticket.route, kind, payload, last)
-        routed = await self._router.afinish(ticket, answer)
-        await probes.asettle(routed.answer)
-        yield _tag(last, _record(ticket, routed))
+        calls = Calls(
+            call=lambda m: self._acall(self._bind(m), kind, payload, kwargs, stream=True),
+            probe=lambda m: self._aprobe(m, kind, payload, kwargs),
+            streamed=lambda m, chunks: self._streamed(m, kind, payload, chunks),
+            shows=_has_content,
+        )
+        relayed = self._router.aserve_stream(calls, task=task, request_id=request_id)
+        first = await anext(relayed, None)
+        return _arelay(first, relayed)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -532,6 +434,33 @@ def _has_content(chunk: Any) -> bool:
     return bool((message.additional_kwargs or {}).get("tool_calls"))
 
 
+def _relay(
+    first: Streamed | None, rest: Generator[Streamed, None, None]
+) -> Generator[Any, None, None]:
+    if first is None:
+        return
+    yield _tagged(first)
+    for item in rest:
+        yield _tagged(item)
+
+
+async def _arelay(
+    first: Streamed | None, rest: AsyncGenerator[Streamed, None]
+) -> AsyncGenerator[Any, None]:
+    if first is None:
+        return
+    yield _tagged(first)
+    async for item in rest:
+        yield _tagged(item)
+
+
+def _tagged(item: Streamed) -> Any:
+    """Every chunk says who answers; the last one also the cost and the certificate."""
+    if item.routed is None:
+        return _tag(item.chunk, _head(item.ticket))
+    return _tag(item.chunk, _record(item.routed))
+
+
 def _head(ticket: Ticket) -> dict[str, Any]:
     """What every chunk of a stream carries: who is answering and which request this is."""
     return {
@@ -543,9 +472,17 @@ def _head(ticket: Ticket) -> dict[str, Any]:
     }
 
 
-def _record(ticket: Ticket, routed: Routed) -> dict[str, Any]:
-    """The full routing record: the head plus the request's cost and the certificate."""
-    return {**_head(ticket), "cost": routed.cost, "certificate": routed.certificate.to_dict()}
+def _record(routed: Routed) -> dict[str, Any]:
+    """The full routing record: who answered, the request's cost and the certificate."""
+    return {
+        "route": routed.route,
+        "probe": routed.probe,
+        "fallback": routed.fallback,
+        "request_id": routed.request_id,
+        "task": routed.certificate.task,
+        "cost": routed.cost,
+        "certificate": routed.certificate.to_dict(),
+    }
 
 
 def _tag(response: Any, record: dict[str, Any]) -> Any:
@@ -611,33 +548,20 @@ def _name_models(reference: Any, candidates: Any) -> tuple[list[str], list[LLM]]
 
 
 def _build_config(llm: SmartLLM, names: list[str]) -> SmartConfig:
-    store = llm.store if isinstance(llm.store, str) else "memory://"
-    try:
-        return SmartConfig(
-            task=llm.task,
-            epsilon=llm.epsilon,
-            delta=llm.delta,
-            reference=ModelSpec(name=names[0]),
-            candidates=[ModelSpec(name=n) for n in names[1:]],
-            store=store,
-            expected_requests=llm.expected_requests,
-            batch_size=llm.batch_size,
-            audit_rate=llm.audit_rate,
-            comparator=llm.comparator,
-            method=llm.method,
-            prices=llm.prices or {},
-        )
-    except ConfigError as exc:
-        message = str(exc)
-        unpriced = [n for n in names if "no price known" in message and repr(n) in message]
-        if not unpriced:
-            raise
-        where = ", ".join(
-            f"candidates[{names.index(n) - 1}] ({n!r})" if names.index(n) else f"reference ({n!r})"
-            for n in unpriced
-        )
-        example = ", ".join(f"{n!r}: (1.0, 4.0)" for n in unpriced)
-        raise ConfigError(
-            f"SmartLLM {where}: no price known; give each model's price in USD per 1M tokens, "
-            f"e.g. SmartLLM(..., prices={{{example}}})"
-        ) from None
+    where = {n: "reference" if i == 0 else f"candidates[{i - 1}]" for i, n in enumerate(names)}
+    return config_for(
+        "SmartLLM",
+        names,
+        where,
+        prices=llm.prices,
+        task=llm.task,
+        epsilon=llm.epsilon,
+        delta=llm.delta,
+        store=llm.store if isinstance(llm.store, str) else "memory://",
+        expected_requests=llm.expected_requests,
+        batch_size=llm.batch_size,
+        audit_rate=llm.audit_rate,
+        comparator=llm.comparator,
+        method=llm.method,
+        delta_weights=llm.delta_weights,
+    )
