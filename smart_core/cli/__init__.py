@@ -1,4 +1,4 @@
-"""The `smart` command line: one module per command group."""
+"""The `smart` command line: one module per command, the app that registers them in `app`."""
 
 from .app import app, main
 

@@ -1,4 +1,4 @@
-"""``smart bench``: benchmarks that print numbers (paper, overhead, drift)."""
+"""``smart bench``: benchmarks that print numbers (paper, overhead, drift, decisions)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,61 @@
+"""Reading what the commands are given: prices, a TOML config, comma-separated lists, and help
+texts that wrap at the terminal rather than at the source's line breaks."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+from ..task.pricing import Price
+from .console import fail
+
+__all__ = ["help_paragraphs", "load_config", "parse_prices", "split_list"]
+
+
+def help_paragraphs(func):
+    """Joins each docstring paragraph into one line: typer's help keeps the source's line breaks
+    after the first paragraph, which cut sentences short in any terminal narrower than them."""
+    text = inspect.cleandoc(func.__doc__ or "")
+    func.__doc__ = "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
+    return func
+
+
+def parse_prices(values: list[str] | None) -> dict[str, Price]:
+    """``--price MODEL=INPUT,OUTPUT`` options (USD per 1M tokens) by model name."""
+    prices = {}
+    for value in values or []:
+        try:
+            model, rest = value.split("=", 1)
+            inp, outp = (float(x) for x in rest.split(","))
+        except ValueError:
+            raise fail(
+                f"--price {value!r}: expected MODEL=INPUT,OUTPUT in USD per 1M tokens, "
+                "e.g. --price my-model=0.5,1.5"
+            ) from None
+        prices[model] = Price(inp, outp)
+    return prices
+
+
+def load_config(path: Path | None) -> dict:
+    """The options in a ``--config`` TOML file: its ``[run]`` table, or its top level."""
+    if path is None:
+        return {}
+    import tomllib
+
+    if not path.is_file():
+        raise fail(f"--config {path}: no such file")
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise fail(f"--config {path}: not valid TOML ({exc})") from None
+    return dict(data.get("run", data))
+
+
+def split_list(value: str | list[str] | None) -> list[str]:
+    """A comma-separated option (or a TOML list) as its non-empty, stripped entries."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split(",")
+    return [v.strip() for v in value if v and v.strip()]
