@@ -30,16 +30,19 @@ import random
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..engine.certificate import Certificate
+from ..engine.drivers import AsyncPerformer, Calls, arun_flow
+from ..engine.effects import Begin, FallBack, Settle, StartProbes
+from ..engine.flow import serve_flow
 from ..engine.ledger import Ledger
 from ..engine.router import Endpoint, SmartRouter, Ticket
 from ..errors import ConfigError, SmartError
-from ..policy.mix_policy import Decision
+from ..policy import Decision
 from ..policy.settled_prefix import SettledPrefix
 from ..providers.sdk import PROVIDERS, ProviderError
 from ..task.answer import Answer
@@ -424,44 +427,65 @@ async def run_batch(
             await store.aadd(run.task, ticket.decision.increments, event_id=f"{item_id}:decide")
         return ticket
 
+    class ItemSteps(AsyncPerformer):
+        """The serving flow's steps for one item of this run: its saved ticket and answers are
+        reused, a fallback is saved, and its probe is recorded in decision order."""
+
+        def __init__(self, item_id: str) -> None:
+            def answer(model: str) -> Awaitable[Answer]:
+                return call(item_id, model)
+
+            super().__init__(router, Calls(answer, answer))
+            self.item_id = item_id
+            self.probes: dict[str, asyncio.Future[Answer]] = {}
+            self.results: dict[str, Answer | BaseException] = {}
+
+        async def begin(self, e: Begin) -> Ticket:
+            return await ticket_for(self.item_id)
+
+        async def start_probes(self, e: StartProbes) -> Any:
+            models = router.routes.models_to_probe(e.ticket.probe_models)
+            self.probes = {m: asyncio.ensure_future(call(self.item_id, m)) for m in models}
+            return _Cancel(self.probes) if self.probes else None
+
+        async def fall_back(self, e: FallBack) -> Ticket:
+            ticket = await router.afall_back(e.ticket, e.error)
+            db.save_ticket(self.item_id, ticket)
+            tickets[self.item_id] = ticket
+            return ticket
+
+        async def settle(self, e: Settle) -> None:
+            got = await asyncio.gather(*self.probes.values(), return_exceptions=True)
+            self.results = dict(zip(self.probes, got, strict=True))
+            ticket = tickets[self.item_id]
+            async with lock:  # no decision may see the store and the prefix out of step
+                written = await router.arecord_probe(ticket, e.answer, self.results)
+                if self.item_id in probe_seq:
+                    prefix.settled(probe_seq[self.item_id], written)
+
+        async def drain(self) -> None:
+            """Let cancelled probe calls end before the item is retried or the run stops."""
+            await asyncio.gather(*self.probes.values(), return_exceptions=True)
+
     async def one(item: BatchItem) -> None:
         nonlocal answered
-        ticket = await ticket_for(item.id)
-        probes = {c: asyncio.ensure_future(call(item.id, c)) for c in ticket.probe_models}
+        steps = ItemSteps(item.id)
         try:
-            try:
-                answer = await call(item.id, ticket.route)
-            except Exception as exc:
-                if ticket.route == reference:
-                    raise
-                ticket = await router.afall_back(ticket, exc)
-                db.save_ticket(item.id, ticket)
-                tickets[item.id] = ticket
-                answer = await call(item.id, ticket.route)
+            routed = await arun_flow(serve_flow(router.routes, run.task, item.id), steps)
         except BaseException:
-            for t in probes.values():
-                t.cancel()
-            await asyncio.gather(*probes.values(), return_exceptions=True)
+            await steps.drain()
             raise
-        routed = await router.afinish(ticket, answer)
-        results: dict[str, Answer | BaseException] = {}
-        if probes:
-            got = await asyncio.gather(*probes.values(), return_exceptions=True)
-            results = dict(zip(probes, got, strict=True))
-            async with lock:  # no decision may see the store and the prefix out of step
-                written = await router.arecord_probe(ticket, answer, results)
-                if item.id in probe_seq:
-                    prefix.settled(probe_seq[item.id], written)
+        answer, results = routed.answer, steps.results
         cost = routed.cost + sum(
             router.cost_of(a) for a in results.values() if isinstance(a, Answer)
         )
-        ref_cost = routed.cost if ticket.route == reference else None
+        ref_cost = routed.cost if routed.route == reference else None
         line = json.dumps(
             {
                 "id": item.id,
                 "answer": answer.text,
-                "route": ticket.route,
-                "probe": ticket.probe,
+                "route": routed.route,
+                "probe": routed.probe,
                 "cost": cost,
                 "certificate": routed.certificate.to_dict(),
             },
@@ -469,8 +493,8 @@ async def run_batch(
         )
         cert = routed.certificate
         row = {
-            "route": ticket.route,
-            "probe": ticket.probe,
+            "route": routed.route,
+            "probe": routed.probe,
             "cost": cost,
             "ref_cost": ref_cost,
             "bound": cert.bound,
@@ -541,6 +565,17 @@ async def run_batch(
         state=state,
         seconds=time.monotonic() - started,
     )
+
+
+class _Cancel:
+    """The probe calls of one item, as the flow sees them: something it can cancel."""
+
+    def __init__(self, calls: Mapping[str, asyncio.Future[Answer]]) -> None:
+        self._calls = calls
+
+    def cancel(self) -> None:
+        for c in self._calls.values():
+            c.cancel()
 
 
 def _reference_down(reference: str, failures: Mapping[str, BaseException]) -> ProviderError:
