@@ -194,7 +194,7 @@ def stream_flow(flow: Flow, perform: Performer) -> Iterator[Streamed]:
     calls = perform.calls
     value: Any = None
     error: BaseException | None = None
-    pending: list[Any] = []  # chunks read but not yet relayed
+    held = _Held(calls.shows)
     ticket: Ticket | None = None
     while True:
         try:
@@ -209,26 +209,20 @@ def stream_flow(flow: Flow, perform: Performer) -> Iterator[Streamed]:
             except BaseException as exc:
                 error = exc
             continue
-        ticket, pending, chunks, shown, relayed = effect.ticket, [], [], False, False
+        ticket, held = effect.ticket, _Held(calls.shows)
         try:
             for chunk in calls.call(effect.model):
-                chunks.append(chunk)
-                pending.append(chunk)
-                shown = shown or calls.shows(chunk)
-                if shown and len(pending) > 1:
-                    for held in pending[:-1]:
-                        yield Streamed(held, ticket)
-                    relayed = True
-                    del pending[:-1]
-            value = _streamed(calls, effect.model, chunks)
+                for out in held.add(chunk):
+                    yield Streamed(out, ticket)
+            value = _streamed(calls, effect.model, held.chunks)
         except Exception as exc:
-            error = Delivered(exc) if relayed else exc
+            error = Delivered(exc) if held.relayed else exc
         except BaseException as exc:
             error = exc
     if routed is not None and ticket is not None:
-        for held in pending[:-1]:
-            yield Streamed(held, ticket)
-        yield Streamed(pending[-1] if pending else None, ticket, routed)
+        for out in held.pending[:-1]:
+            yield Streamed(out, ticket)
+        yield Streamed(held.pending[-1] if held.pending else None, ticket, routed)
 
 
 async def astream_flow(flow: Flow, perform: AsyncPerformer) -> AsyncIterator[Streamed]:
@@ -237,7 +231,7 @@ async def astream_flow(flow: Flow, perform: AsyncPerformer) -> AsyncIterator[Str
     calls = perform.calls
     value: Any = None
     error: BaseException | None = None
-    pending: list[Any] = []
+    held = _Held(calls.shows)
     ticket: Ticket | None = None
     while True:
         try:
@@ -252,29 +246,49 @@ async def astream_flow(flow: Flow, perform: AsyncPerformer) -> AsyncIterator[Str
             except BaseException as exc:
                 error = exc
             continue
-        ticket, pending, chunks, shown, relayed = effect.ticket, [], [], False, False
+        ticket, held = effect.ticket, _Held(calls.shows)
         try:
             stream = calls.call(effect.model)
             if not hasattr(stream, "__aiter__"):
                 stream = await stream
             async for chunk in stream:
-                chunks.append(chunk)
-                pending.append(chunk)
-                shown = shown or calls.shows(chunk)
-                if shown and len(pending) > 1:
-                    for held in pending[:-1]:
-                        yield Streamed(held, ticket)
-                    relayed = True
-                    del pending[:-1]
-            value = _streamed(calls, effect.model, chunks)
+                for out in held.add(chunk):
+                    yield Streamed(out, ticket)
+            value = _streamed(calls, effect.model, held.chunks)
         except Exception as exc:
-            error = Delivered(exc) if relayed else exc
+            error = Delivered(exc) if held.relayed else exc
         except BaseException as exc:
             error = exc
     if routed is not None and ticket is not None:
-        for held in pending[:-1]:
-            yield Streamed(held, ticket)
-        yield Streamed(pending[-1] if pending else None, ticket, routed)
+        for out in held.pending[:-1]:
+            yield Streamed(out, ticket)
+        yield Streamed(held.pending[-1] if held.pending else None, ticket, routed)
+
+
+class _Held:
+    """The chunks of one streamed call: all of them (for its answer), and those read but not
+    relayed yet. The last chunk is always held (it will carry the certificate), and so is every
+    chunk until one shows the user something: a call failing before that can still fall back."""
+
+    def __init__(self, shows: Callable[[Any], bool]) -> None:
+        self.shows = shows
+        self.chunks: list[Any] = []
+        self.pending: list[Any] = []
+        self.shown = False
+        #: Some chunk has reached the caller: a failure now cannot fall back.
+        self.relayed = False
+
+    def add(self, chunk: Any) -> list[Any]:
+        """Take ``chunk``; returns the chunks to relay now."""
+        self.chunks.append(chunk)
+        self.pending.append(chunk)
+        self.shown = self.shown or self.shows(chunk)
+        if not (self.shown and len(self.pending) > 1):
+            return []
+        out = self.pending[:-1]
+        del self.pending[:-1]
+        self.relayed = True
+        return out
 
 
 def _streamed(calls: Calls, model: str, chunks: list[Any]) -> Answer | None:
