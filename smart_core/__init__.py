@@ -12,7 +12,7 @@ from .engine.ledger import Ledger, RouteStats
 from .engine.router import AsyncProbeRun, Endpoint, ProbeRun, Routed, SmartRouter, Ticket
 from .errors import ConfigError, ReplayFormatError, SmartError, StoreError
 from .jobs.batch_run import BatchResult, BatchRun, run_batch
-from .policy.mix_policy import Decision, MixPolicy, PolicyView, split_delta
+from .policy import Decision, Policy, policy_for
 from .providers.sdk import (
     AnthropicProvider,
     OpenAIProvider,
@@ -69,11 +69,10 @@ __all__ = [
     "JsonMatch",
     "Ledger",
     "MemoryStore",
-    "MixPolicy",
     "ModelSpec",
     "NumberMatch",
     "OpenAIProvider",
-    "PolicyView",
+    "Policy",
     "Price",
     "PriceTable",
     "ProbeRun",
@@ -100,8 +99,8 @@ __all__ = [
     "open_store",
     "parse_comparator",
     "parse_model_spec",
+    "policy_for",
     "run_batch",
     "solve_mix",
-    "split_delta",
     "store_report",
 ]

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..policy import keys as K
-from ..policy.mix_policy import MixPolicy, current_epoch
+from ..policy import Policy, TaskState
 
 __all__ = ["Ledger", "RouteStats"]
 
@@ -89,8 +89,9 @@ class Ledger:
     differing_at_most: float | None = None
 
     @classmethod
-    def from_counters(cls, counters: Mapping[str, float], policy: MixPolicy) -> Ledger:
-        view = policy.view(counters)
+    def from_counters(cls, counters: Mapping[str, float], policy: Policy) -> Ledger:
+        state = TaskState.from_counters(counters)
+        view = policy.view(state)
         ref = policy.reference
         ref_n = counters.get(K.REF_N, 0.0)
         ref_cost = counters.get(K.REF_COST, 0.0)
@@ -105,7 +106,7 @@ class Ledger:
             var = max(ref_sq / ref_n - mean * mean, 0.0)
             half = 1.96 * math.sqrt(var / ref_n) * others
         else:
-            mean = policy.expected_cost(counters, ref)
+            mean = policy.expected_cost(state, ref)
             half = mean * others  # no observation yet: say so with a wide interval
         estimate = ref_cost + mean * others
         interval = (max(estimate - half, ref_cost), estimate + half)
@@ -114,10 +115,10 @@ class Ledger:
         def ratio(x: float) -> float:
             return x / spent if spent > 0 else 1.0
 
-        charges = policy.batch_charges(counters, view.lower)
+        charges = policy.batch_charges(state, view.lower)
         routes = {}
         for c in policy.candidates:
-            e = current_epoch(counters, c)
+            e = state.epoch_of(c)
             routes[c] = RouteStats(
                 name=c,
                 requests=int(counters.get(K.routed(c), 0.0)),
@@ -125,7 +126,7 @@ class Ledger:
                 agreements=int(counters.get(K.agreements(c), 0.0)),
                 lower=view.lower[c],
                 upper=view.upper[c],
-                mean_cost=policy.expected_cost(counters, c),
+                mean_cost=policy.expected_cost(state, c),
                 failures=int(counters.get(K.failures(c), 0.0)),
                 fallbacks=int(counters.get(K.fallbacks(c), 0.0)),
                 dropped=bool(counters.get(K.epoch_dropped(c, e) if e else K.dropped(c))),

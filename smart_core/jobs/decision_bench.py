@@ -1,6 +1,6 @@
 """``smart bench decisions``: how a decision's cost grows with candidates and evidence.
 
-Times :meth:`MixPolicy.decide` alone (no store), on counters as a task has them after ``probes``
+Times :meth:`Policy.decide <smart_core.policy.Policy.decide>` alone (no store), on counters as a task has them after ``probes``
 probes: ``candidates`` cheap candidates agreeing with the reference at rates spread between 0.90
 and 0.99, in online mode (``expected_requests``) and in batch mode (a batch four times the
 probes). Each decision counts one more request, so the policy's caches see what they see in
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..policy import keys as K
-from ..policy.mix_policy import MixPolicy
+from ..policy import Policy, policy_for
 from ..task.config import ModelSpec, SmartConfig
 
 __all__ = ["DecisionTiming", "time_decisions"]
@@ -39,7 +39,7 @@ class DecisionTiming:
         return asdict(self)
 
 
-def _setup(mode: str, candidates: int, probes: int) -> tuple[MixPolicy, dict[str, float]]:
+def _setup(mode: str, candidates: int, probes: int) -> tuple[Policy, dict[str, float]]:
     names = [f"candidate-{i}" for i in range(candidates)]
     specs = [
         ModelSpec(name=n, input_price=0.1 + 0.05 * i, output_price=0.4 + 0.2 * i)
@@ -55,7 +55,7 @@ def _setup(mode: str, candidates: int, probes: int) -> tuple[MixPolicy, dict[str
         settings["batch_size"] = 4 * probes
     else:
         settings["expected_requests"] = 100 * probes
-    policy = MixPolicy.from_config(SmartConfig(**settings))
+    policy = policy_for(SmartConfig(**settings))
     counters: dict[str, float] = {
         K.REQUESTS: float(2 * probes),
         K.PROBES: float(probes),

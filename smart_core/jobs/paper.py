@@ -18,7 +18,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 
 from ..policy import keys as K
-from ..policy.mix_policy import MixPolicy, probe_outcome
+from ..policy import policy_class, probe_outcome
 from ..stats.mix import mix_cost, solve_mix
 from .paper_data import DATASETS, PRICES_PER_1K, PUBLISHED_SAVINGS, REFERENCE
 
@@ -90,7 +90,7 @@ def simulate_paper(
     costs = _item_costs(dataset)
     rates = {m: v[0] for m, v in models.items()}
     candidates = [m for m in models if m != REFERENCE]
-    policy = MixPolicy(
+    policy = policy_class(batch_size=n_items, method=method)(
         task=f"paper/{dataset}",
         reference=REFERENCE,
         candidates=candidates,

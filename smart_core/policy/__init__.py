@@ -1,32 +1,56 @@
-"""What to do with the next request, given a task's counters: probe, route, or commit. Pure
+"""What to do with the next request, given a task's state: probe, route, or commit. Pure
 functions of the task state (read from a store by the engine); no I/O.
+
+One policy class per mode, behind the :class:`Policy` protocol the engine drives:
+:class:`OnlineMixPolicy` (online: the LP mix, probing economics, audits, drift epochs) and
+:class:`BatchPlanPolicy` (batch mode: the finite-population commitment plan), or
+:class:`BatchBudgetPolicy` for a batch on the per-item Clopper-Pearson bound (replication
+only). :func:`policy_for` picks the one a configuration asks for.
 """
 
-from .mix_policy import (
+from __future__ import annotations
+
+from .base import (
     Decision,
-    MixPolicy,
+    Policy,
     PolicyView,
     current_epoch,
     probe_failure,
     probe_outcome,
     split_delta,
 )
+from .batch import BatchPlanPolicy
+from .batch_budget import BatchBudgetPolicy
+from .online import OnlineMixPolicy
+from .state import TaskState
 
-#: The policy protocol the engine drives (one implementation per mode).
-Policy = MixPolicy
+
+def policy_class(
+    *, batch_size: int | None, method: str = "anytime"
+) -> type[OnlineMixPolicy] | type[BatchPlanPolicy] | type[BatchBudgetPolicy]:
+    """The policy class of a mode: online without ``batch_size``; in batch mode the commitment
+    plan on the (default) anytime bound, the per-item budget on ``"clopper-pearson"``."""
+    if batch_size is None:
+        return OnlineMixPolicy
+    return BatchPlanPolicy if method == "anytime" else BatchBudgetPolicy
 
 
 def policy_for(config, *, task: str | None = None) -> Policy:
     """The policy of ``task`` under ``config``, chosen by its mode (online or batch)."""
-    return MixPolicy.from_config(config, task=task)
+    cls = policy_class(batch_size=config.batch_size, method=config.method)
+    return cls.from_config(config, task=task)
 
 
 __all__ = [
+    "BatchBudgetPolicy",
+    "BatchPlanPolicy",
     "Decision",
-    "MixPolicy",
+    "OnlineMixPolicy",
     "Policy",
     "PolicyView",
+    "TaskState",
     "current_epoch",
+    "policy_class",
     "policy_for",
     "probe_failure",
     "probe_outcome",

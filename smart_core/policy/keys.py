@@ -31,8 +31,6 @@ __all__ = [
     "epoch_probes",
     "failures",
     "fallbacks",
-    "prefix_agreements",
-    "prefix_probes",
     "probe_route",
     "probes_of",
     "probes_open",
@@ -77,17 +75,6 @@ def probe_route(key: str) -> str | None:
         if key.startswith(head):
             return key[len(head) :]
     return None
-
-
-def prefix_probes(route: str) -> str:
-    """Not stored: probes of ``route`` in the longest all-settled prefix of decided probes, open
-    ones counted, handed to the policy by a run that knows the decision order."""
-    return f"prefix.n:{route}"
-
-
-def prefix_agreements(route: str) -> str:
-    """Not stored: agreements within :func:`prefix_probes`."""
-    return f"prefix.agree:{route}"
 
 
 def agreements(route: str) -> str:

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from . import keys as K
+from .state import TaskState
 
 __all__ = ["SettledPrefix"]
 
@@ -30,10 +31,10 @@ class _Probe:
 class SettledPrefix:
     """Tracks the probes decided in this process, in order, and what each wrote to the store.
 
-    :meth:`counters` adds to the store's counters the counts of the settled prefix: without the
+    :meth:`state` reads the store's counters with the counts of the settled prefix: without the
     contribution of every probe after the first one still open (anything other processes or an
     earlier, crashed run left stays in, its open probes counted as differing).
-    Decisions, settlements and :meth:`counters` must not interleave with the store writes they
+    Decisions, settlements and :meth:`state` must not interleave with the store writes they
     describe: the run holds one lock around each.
     """
 
@@ -67,22 +68,32 @@ class SettledPrefix:
         if seq in self._probes:
             self._settle(seq)
 
-    def counters(self, counters: Mapping[str, float]) -> dict[str, float]:
-        """``counters`` plus, per candidate, the settled prefix's probes and agreements
-        (:func:`~smart_core.policy.keys.prefix_probes`): what the probes after the first one still
-        open wrote is left out. The policy reads its bound at both sizes and keeps the better."""
+    def prefix(self, counters: Mapping[str, float]) -> dict[str, tuple[int, int]]:
+        """Per candidate with probe counters, (agreements, probes) of the settled prefix: what
+        the probes after the first one still open wrote to ``counters`` is left out (the open
+        ones within the prefix are counted, as differing)."""
         later: dict[str, float] = {}
         for probe in self._probes.values():
             for k, v in probe.written.items():
                 later[k] = later.get(k, 0.0) + v
-        out = dict(counters)
+        out = {}
         candidates = {route for k in counters if (route := K.probe_route(k))}
         for c in candidates:
             n, s, o = K.probes_of(c), K.agreements(c), K.probes_open(c)
             still_open = max(counters.get(o, 0.0) - later.get(o, 0.0), 0.0)
-            out[K.prefix_probes(c)] = counters.get(n, 0.0) - later.get(n, 0.0) + still_open
-            out[K.prefix_agreements(c)] = counters.get(s, 0.0) - later.get(s, 0.0)
+            probes = counters.get(n, 0.0) - later.get(n, 0.0) + still_open
+            out[c] = (int(counters.get(s, 0.0) - later.get(s, 0.0)), int(probes))
         return out
+
+    def state(self, counters: Mapping[str, float]) -> TaskState:
+        """The task's state from the store's ``counters``, with the settled prefix
+        (:attr:`TaskState.prefix <smart_core.policy.state.TaskState.prefix>`): the policy reads
+        its bounds at both sizes and keeps the better."""
+        return TaskState.from_counters(counters, prefix=self.prefix(counters))
+
+    def counters(self, counters: Mapping[str, float]) -> TaskState:
+        """Deprecated name of :meth:`state` (it returns the typed state, not counters)."""
+        return self.state(counters)
 
     @property
     def open(self) -> int:

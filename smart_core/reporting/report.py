@@ -15,7 +15,7 @@ from typing import Any
 from ..engine.ledger import Ledger
 from ..errors import SmartError
 from ..policy import keys as K
-from ..policy.mix_policy import MixPolicy
+from ..policy import policy_for
 from ..stores import Store, open_store
 from ..task.config import SmartConfig
 
@@ -135,7 +135,7 @@ def report_task(store: Store, task: str) -> TaskReport:
             "or `smart demo` record theirs"
         )
         return rep
-    policy = MixPolicy.from_config(config, task=task)
+    policy = policy_for(config, task=task)
     ledger = Ledger.from_counters(counters, policy)
     rep.ledger = ledger
     rep.certificate = {

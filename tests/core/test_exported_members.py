@@ -32,11 +32,10 @@ EXPECTED_ALL = [
     "JsonMatch",
     "Ledger",
     "MemoryStore",
-    "MixPolicy",
     "ModelSpec",
     "NumberMatch",
     "OpenAIProvider",
-    "PolicyView",
+    "Policy",
     "Price",
     "PriceTable",
     "ProbeRun",
@@ -63,9 +62,9 @@ EXPECTED_ALL = [
     "open_store",
     "parse_comparator",
     "parse_model_spec",
+    "policy_for",
     "run_batch",
     "solve_mix",
-    "split_delta",
     "store_report",
 ]
 
@@ -102,7 +101,7 @@ def test_every_module_declares_all():
     """Every module of the package (private ones included) states its exports in __all__, and
     every name listed there exists."""
     modules = _modules()
-    assert "smart_core.policy.mix_policy" in modules and "smart_core.stores._sqlite" in modules
+    assert "smart_core.policy.online" in modules and "smart_core.stores._sqlite" in modules
     missing = []
     for name in modules:
         module = importlib.import_module(name)
