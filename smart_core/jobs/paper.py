@@ -2,8 +2,10 @@
 
 Per dataset, every item's agreement with gpt-4 is an independent Bernoulli draw with the
 published rate (as in the paper). Each run is one batch job of the dataset's size: the real
-:class:`~smart_core.MixPolicy` decides probe or route for every item, probes draw agreements for
-the live candidates, and the realized share of answers differing from gpt-4's is counted.
+policy decides probe or route for every item and the items go through the same serving flow
+as live requests (:mod:`smart_core.engine.flow`), with answers drawn instead of called: probes
+draw agreements for the live candidates, and the realized share of answers differing from
+gpt-4's is counted.
 """
 
 from __future__ import annotations
@@ -16,10 +18,17 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
+from typing import Any
 
+from ..engine.drivers import run_flow
+from ..engine.effects import Begin, Call, Effect, Finish, Settle, StartProbes
+from ..engine.flow import serve_flow
+from ..engine.routes import RouteTable
+from ..engine.ticket import Routed, Ticket
+from ..policy import Decision, Policy, policy_class, probe_outcome
 from ..policy import keys as K
-from ..policy import policy_class, probe_outcome
 from ..stats.mix import mix_cost, solve_mix
+from ..task.answer import Answer
 from .paper_data import DATASETS, PRICES_PER_1K, PUBLISHED_SAVINGS, REFERENCE
 
 __all__ = ["PaperRow", "PaperRun", "bench_paper", "oracle_savings", "simulate_paper"]
@@ -100,44 +109,11 @@ def simulate_paper(
         method=method,
         batch_size=n_items,
     )
-    rng = random.Random(seed)
-    counters: dict[str, float] = defaultdict(float)
-    spent = 0.0
-    differing = 0
-    view = None
-    probes_at_view = 0.0
-    routed_since_view = 0
-    for t in range(n_items):
-        # The view (bounds + mix) is refreshed as evidence grows; a stale view only carries
-        # older, still valid, bounds, and the batch budget is always checked on fresh counters.
-        probes = counters[K.PROBES]
-        if (
-            view is None
-            or probes - probes_at_view >= max(1.0, 0.01 * probes)
-            or routed_since_view >= max(1, (n_items - t) // 400)
-        ):
-            view = policy.view(counters)
-            probes_at_view, routed_since_view = probes, 0
-        decision = policy.decide_from(view, counters, rng)
-        for key, value in decision.increments.items():
-            counters[key] += value
-        if decision.increments.keys() & {K.dropped(c) for c in candidates}:
-            view = None
-        route = decision.route
-        spent += costs[route]
-        counters[K.calls(route)] += 1
-        counters[K.call_cost(route)] += costs[route]
-        if route == REFERENCE:
-            for c in decision.probe_models:
-                spent += costs[c]
-                counters[K.calls(c)] += 1
-                counters[K.call_cost(c)] += costs[c]
-                for key, value in probe_outcome(decision, c, rng.random() < rates[c]).items():
-                    counters[key] += value
-        else:
-            routed_since_view += 1
-            if rng.random() >= rates[route]:
-                differing += 1
+    steps = _PaperSteps(policy, costs, rates, n_items, random.Random(seed))
+    routes = RouteTable.of_models(REFERENCE, candidates)
+    for _ in range(n_items):
+        run_flow(serve_flow(routes, policy.task), steps)
+    counters, spent, differing = steps.counters, steps.spent, steps.differing
     return PaperRun(
         dataset=dataset,
         epsilon=epsilon,
@@ -147,6 +123,104 @@ def simulate_paper(
         disagreement=differing / n_items,
         probes=int(counters[K.PROBES]),
     )
+
+
+class _PaperSteps:
+    """The serving flow's effects for one simulated batch, as the paper simulates them: the real
+    policy decides, every answer is drawn with its model's published agreement rate, and only the
+    counters the policy reads are kept (no store, no certificate beyond the decision's)."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        costs: dict[str, float],
+        rates: dict[str, float],
+        n_items: int,
+        rng: random.Random,
+    ) -> None:
+        self.policy, self.costs, self.rates, self.n_items, self.rng = (
+            policy,
+            costs,
+            rates,
+            n_items,
+            rng,
+        )
+        self.counters: dict[str, float] = defaultdict(float)
+        self.spent = 0.0
+        self.differing = 0
+        self.t = 0
+        self._view: Any = None
+        self._probes_at_view = 0.0
+        self._routed_since_view = 0
+        self._dropped = {K.dropped(c) for c in policy.candidates}
+
+    def __call__(self, effect: Effect) -> Any:
+        if isinstance(effect, Begin):
+            return self._begin()
+        if isinstance(effect, StartProbes):
+            ticket = effect.ticket
+            return _Probed(ticket.probe_models, ticket.decision) if ticket.probe_models else None
+        if isinstance(effect, Call):
+            return self._call(effect.model)
+        if isinstance(effect, Finish):
+            return self._finish(effect.ticket, effect.answer)
+        if isinstance(effect, Settle):
+            return self._settle(effect.probes)
+        raise TypeError(f"the paper simulation never fails a call, got {effect!r}")
+
+    def _begin(self) -> Ticket:
+        # The view (bounds + mix) is refreshed as evidence grows; a stale view only carries
+        # older, still valid, bounds, and the batch budget is always checked on fresh counters.
+        counters = self.counters
+        probes = counters[K.PROBES]
+        if (
+            self._view is None
+            or probes - self._probes_at_view >= max(1.0, 0.01 * probes)
+            or self._routed_since_view >= max(1, (self.n_items - self.t) // 400)
+        ):
+            self._view = self.policy.view(counters)
+            self._probes_at_view, self._routed_since_view = probes, 0
+        decision = self.policy.decide_from(self._view, counters, self.rng)
+        for key, value in decision.increments.items():
+            counters[key] += value
+        if decision.increments.keys() & self._dropped:
+            self._view = None
+        self.t += 1
+        return Ticket(str(self.t), decision, decision.route)
+
+    def _call(self, model: str) -> Answer:
+        cost = self.costs[model]
+        self.spent += cost
+        self.counters[K.calls(model)] += 1
+        self.counters[K.call_cost(model)] += cost
+        return Answer(model=model, cost=cost)
+
+    def _finish(self, ticket: Ticket, answer: Answer) -> Routed:
+        if ticket.route != REFERENCE:
+            self._routed_since_view += 1
+            if self.rng.random() >= self.rates[ticket.route]:
+                self.differing += 1
+        return Routed(
+            answer, ticket.route, ticket.probe, answer.cost or 0.0, ticket.certificate, ""
+        )
+
+    def _settle(self, probes: _Probed) -> None:
+        for c in probes.routes:
+            self._call(c)
+            agreed = self.rng.random() < self.rates[c]
+            for key, value in probe_outcome(probes.decision, c, agreed).items():
+                self.counters[key] += value
+
+
+class _Probed:
+    """The routes a simulated probe measures (nothing runs, so there is nothing to cancel)."""
+
+    def __init__(self, routes: tuple[str, ...], decision: Decision) -> None:
+        self.routes = routes
+        self.decision = decision
+
+    def cancel(self) -> None:
+        return None
 
 
 def bench_paper(
