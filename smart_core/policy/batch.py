@@ -67,6 +67,9 @@ class BatchPlanPolicy(PolicyBase):
     from its state alone (stateless between calls)."""
 
     mode = "batch"
+    #: Part of delta kept for the chance fluctuation of the answers: none, the finite-population
+    #: bound covers the batch's own answers (compare BatchBudgetPolicy).
+    realization_delta = 0.0
 
     def __init__(
         self,

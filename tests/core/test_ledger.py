@@ -6,16 +6,19 @@ import math
 
 import pytest
 
-from smart_core import Certificate, Ledger, MixPolicy, RouteStats
+from smart_core import Certificate, Ledger, Policy, RouteStats
 from smart_core.policy import keys as K
+from smart_core.policy import policy_class
 
 REF = "gpt-4o"
 MINI = "gpt-4o-mini"
 NANO = "gpt-4.1-nano"
 
 
-def policy(**kw) -> MixPolicy:
-    return MixPolicy(
+def policy(**kw) -> Policy:
+    """The policy of the mode ``kw`` asks for (online, or batch with ``batch_size``)."""
+    cls = policy_class(batch_size=kw.get("batch_size"), method=kw.get("method", "anytime"))
+    return cls(
         task="support-triage",
         reference=REF,
         candidates=[MINI, NANO],
@@ -149,7 +152,7 @@ def test_summary_says_a_dropped_candidate_in_the_mix_is_only_audited():
 # -- batch mode: a count against the budget, not an agreement -----------------------------------
 
 
-def batch_policy(**kw) -> MixPolicy:
+def batch_policy(**kw) -> Policy:
     return policy(batch_size=1000, **kw)
 
 
@@ -308,10 +311,11 @@ def test_a_restarted_candidate_shows_its_restarts_and_its_current_epoch():
     the epoch its bound counts, beside its all-history counts."""
     from smart_core import SmartConfig
     from smart_core.engine.ledger import Ledger
-    from smart_core.policy.mix_policy import MixPolicy
+    from smart_core.policy import OnlineMixPolicy, policy_for
 
     config = SmartConfig(task="t", epsilon=0.05, reference="gpt-4o", candidates=["gpt-4o-mini"])
-    policy = MixPolicy.from_config(config)
+    policy = policy_for(config)
+    assert isinstance(policy, OnlineMixPolicy) and policy.drift
     counters = {
         K.REQUESTS: 5000.0,
         K.probes_of("gpt-4o-mini"): 900.0,

@@ -1,4 +1,5 @@
-"""MixPolicy: guarantees and behaviour of the stateless counters -> view/decision policy.
+"""The policies (online mix, batch plan, per-item batch budget): guarantees and behaviour of the
+stateless counters -> view/decision policy of each mode.
 
 The simulations drive the real policy with a plain dict of counters, exactly as
 ``smart_core.jobs.paper`` does: the policy decides, its increments are applied, and probes draw each
@@ -17,9 +18,20 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from smart_core import MixPolicy, PolicyView, split_delta
+from smart_core.policy import (
+    BatchBudgetPolicy,
+    BatchPlanPolicy,
+    OnlineMixPolicy,
+    Policy,
+    PolicyView,
+    TaskState,
+    policy_class,
+    probe_outcome,
+    split_delta,
+)
 from smart_core.policy import keys as K
-from smart_core.policy.mix_policy import _lookaheads, probe_outcome, realized_budget
+from smart_core.policy.batch import _lookaheads
+from smart_core.policy.batch_budget import realized_budget
 
 REF = "gpt-4o"
 MINI = "gpt-4o-mini"
@@ -30,14 +42,21 @@ HAIKU = "claude-3-5-haiku"
 COSTS = {REF: 0.0035, MINI: 0.00021, NANO: 0.00014, HAIKU: 0.0012}
 
 
-def make_policy(candidates, *, epsilon=0.05, delta=0.05, **kw) -> MixPolicy:
-    return MixPolicy(
+def make_policy(
+    candidates, *, epsilon=0.05, delta=0.05, batch_size=None, method="anytime", **kw
+) -> Policy:
+    """The policy of the mode ``batch_size`` and ``method`` ask for (as ``policy_for`` picks it)."""
+    cls = policy_class(batch_size=batch_size, method=method)
+    if batch_size is not None:
+        kw["batch_size"] = batch_size
+    return cls(
         task="t",
         reference=REF,
         candidates=list(candidates),
         epsilon=epsilon,
         delta=delta,
         prior_costs=COSTS,
+        method=method,
         **kw,
     )
 
@@ -68,7 +87,7 @@ class Trace:
 
 
 def simulate(
-    policy: MixPolicy,
+    policy: Policy,
     rates: Mapping[str, float],
     n: int,
     *,
@@ -128,7 +147,7 @@ def test_request_mode_before_any_probe_keeps_the_reference_share_and_probes_ever
     eps = 0.05
     policy = make_policy([MINI, NANO, HAIKU], epsilon=eps)
     view = policy.view({})
-    assert policy.mode == "request"
+    assert isinstance(policy, OnlineMixPolicy) and policy.mode == "request"
     assert view.bound >= 1 - eps - 1e-12
     assert view.weights[0] >= 1 - eps - 1e-12
     assert view.routes[0] == REF
@@ -225,7 +244,7 @@ def test_batch_reference_only_probes_leave_slack_in_effective_epsilon():
     bound covers the batch's own answers, so the whole epsilon * N is the budget."""
     n, eps = 1000, 0.05
     policy = make_policy([MINI], epsilon=eps, batch_size=n)
-    assert policy.mode == "batch"
+    assert isinstance(policy, BatchPlanPolicy) and policy.mode == "batch"
     assert policy.realization_delta == 0.0
     assert policy.view({}).effective_epsilon == pytest.approx(eps)
     counters = probed_counters(200.0, 180.0, [MINI])
@@ -240,6 +259,7 @@ def test_batch_clopper_pearson_keeps_a_margin_for_the_realized_share():
     delta and a Poisson margin below epsilon * N cover their chance fluctuation."""
     n, eps = 1000, 0.05
     policy = make_policy([MINI], epsilon=eps, batch_size=n, method="clopper-pearson")
+    assert isinstance(policy, BatchBudgetPolicy) and policy.mode == "batch"
     budget = realized_budget(eps * n, policy.realization_delta)
     assert 0 < budget < eps * n
     assert policy.view({}).effective_epsilon == pytest.approx(budget / n)
@@ -417,7 +437,7 @@ def test_policy_bounds_use_delta_split_by_the_given_weights():
 # -- validity under adaptive probing ----------------------------------------------------------
 
 
-def _validity_run(policy: MixPolicy, p: float, seed: int, n: int = 1500, *, lag: int = 0) -> bool:
+def _validity_run(policy: OnlineMixPolicy, p: float, seed: int, n: int = 1500, *, lag: int = 0) -> bool:
     """One online run; True if some request was routed to the candidate by a view whose lower
     bound exceeded the candidate's true agreement ``p``.
 
@@ -517,7 +537,7 @@ def test_bounds_read_at_the_settled_prefix_too_keep_the_better_reading():
     policy = make_policy([MINI], batch_size=5000)
     # 200 compared (200 agreeing) plus 20 open; the prefix holds 150 probes, all agreeing.
     base = {**probed_counters(200, 200, [MINI]), K.probes_open(MINI): 20.0}
-    both = {**base, K.prefix_probes(MINI): 150.0, K.prefix_agreements(MINI): 150.0}
+    both = TaskState.from_counters(base, prefix={MINI: (150, 150)})
     alpha = policy.alphas[MINI]
     imputed = policy.bound.lower(200, 220, alpha)
     prefix = policy.bound.lower(150, 150, alpha)
@@ -701,7 +721,7 @@ def test_predicted_cap_tracks_the_exact_bound_it_extrapolates(rate):
     s0 = round(rate * n0)
     counters = {K.probes_of(MINI): float(n0), K.agreements(MINI): float(s0)}
     cap0 = policy.bound.differing_bounds(s0, n0, alpha)[1]
-    width = policy._bound_width(counters, MINI, cap0)
+    width = policy._bound_width(TaskState.from_counters(counters), MINI, cap0)
     p = (s0 + 0.5) / (n0 + 1.0)
     for n in (150, 300, 1000, 2000):
         exact = policy.bound.differing_bounds(round(p * n), n, alpha)[1]
@@ -716,3 +736,98 @@ def test_lookaheads_cover_both_ends_of_the_batch():
     assert max(steps) >= 100_000 - 10
     assert steps == sorted(steps) and len(set(steps)) == len(steps)
     assert all(b / a < 1.5 for a, b in itertools.pairwise(steps) if b <= 50_000)
+
+
+# -- one class per mode; the state read once ---------------------------------------------------
+
+
+def test_policy_for_picks_the_class_of_the_configured_mode():
+    """Online without ``batch_size``; in batch mode the commitment plan on the anytime bound
+    (the finite-population one) and the per-item budget on Clopper-Pearson. The classes refuse
+    a bound they are not built for."""
+    from smart_core import SmartConfig
+    from smart_core.policy import policy_for
+
+    base = {"task": "t", "epsilon": 0.05, "reference": REF, "candidates": [MINI]}
+    online = policy_for(SmartConfig(**base))
+    plan = policy_for(SmartConfig(**base, batch_size=500))
+    budget = policy_for(SmartConfig(**base, batch_size=500, method="clopper-pearson"))
+    assert type(online) is OnlineMixPolicy and online.batch_size is None
+    assert type(plan) is BatchPlanPolicy and plan.batch_size == 500
+    assert type(budget) is BatchBudgetPolicy and budget.batch_size == 500
+    assert all(isinstance(p, Policy) for p in (online, plan, budget))
+    assert (online.audit_rate, budget.audit_rate) == (0.01, 0.0)
+    with pytest.raises(ValueError, match="finite-population"):
+        BatchPlanPolicy(
+            task="t", reference=REF, candidates=[MINI], epsilon=0.05, delta=0.05,
+            prior_costs=COSTS, batch_size=500, method="clopper-pearson",
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="BatchPlanPolicy"):
+        BatchBudgetPolicy(
+            task="t", reference=REF, candidates=[MINI], epsilon=0.05, delta=0.05,
+            prior_costs=COSTS, batch_size=500, method="anytime",
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"batch_size": 2000}, {"batch_size": 2000, "method": "clopper-pearson"}]
+)
+def test_a_typed_state_and_plain_counters_give_the_same_decisions(kw):
+    """``decide``, ``view``, ``confirm`` and ``batch_charges`` take a TaskState or the store's
+    plain counters: the same run, fed one or the other, decides the same way at every step."""
+    runs = []
+    for typed in (False, True):
+        policy = make_policy([MINI, NANO], **kw)
+        rng, counters, out = random.Random(5), defaultdict(float), []
+        for _ in range(600):
+            state = TaskState.from_counters(counters) if typed else dict(counters)
+            d = policy.decide(state, rng)
+            for k, v in d.increments.items():
+                counters[k] += v
+            after = TaskState.from_counters(counters) if typed else dict(counters)
+            checked = policy.confirm(after, d)
+            view = policy.view(after)
+            out.append((d, checked, view, policy.batch_charges(after, view.lower)))
+            counters[K.calls(d.route)] += 1
+            counters[K.call_cost(d.route)] += COSTS[d.route]
+            for c in d.probe_models:
+                for k, v in probe_outcome(d, c, rng.random() < 0.97).items():
+                    counters[k] += v
+        runs.append(out)
+    assert runs[0] == runs[1]
+    assert any(d.route != REF for d, *_ in runs[0])
+
+
+def test_task_state_reads_every_counter_the_policy_uses():
+    """TaskState.from_counters: totals, per-route counters, each candidate's evidence, its drift
+    epoch and that epoch's own counters; a charge is kept only where one was recorded."""
+    counters = {
+        K.REQUESTS: 50.0,
+        K.PROBES: 20.0,
+        K.SPENT: 1.5,  # not the policy's business
+        K.routed(MINI): 7.0,
+        K.charged(MINI): 0.4,
+        K.routed(NANO): 2.0,
+        K.calls(MINI): 27.0,
+        K.call_cost(MINI): 0.01,
+        K.probes_of(MINI): 20.0,
+        K.agreements(MINI): 19.0,
+        K.probes_open(MINI): 2.0,
+        K.dropped(NANO): 1.0,
+        K.epoch(MINI): 2.0,
+        K.epoch_probes(MINI, 2): 5.0,
+        K.epoch_agreements(MINI, 2): 4.0,
+        K.epoch_dropped(MINI, 2): 1.0,
+    }
+    state = TaskState.from_counters(counters)
+    assert (state.requests, state.probes) == (50.0, 20.0)
+    assert state.routed == {MINI: 7.0, NANO: 2.0} and state.charged == {MINI: 0.4}
+    assert (state.calls[MINI], state.call_cost[MINI]) == (27.0, 0.01)
+    mini = state.evidence_of(MINI)
+    assert (mini.compared, mini.agreed, mini.open, mini.dropped, mini.sampled) == (20, 19, 2, 0, 22)
+    assert state.evidence_of(NANO).dropped == 1.0 and state.evidence_of(HAIKU).compared == 0.0
+    assert state.epoch_of(MINI) == 2 and state.epoch_of(NANO) == 0
+    epoch = state.in_epoch(MINI, 2)
+    assert (epoch.compared, epoch.agreed, epoch.open, epoch.dropped) == (5.0, 4.0, 0.0, 1.0)
+    assert state.prefix is None
+    assert TaskState.of(state) is state and TaskState.of(counters) == state
