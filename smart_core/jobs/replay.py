@@ -21,13 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReplayFormatError
+from ..stats.mix import mix_cost, solve_mix
 from ..stores import MemoryStore
 from ..task.answer import Answer
 from ..task.comparators import Comparator, parse_comparator
 from ..task.config import ModelSpec, SmartConfig
 from ..task.usage import Usage
 
-__all__ = ["ReplayItem", "ReplayOrder", "ReplayReport", "load_replay", "replay"]
+__all__ = [
+    "ReplayItem",
+    "ReplayOrder",
+    "ReplayReport",
+    "load_replay",
+    "oracle_savings",
+    "replay",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +123,9 @@ class ReplayReport:
     max_disagreement: float
     violation_rate: float  # share of orders whose realized share exceeded epsilon
     probes: float  # median
+    #: Savings of the cheapest mix of the models with their true agreement in this file known in
+    #: advance (no profiling): what any router could at best save here with plain mixing.
+    oracle_savings: float = float("nan")
     routes: dict[str, float] = field(default_factory=dict)  # mean share of items per route
     orders: list[ReplayOrder] = field(default_factory=list)
 
@@ -189,6 +200,29 @@ async def _run_order(
         probes=ledger.probes,
         routes=dict(routes),
     )
+
+
+def oracle_savings(
+    items: Sequence[ReplayItem], config: SmartConfig, comparator: Comparator
+) -> float:
+    """Reference-only cost over the cost of the cheapest mix whose agreement, with every model's
+    true agreement share in ``items`` known, is at least ``1 - epsilon``. A model with no logged
+    answer to an item counts as differing there."""
+    from ..engine.router import SmartRouter
+
+    router = SmartRouter(config, store=MemoryStore())
+    ref = config.reference.name
+    names = config.model_names()
+    costs, rates = [], []
+    for m in names:
+        answers = [(it.outputs.get(m), it.outputs[ref]) for it in items]
+        costs.append(sum(router.cost_of(a) for a, _ in answers if a is not None) / len(items))
+        agreeing = sum(1 for a, r in answers if a is not None and (m == ref or comparator(a, r)))
+        rates.append(agreeing / len(items))
+    router.close()
+    weights = solve_mix(costs, rates, 1.0 - config.epsilon)
+    cost = mix_cost(costs, weights) if weights is not None else costs[0]
+    return costs[0] / cost if cost > 0 else float("inf")
 
 
 def _run_order_sync(
@@ -277,6 +311,7 @@ def replay(
         max_disagreement=max(r.disagreement for r in results),
         violation_rate=sum(r.exceeded for r in results) / len(results),
         probes=statistics.median(r.probes for r in results),
+        oracle_savings=oracle_savings(items, config, comp),
         routes=dict(sorted(route_share.items(), key=lambda kv: -kv[1])),
         orders=results,
     )

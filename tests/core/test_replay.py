@@ -213,3 +213,36 @@ def test_routerbench_arc_challenge_stays_within_epsilon():
     assert report.violation_rate == 0
     assert report.disagreement <= 0.1
     assert report.savings > 1
+
+
+def test_the_oracle_is_the_cheapest_mix_with_the_files_true_agreement(tmp_path):
+    """Ten items; the cheap model agrees on 8 at a tenth of the reference's cost. At epsilon 0.1
+    the best mix with known rates sends half the items to it: cost 0.5 * 1 + 0.5 * 10 = 5.5."""
+    rows = [
+        {
+            "id": str(i),
+            "outputs": {
+                REF: {"text": "A", "cost": 10.0},
+                MINI: {"text": "A" if i < 8 else "B", "cost": 1.0},
+            },
+        }
+        for i in range(10)
+    ]
+    from smart_core.jobs.replay import oracle_savings
+    from smart_core.task.comparators import parse_comparator
+    from smart_core.task.config import ModelSpec, SmartConfig
+
+    items = load_replay(write_jsonl(tmp_path / "r.jsonl", rows))
+    free = {"input_price": 0.0, "output_price": 0.0}
+    config = SmartConfig(
+        task="r",
+        epsilon=0.1,
+        reference=ModelSpec(name=REF, **free),
+        candidates=[ModelSpec(name=MINI, **free)],
+        batch_size=10,
+    )
+    assert oracle_savings(items, config, parse_comparator("exact")) == pytest.approx(10 / 5.5)
+    report = replay(
+        tmp_path / "r.jsonl", reference=REF, epsilon=0.1, orders=1, items=items, workers=1
+    )
+    assert report.oracle_savings == pytest.approx(10 / 5.5)
