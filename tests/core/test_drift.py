@@ -178,6 +178,7 @@ def _serve(detection: bool, seed: int, *, before=0.99, after=0.85, shift_at=6000
     return restarts, end_agreement, router
 
 
+@pytest.mark.slow
 def test_a_drop_in_agreement_restarts_the_candidate_and_the_mix_recovers():
     """A candidate agreeing on 99 % of requests drops to 85 % at request 6,000 (audits at 5 %).
     Without detection the bound over all history, held up by the long stretch before the
