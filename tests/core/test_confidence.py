@@ -366,6 +366,7 @@ def test_finite_population_bounds_are_the_interval_not_ruled_out(population, eps
                 assert kept == list(range(lo, hi + 1))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("population", "differing"), [(1000, 50), (1000, 200), (2000, 20)])
 def test_finite_population_sequence_covers_the_batch_at_every_look(population, differing):
     """2,000 random orders of a batch with a known count of differing answers, the bound checked
