@@ -59,6 +59,7 @@ def synthetic_report(tmp_path_factory):
     return replay(path, reference=REF, epsilon=0.1, orders=20, comparator="exact", seed=0)
 
 
+@pytest.mark.slow
 def test_replay_report_saves_money_within_the_guarantee(synthetic_report):
     """20 orders at epsilon 0.1 over a 97 %/50 % pair: savings > 1, at most delta of orders
     exceed epsilon, mean differing share <= epsilon, route shares sum to 1."""
@@ -76,6 +77,7 @@ def test_replay_report_saves_money_within_the_guarantee(synthetic_report):
     assert r.routes.get(MINI, 0.0) > r.routes.get(NANO, 0.0)  # the good candidate does the work
 
 
+@pytest.mark.slow
 def test_replay_orders_are_consistent(synthetic_report):
     """Each order's numbers agree with each other: the reference-only cost is the same priced sum
     for every order, savings = reference cost / cost, and 'exceeded' means above epsilon."""
