@@ -49,6 +49,7 @@ def _random_instance(rng: np.random.Generator, k: int) -> tuple[list[float], lis
     return costs, bounds, target
 
 
+@pytest.mark.slow
 def test_solve_mix_matches_linprog_on_random_instances() -> None:
     """Guards exactness of the pair scan: on 2,000 random instances it agrees with scipy's LP
     solver on feasibility and optimal cost (1e-9), and its weights are a valid mix -- sum to
