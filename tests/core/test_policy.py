@@ -299,6 +299,7 @@ def test_batch_check_counts_each_candidate_at_most_its_unprobed_differing_bound(
     assert policy._fits_budget({**sure, K.routed(MINI): 599.0}, lower_sure, MINI)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("rates", "seed", "min_routed"),
     [
