@@ -50,6 +50,7 @@ def test_sms_spam_simulation_saves_and_keeps_the_guarantee():
         assert run.reference_cost == pytest.approx(n_items * per_item / 1000)
 
 
+@pytest.mark.slow
 def test_simulation_is_reproducible_per_seed():
     """Same seed, same run (the bench's medians depend on it)."""
     assert simulate_paper("sms_spam", 0.2, seed=3) == simulate_paper("sms_spam", 0.2, seed=3)
@@ -67,6 +68,7 @@ def test_published_savings_cover_all_fifteen_points():
             assert row.get(eps) is not None  # 0.10 and 0.1 must be the same key
 
 
+@pytest.mark.slow
 def test_bench_paper_rows_aggregate_runs():
     """bench_paper returns one row per point with the oracle and published numbers attached."""
     rows = bench_paper(datasets=["sms_spam"], epsilons=[0.2], seeds=2)
