@@ -20,6 +20,7 @@ def test_a_detected_shift_reports_its_delay_and_the_undetected_one_its_violation
     assert on.savings > 1.0 and off.savings > on.savings  # detection costs money after a shift
 
 
+@pytest.mark.slow
 def test_summaries_cover_every_drop_with_and_without_detection():
     ticks = []
     rows = run_drift_bench(
