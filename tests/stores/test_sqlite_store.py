@@ -66,6 +66,7 @@ def _event_ids(path: Path, task: str = "t") -> list[str]:
         return [r[0] for r in conn.execute("SELECT event_id FROM events WHERE task = ?", (task,))]
 
 
+@pytest.mark.slow
 def test_multiprocess_adds_are_exact(tmp_path: Path) -> None:
     path, go = tmp_path / "shared.db", tmp_path / "go"
     per_process, processes, duplicates = 300, 6, 50
