@@ -262,6 +262,7 @@ def test_function_behaviours_can_return_tool_calls_and_token_counts(server):
 # -- faults -----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("api", ["openai", "anthropic"])
 def test_rate_limits_are_retried_after_the_retry_after_header(server, api):
     server.models["m"] = Behaviour(faults=[Fault("rate_limit", calls=[1, 2], retry_after=1.0)])
