@@ -161,6 +161,7 @@ def test_openai_and_anthropic_round_trip_with_usage_and_cost(monkeypatch):
     assert PriceTable().cost(a.model, a.usage) > 0
 
 
+@pytest.mark.slow
 def test_retries_honour_retry_after_and_give_up_with_a_clear_error():
     import asyncio
     import time
@@ -196,6 +197,7 @@ def test_retries_honour_retry_after_and_give_up_with_a_clear_error():
     assert "openai:gpt-4o-mini" in str(exc) and "HTTP 500" in str(exc) and SECRET not in str(exc)
 
 
+@pytest.mark.slow
 def test_timed_out_call_is_retried():
     import asyncio
 
