@@ -20,6 +20,7 @@ def _url() -> str:
     return os.environ["SMART_FAKE_LLM_URL"]
 
 
+@pytest.mark.slow
 class TestChatOpenAIOnFakeServer(ChatModelIntegrationTests):
     @property
     def chat_model_class(self) -> type[ChatOpenAI]:
@@ -44,6 +45,7 @@ class TestChatOpenAIOnFakeServer(ChatModelIntegrationTests):
         return "gpt-4o"
 
 
+@pytest.mark.slow
 class TestChatAnthropicOnFakeServer(ChatModelIntegrationTests):
     @property
     def chat_model_class(self) -> type[ChatAnthropic]:
