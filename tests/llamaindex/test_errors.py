@@ -66,6 +66,7 @@ async def test_failing_candidate_falls_back_to_the_reference(faulty, method):
         assert after.routes[n].agreements == after.routes[n].probes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["rate_limit", "server_error", "timeout"])
 async def test_fault_kinds_fall_back(faulty, kind):
     llm = build(faulty, warm=True, timeout=0.5)
