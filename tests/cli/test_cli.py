@@ -228,6 +228,7 @@ def test_replay_rejects_zero_orders(runner, tmp_path):
 # -- bench --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bench_paper_json_rows(runner):
     """``bench paper --json`` gives one row per point with savings, violations and the oracle."""
     result = invoke(
@@ -260,6 +261,7 @@ def test_bench_paper_unknown_dataset_exits_2(runner):
     assert "mnist" in err and "sms_spam" in err
 
 
+@pytest.mark.slow
 def test_bench_overhead_json_reports_both_stores(runner):
     """``bench overhead --json`` measures the memory and SQLite stores, with positive timings."""
     result = invoke(runner, "bench", "overhead", "--requests", "200", "--json")
@@ -273,6 +275,7 @@ def test_bench_overhead_json_reports_both_stores(runner):
         assert r["request_median_us"] > 0
 
 
+@pytest.mark.slow
 def test_bench_drift_json_reports_each_drop_with_and_without_detection(runner):
     result = invoke(
         runner,

@@ -235,6 +235,7 @@ def _legend_clear_of_the_plot(fig, ax) -> bool:
     return not legend.overlaps(ax.get_window_extent(renderer))
 
 
+@pytest.mark.slow
 def test_batch_chart_counts_differing_answers_against_the_budget():
     """The third panel of a batch run is a count a reader compares at a glance: the budget
     (0.05 x 400 = 20 answers), the guaranteed ceiling so far (14 at the end) and the actual

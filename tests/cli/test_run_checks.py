@@ -67,6 +67,7 @@ def _flat(text: str) -> str:
 # -- issue 15 item 5: an unreachable reference ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_reference_that_keeps_failing_stops_the_run_and_no_savings_are_shown(tmp_path):
     _items(tmp_path / "items.jsonl", 60)
     down = Behaviour(_label, faults=[Fault("server_error")])
@@ -82,6 +83,7 @@ def test_a_reference_that_keeps_failing_stops_the_run_and_no_savings_are_shown(t
     assert reference_calls <= 40
 
 
+@pytest.mark.slow
 def test_items_that_failed_for_good_withhold_the_savings_headline(tmp_path):
     """A few items the reference cannot answer: the run finishes the others, exits 1, and
     shows no savings (its reference-only estimate would count the unanswered items)."""
@@ -194,6 +196,7 @@ def test_a_repeated_model_is_to_be_removed_from_the_candidates(tmp_path, candida
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
+@pytest.mark.slow
 def test_the_progress_bar_is_readable_at_80_columns_and_ends_with_the_runs_routes(tmp_path):
     """Through a real process whose stderr rich treats as an 80-column terminal."""
     _items(tmp_path / "items.jsonl", 80)
