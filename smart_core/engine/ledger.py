@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..policy import keys as K
 from ..policy import Policy, TaskState
+from ..policy import keys as K
 
 __all__ = ["Ledger", "RouteStats"]
 

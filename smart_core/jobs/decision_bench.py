@@ -1,10 +1,11 @@
 """``smart bench decisions``: how a decision's cost grows with candidates and evidence.
 
-Times :meth:`Policy.decide <smart_core.policy.Policy.decide>` alone (no store), on counters as a task has them after ``probes``
-probes: ``candidates`` cheap candidates agreeing with the reference at rates spread between 0.90
-and 0.99, in online mode (``expected_requests``) and in batch mode (a batch four times the
-probes). Each decision counts one more request, so the policy's caches see what they see in
-serving; the first decisions, which fill them, are timed too.
+Times :meth:`Policy.decide <smart_core.policy.Policy.decide>` alone (no store), on counters as
+a task has them after ``probes`` probes: ``candidates`` cheap candidates agreeing with the
+reference at rates spread between 0.90 and 0.99, in online mode (``expected_requests``) and in
+batch mode (a batch four times the probes). Each decision counts one more request, so the
+policy's caches see what they see in serving; the first decisions, which fill them, are timed
+too.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..policy import keys as K
 from ..policy import Policy, policy_for
+from ..policy import keys as K
 from ..task.config import ModelSpec, SmartConfig
 
 __all__ = ["DecisionTiming", "time_decisions"]

@@ -19,7 +19,6 @@ from ..stats.confidence import (
     make_confidence_sequence,
 )
 from ..stats.mix import solve_mix
-from . import keys as K
 from .base import State, split_delta
 from .online import OnlineMixPolicy
 from .state import TaskState

@@ -438,7 +438,9 @@ def test_policy_bounds_use_delta_split_by_the_given_weights():
 # -- validity under adaptive probing ----------------------------------------------------------
 
 
-def _validity_run(policy: OnlineMixPolicy, p: float, seed: int, n: int = 1500, *, lag: int = 0) -> bool:
+def _validity_run(
+    policy: OnlineMixPolicy, p: float, seed: int, n: int = 1500, *, lag: int = 0
+) -> bool:
     """One online run; True if some request was routed to the candidate by a view whose lower
     bound exceeded the candidate's true agreement ``p``.
 
