@@ -94,6 +94,7 @@ async def test_probe_spans_stay_out_of_the_trace(server):
     ), names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", ["settings-first", "models-first", "explicit"])
 @pytest.mark.parametrize("method", METHODS)
 async def test_token_counting_handler_counts_each_call_once(
