@@ -63,15 +63,27 @@ def _stopping_on_signals() -> Iterator[None]:
     A shell without job control starts a background job (``smart fake-server &`` in a script,
     a test runner started with ``&``) with SIGINT ignored, and Python keeps an ignored SIGINT,
     so without this ``kill -INT`` would never stop the server. SIGTERM would end the process
-    without stopping the server thread or saying so. The previous handlers come back after.
+    without stopping the server thread or saying so. A blocked signal (the mask is inherited
+    too, from whatever thread started the process) would stay pending for ever: the main
+    thread unblocks both. The previous handlers and mask come back after.
     """
     previous = {sig: signal.signal(sig, _raise_interrupt) for sig in _STOP_SIGNALS}
+    mask = _unblock(_STOP_SIGNALS)
     try:
         yield
     finally:
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         for sig, handler in previous.items():
             if handler is not None:  # None: set outside Python, nothing to put back
                 signal.signal(sig, handler)
+
+
+def _unblock(signals: tuple[signal.Signals, ...]) -> set[signal.Signals] | None:
+    """Unblock ``signals`` in this thread; the mask before, or None where there are no masks."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows
+        return None
+    return signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
 
 def fake_server(
