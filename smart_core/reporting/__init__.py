@@ -1,4 +1,3 @@
-"""Reading a store back: ``smart report``'s task reports and the charts.
-"""
+"""Reading a store back: ``smart report``'s task reports and the charts."""
 
 __all__: list[str] = []

@@ -505,7 +505,7 @@ def test_stop_cuts_a_hanging_request_promptly():
 
 def test_concurrent_requests_are_served_in_parallel():
     async def main() -> float:
-        async with FakeLLMServer(default=Behaviour(latency=0.3)) as server:
+        async with FakeLLMServer(default=Behaviour(latency=1.0)) as server:
             client = openai.AsyncOpenAI(base_url=server.openai_base_url, api_key="k")
             start = time.monotonic()
             await asyncio.gather(
@@ -516,4 +516,5 @@ def test_concurrent_requests_are_served_in_parallel():
             )
             return time.monotonic() - start
 
-    assert asyncio.run(main()) < 1.2
+    # One at a time the eight would take at least 8 s; the margin absorbs a busy machine.
+    assert asyncio.run(main()) < 4.0
