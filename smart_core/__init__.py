@@ -7,12 +7,12 @@ auditing. This package is the framework-free engine; ``smart_langchain`` and
 ``smart_llamaindex`` adapt it to those frameworks.
 """
 
-from .engine.certificate import Certificate
 from .engine.ledger import Ledger, RouteStats
 from .engine.router import AsyncProbeRun, Endpoint, ProbeRun, Routed, SmartRouter, Ticket
 from .errors import ConfigError, ReplayFormatError, SmartError, StoreError
 from .jobs.batch_run import BatchResult, BatchRun, run_batch
 from .policy import Decision, Policy, policy_for
+from .policy.certificate import Certificate
 from .providers.sdk import (
     AnthropicProvider,
     OpenAIProvider,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..policy import Decision
+from ..policy.certificate import Certificate
 from ..task.answer import Answer
-from .certificate import Certificate
 
 __all__ = ["Routed", "Ticket"]
 

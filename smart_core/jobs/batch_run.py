@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..engine.certificate import Certificate
 from ..engine.drivers import AsyncPerformer, Calls, arun_flow
 from ..engine.effects import Begin, FallBack, Settle, StartProbes
 from ..engine.flow import serve_flow
@@ -43,6 +42,7 @@ from ..engine.ledger import Ledger
 from ..engine.router import Endpoint, SmartRouter, Ticket
 from ..errors import ConfigError, SmartError
 from ..policy import Decision
+from ..policy.certificate import Certificate
 from ..policy.settled_prefix import SettledPrefix
 from ..providers.sdk import PROVIDERS, ProviderError
 from ..task.answer import Answer
@@ -414,8 +414,8 @@ async def run_batch(
         ticket = tickets.get(item_id)
         if ticket is None:
             async with lock:
-                counters = prefix.counters(await store.aread(run.task))
-                decision = policy.decide(counters, router.rng)
+                state = prefix.state(await store.aread(run.task))
+                decision = policy.decide(state, router.rng)
                 ticket = Ticket(item_id, decision, decision.route)
                 db.save_ticket(item_id, ticket)
                 tickets[item_id] = ticket

@@ -18,10 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol, runtime_checkable
 
-from ..engine.certificate import Certificate
 from ..stats.confidence import ConfidenceSequence
 from ..stats.mix import mix_cost, solve_mix
 from . import keys as K
+from .certificate import Certificate
 from .state import TaskState
 
 __all__ = [

@@ -91,10 +91,6 @@ class SettledPrefix:
         its bounds at both sizes and keeps the better."""
         return TaskState.from_counters(counters, prefix=self.prefix(counters))
 
-    def counters(self, counters: Mapping[str, float]) -> TaskState:
-        """Deprecated name of :meth:`state` (it returns the typed state, not counters)."""
-        return self.state(counters)
-
     @property
     def open(self) -> int:
         """Probes decided here and kept out of the policy's counters."""

@@ -772,6 +772,7 @@ def test_policy_for_picks_the_class_of_the_configured_mode():
         )  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kw", [{}, {"batch_size": 2000}, {"batch_size": 2000, "method": "clopper-pearson"}]
 )

@@ -49,8 +49,6 @@ class _Run:
         assert state.prefix is not None
         # The store's own counters pass through untouched: the prefix is a field of its own.
         assert state == TaskState.from_counters(self.store, prefix=state.prefix)
-        # The deprecated name (batch_run.py still calls it) returns the same state.
-        assert self.prefix.counters(self.store) == state
         agreements, probes = state.prefix[model]
         return probes, agreements
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from smart_core.engine.certificate import Certificate
 from smart_core.engine.effects import (
     Begin,
     Call,
@@ -20,6 +19,7 @@ from smart_core.engine.flow import serve_flow
 from smart_core.engine.routes import ModelRoute, RouteTable
 from smart_core.engine.ticket import Routed, Ticket
 from smart_core.policy import Decision
+from smart_core.policy.certificate import Certificate
 from smart_core.task.answer import Answer
 
 ROUTES = RouteTable.of_models("ref", ["cheap", "mid"])
