@@ -7,11 +7,14 @@ auditing. This package is the framework-free engine; ``smart_langchain`` and
 ``smart_llamaindex`` adapt it to those frameworks.
 """
 
+from .engine.drivers import Calls, Streamed
 from .engine.ledger import Ledger, RouteStats
-from .engine.router import AsyncProbeRun, Endpoint, ProbeRun, Routed, SmartRouter, Ticket
+from .engine.router import Endpoint, SmartRouter
+from .engine.routes import ModelRoute, Route, RouteTable
+from .engine.ticket import Routed, Ticket
 from .errors import ConfigError, ReplayFormatError, SmartError, StoreError
 from .jobs.batch_run import BatchResult, BatchRun, run_batch
-from .policy import Decision, Policy, policy_for
+from .policy import Decision
 from .policy.certificate import Certificate
 from .providers.sdk import (
     AnthropicProvider,
@@ -22,13 +25,6 @@ from .providers.sdk import (
     parse_model_spec,
 )
 from .reporting.report import TaskReport, store_report
-from .stats.confidence import (
-    BetaMixtureSequence,
-    ClopperPearsonBound,
-    ConfidenceSequence,
-    make_confidence_sequence,
-)
-from .stats.mix import mix_cost, solve_mix
 from .stores import MemoryStore, SqliteStore, Store, open_store
 from .task.answer import Answer
 from .task.comparators import (
@@ -52,16 +48,13 @@ __all__ = [
     "DEFAULT_PRICES",
     "Answer",
     "AnthropicProvider",
-    "AsyncProbeRun",
     "BatchResult",
     "BatchRun",
-    "BetaMixtureSequence",
     "CallableMatch",
+    "Calls",
     "Certificate",
     "ChoiceMatch",
-    "ClopperPearsonBound",
     "Comparator",
-    "ConfidenceSequence",
     "ConfigError",
     "Decision",
     "Endpoint",
@@ -69,18 +62,19 @@ __all__ = [
     "JsonMatch",
     "Ledger",
     "MemoryStore",
+    "ModelRoute",
     "ModelSpec",
     "NumberMatch",
     "OpenAIProvider",
-    "Policy",
     "Price",
     "PriceTable",
-    "ProbeRun",
     "ProviderError",
     "ProviderSpec",
     "RegexMatch",
     "ReplayFormatError",
+    "Route",
     "RouteStats",
+    "RouteTable",
     "Routed",
     "SmartConfig",
     "SmartError",
@@ -88,19 +82,16 @@ __all__ = [
     "SqliteStore",
     "Store",
     "StoreError",
+    "Streamed",
     "TaskReport",
     "Ticket",
     "ToolCallMatch",
     "UnknownPriceError",
     "Usage",
-    "make_confidence_sequence",
     "make_provider",
-    "mix_cost",
     "open_store",
     "parse_comparator",
     "parse_model_spec",
-    "policy_for",
     "run_batch",
-    "solve_mix",
     "store_report",
 ]

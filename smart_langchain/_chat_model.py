@@ -22,8 +22,7 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import BaseModel, PrivateAttr
 
-from smart_core import Answer, ConfigError, Ledger, Routed, SmartConfig, SmartRouter
-from smart_core.engine.drivers import Calls
+from smart_core import Answer, Calls, ConfigError, Ledger, Routed, SmartConfig, SmartRouter
 from smart_core.engine.framework_adapter import check_task, config_for, model_name_of
 
 from ._batch_order import drawn_order, in_input_order

@@ -31,10 +31,19 @@ from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 
-from smart_core import Answer, ConfigError, Ledger, Routed, SmartConfig, SmartRouter, Store
-from smart_core.engine.drivers import Calls, Streamed
+from smart_core import (
+    Answer,
+    Calls,
+    ConfigError,
+    Ledger,
+    Routed,
+    SmartConfig,
+    SmartRouter,
+    Store,
+    Streamed,
+    Ticket,
+)
 from smart_core.engine.framework_adapter import check_task, config_for, model_name_of
-from smart_core.engine.ticket import Ticket
 
 from . import _silence
 from ._convert import answer_from_response, prompt_text

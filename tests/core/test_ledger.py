@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from smart_core import Certificate, Ledger, Policy, RouteStats
+from smart_core import Certificate, Ledger, RouteStats
+from smart_core.policy import Policy, policy_class
 from smart_core.policy import keys as K
-from smart_core.policy import policy_class
 
 REF = "gpt-4o"
 MINI = "gpt-4o-mini"
