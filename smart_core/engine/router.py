@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-from ..policy import Decision, Policy, policy_for, probe_failure, probe_outcome
+from ..policy import Decision, Policy, policy_for
 from ..policy import keys as K
 from ..stores import Store, open_store
 from ..task.answer import Answer
@@ -46,8 +46,9 @@ from .drivers import (
     stream_flow,
 )
 from .flow import serve_flow
+from .increments import answered, fell_back, probed
 from .ledger import Ledger
-from .probe_run import CUT_SHORT, AsyncProbeRun, ProbeRun
+from .probe_run import AsyncProbeRun, ProbeRun
 from .routes import RouteTable
 from .ticket import Routed, Ticket
 
@@ -67,13 +68,6 @@ CALLER_ORDER_WARNING = (
     "date, source or length can break it. Pass the whole batch to router.arun_batch(items) / "
     "run_batch(items) (or the adapters' .batch()/.abatch()), which draw the order themselves, or "
     "shuffle the items and begin them inside `with router.shuffled_batch():`."
-)
-
-CUT_SHORT_WARNING = (
-    "a probe was cut short: its candidates' calls were cancelled before they answered (the event "
-    "loop ended, e.g. asyncio.run() returning, or the router was closed without waiting). Such "
-    "probes count as differing answers, so the candidates look worse than they are. Await "
-    "router.aflush() before the loop ends, use router.run(), or serve from one long-lived loop."
 )
 
 
@@ -436,63 +430,20 @@ class SmartRouter:
         if not answer.model:
             answer.model = ticket.route
         cost = self.cost_of(answer)
-        inc: dict[str, float] = {K.ANSWERED: 1.0}
-        _add_call(inc, ticket.route, cost)
-        if ticket.route == self.config.reference.name:
-            inc[K.REF_N] = 1.0
-            inc[K.REF_COST] = cost
-            inc[K.REF_COST_SQ] = cost * cost
-        return answer, cost, inc
+        return answer, cost, answered(ticket.route, self.config.reference.name, cost)
 
     def _fallback_increments(self, ticket: Ticket) -> dict[str, float]:
-        if ticket.route == self.config.reference.name:
-            raise ValueError(
-                "fall_back: the ticket is already routed to the reference "
-                f"({ticket.route!r}); re-raise the reference's error instead"
-            )
-        return {K.failures(ticket.route): 1.0, K.fallbacks(ticket.route): 1.0}
+        return fell_back(ticket.route, self.config.reference.name)
 
     def _probe_increments(
         self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
     ) -> dict[str, float]:
-        comparator = self.config.comparator
-        inc: dict[str, float] = {}
-        for c in ticket.probe_models:
-            answer = self.routes[c].probe_answer(answers)
-            if answer is CUT_SHORT or isinstance(answer, asyncio.CancelledError):
-                # Never answered because the call was cancelled (the loop ended, the router was
-                # closed), not because it failed: routed, this call would have run and served
-                # whatever it returns, so it stays in the sample as a differing answer.
-                _merge(inc, probe_outcome(ticket.decision, c, False))
-                _merge(inc, {K.cut_short(c): 1.0})
-                self._warn_once(ticket.task, "cut", CUT_SHORT_WARNING)
-                continue
-            if not isinstance(answer, Answer):  # the call raised: a failure, as when routed
-                _merge(inc, probe_failure(ticket.decision, c))
-                continue
-            if not answer.model:
-                answer.model = c
-            cost = self.cost_of(answer)
-            _add_call(inc, c, cost)
-            inc[K.SPENT_PROBE_CANDIDATES] = inc.get(K.SPENT_PROBE_CANDIDATES, 0.0) + cost
-            try:
-                agreed = bool(comparator(answer, reference))
-            except Exception as exc:
-                # An answer that cannot be compared is a differing answer, never a missing one:
-                # left out, the candidate would be profiled on its well-formed answers only and
-                # then serve its malformed ones unchecked.
-                agreed = False
-                _merge(inc, {K.compare_errors(c): 1.0})
-                self._warn_once(
-                    ticket.task,
-                    f"compare:{c}",
-                    f"task {ticket.task!r}: the comparator "
-                    f"{_comparator_name(self.config)} raised on {c}'s answer "
-                    f"({type(exc).__name__}: {exc}); such answers count as differing from the "
-                    "reference's. Make the comparator return False for answers it cannot read.",
-                )
-            _merge(inc, probe_outcome(ticket.decision, c, agreed))
-        return inc
+        def warn(what: str, message: str) -> None:
+            self._warn_once(ticket.task, what, message)
+
+        return probed(
+            ticket, reference, answers, self.routes, self.config.comparator, self.cost_of, warn
+        )
 
     def _warn_once(self, task: str, what: str, message: str) -> None:
         """Log ``message`` at WARNING the first time ``what`` happens for ``task``."""
@@ -574,12 +525,6 @@ def _routed(ticket: Ticket, answer: Answer, cost: float) -> Routed:
     )
 
 
-def _comparator_name(config: SmartConfig) -> str:
-    raw = config.comparator
-    name = getattr(raw, "name", None) or getattr(raw, "__name__", None)
-    return repr(name or raw)
-
-
 def _no_running_loop(method: str, twin: str) -> None:
     try:
         asyncio.get_running_loop()
@@ -601,14 +546,3 @@ def _rerouting(request_id: str | None) -> str | None:
 
 def _cooling(request_id: str | None) -> str | None:
     return f"{request_id}:cooldown" if request_id else None
-
-
-def _add_call(inc: dict[str, float], model: str, cost: float) -> None:
-    inc[K.calls(model)] = inc.get(K.calls(model), 0.0) + 1.0
-    inc[K.call_cost(model)] = inc.get(K.call_cost(model), 0.0) + cost
-    inc[K.SPENT] = inc.get(K.SPENT, 0.0) + cost
-
-
-def _merge(inc: dict[str, float], more: Mapping[str, float]) -> None:
-    for key, value in more.items():
-        inc[key] = inc.get(key, 0.0) + value

@@ -1,0 +1,115 @@
+"""What each serving step adds to a task's counters (see :mod:`smart_core.policy.keys`).
+
+Pure functions: the router writes what they return in one atomic, idempotent store step per
+serving step, so a retried step never counts twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..policy import keys as K
+from ..policy import probe_failure, probe_outcome
+from ..task.answer import Answer
+from .probe_run import CUT_SHORT
+from .routes import RouteTable
+from .ticket import Ticket
+
+__all__ = ["CUT_SHORT_WARNING", "answered", "fell_back", "probed"]
+
+CUT_SHORT_WARNING = (
+    "a probe was cut short: its candidates' calls were cancelled before they answered (the event "
+    "loop ended, e.g. asyncio.run() returning, or the router was closed without waiting). Such "
+    "probes count as differing answers, so the candidates look worse than they are. Await "
+    "router.aflush() before the loop ends, use router.run(), or serve from one long-lived loop."
+)
+
+
+def answered(route: str, reference: str, cost: float) -> dict[str, float]:
+    """The user got ``route``'s answer at ``cost``; a reference answer also feeds the
+    reference-only estimate (escalations and fallbacks included)."""
+    inc: dict[str, float] = {K.ANSWERED: 1.0}
+    _add_call(inc, route, cost)
+    if route == reference:
+        inc[K.REF_N] = 1.0
+        inc[K.REF_COST] = cost
+        inc[K.REF_COST_SQ] = cost * cost
+    return inc
+
+
+def fell_back(route: str, reference: str) -> dict[str, float]:
+    """``route`` failed and the request went to the reference: a failure, never a
+    disagreement (rate limits and timeouts say nothing about answer quality)."""
+    if route == reference:
+        raise ValueError(
+            "fall_back: the ticket is already routed to the reference "
+            f"({route!r}); re-raise the reference's error instead"
+        )
+    return {K.failures(route): 1.0, K.fallbacks(route): 1.0}
+
+
+def probed(
+    ticket: Ticket,
+    reference: Answer,
+    answers: Mapping[str, Answer | BaseException],
+    routes: RouteTable,
+    comparator: Callable[[Answer, Answer], Any],
+    cost_of: Callable[[Answer], float],
+    warn: Callable[[str, str], None],
+) -> dict[str, float]:
+    """Every probed route's outcome against the reference's answer, from the answers the probe
+    collected by model; ``warn(what, message)`` is called for what the user should hear of."""
+    inc: dict[str, float] = {}
+    for c in ticket.probe_models:
+        answer = routes[c].probe_answer(answers)
+        if answer is CUT_SHORT or isinstance(answer, asyncio.CancelledError):
+            # Never answered because the call was cancelled (the loop ended, the router was
+            # closed), not because it failed: routed, this call would have run and served
+            # whatever it returns, so it stays in the sample as a differing answer.
+            _merge(inc, probe_outcome(ticket.decision, c, False))
+            _merge(inc, {K.cut_short(c): 1.0})
+            warn("cut", CUT_SHORT_WARNING)
+            continue
+        if not isinstance(answer, Answer):  # the call raised: a failure, as when routed
+            _merge(inc, probe_failure(ticket.decision, c))
+            continue
+        if not answer.model:
+            answer.model = c
+        cost = cost_of(answer)
+        _add_call(inc, c, cost)
+        inc[K.SPENT_PROBE_CANDIDATES] = inc.get(K.SPENT_PROBE_CANDIDATES, 0.0) + cost
+        try:
+            agreed = bool(comparator(answer, reference))
+        except Exception as exc:
+            # An answer that cannot be compared is a differing answer, never a missing one:
+            # left out, the candidate would be profiled on its well-formed answers only and
+            # then serve its malformed ones unchecked.
+            agreed = False
+            _merge(inc, {K.compare_errors(c): 1.0})
+            warn(
+                f"compare:{c}",
+                f"task {ticket.task!r}: the comparator {_comparator_name(comparator)} raised on "
+                f"{c}'s answer ({type(exc).__name__}: {exc}); such answers count as differing "
+                "from the reference's. Make the comparator return False for answers it cannot "
+                "read.",
+            )
+        _merge(inc, probe_outcome(ticket.decision, c, agreed))
+    return inc
+
+
+def _comparator_name(comparator: Any) -> str:
+    name = getattr(comparator, "name", None) or getattr(comparator, "__name__", None)
+    return repr(name or comparator)
+
+
+def _add_call(inc: dict[str, float], model: str, cost: float) -> None:
+    inc[K.calls(model)] = inc.get(K.calls(model), 0.0) + 1.0
+    inc[K.call_cost(model)] = inc.get(K.call_cost(model), 0.0) + cost
+    inc[K.SPENT] = inc.get(K.SPENT, 0.0) + cost
+
+
+def _merge(inc: dict[str, float], more: Mapping[str, float]) -> None:
+    for key, value in more.items():
+        inc[key] = inc.get(key, 0.0) + value
