@@ -5,4 +5,6 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bootstrap.sh"
 cd "$ROOT"
 ruff check smart_core smart_langchain smart_llamaindex tests
 ruff format --check smart_core smart_langchain smart_llamaindex tests
+# Binaries for the Redis and PostgreSQL store tests (the tests start and stop the servers).
+bash "$ROOT/scripts/services.sh"
 exec python -m pytest -q "$@"
