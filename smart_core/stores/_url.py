@@ -1,7 +1,8 @@
 """Turn a store URL into a Store, so configuration can name its state backend with one string.
 
-Backends register a factory per URL scheme in ``_FACTORIES``; network backends (Redis,
-PostgreSQL) plug in there when they ship.
+Backends register a factory per URL scheme in ``_FACTORIES``. The network backends import their
+clients (redis-py, psycopg) only when a URL asks for them: together they take a few hundred
+milliseconds to import, which a process using SQLite should not pay.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from ..errors import StoreError
 from ._base import Store
 from ._memory import MemoryStore
+from ._redaction import redact_url
 from ._sqlite import SqliteStore
 
 __all__ = ["open_store"]
@@ -36,33 +38,43 @@ def _open_sqlite(url: str) -> Store:
     return SqliteStore(rest[1:])
 
 
-def _later(name: str) -> _Factory:
-    def factory(url: str) -> Store:
-        raise StoreError(
-            f"the {name} store backend arrives in a later release (got {url!r}); "
-            "use sqlite:///path.db for now"
-        )
+def _open_redis(url: str) -> Store:
+    from ._redis import RedisStore
 
-    return factory
+    return RedisStore(url)
+
+
+def _open_postgres(url: str) -> Store:
+    from ._postgres import PostgresStore
+
+    return PostgresStore(url)
 
 
 _FACTORIES: dict[str, _Factory] = {
     "memory": _open_memory,
     "sqlite": _open_sqlite,
-    "redis": _later("Redis"),
-    "rediss": _later("Redis"),
-    "postgresql": _later("PostgreSQL"),
-    "postgres": _later("PostgreSQL"),
+    "redis": _open_redis,
+    "rediss": _open_redis,
+    "postgresql": _open_postgres,
+    "postgres": _open_postgres,
 }
 
-# Schemes that open a store today, for error messages.
-_AVAILABLE = ("memory://", "sqlite:///path.db")
+# Schemes that open a store, for error messages.
+_AVAILABLE = (
+    "memory://",
+    "sqlite:///path.db",
+    "redis://host:6379/0",
+    "rediss://host:6379/0",
+    "postgresql://user@host/db",
+)
 
 
 def open_store(url: str | Store) -> Store:
-    """Open the store a URL names (``memory://``, ``sqlite:///path.db``); a Store passes through.
+    """Open the store a URL names; a Store passes through.
 
-    Relative SQLite paths are resolved against the current directory once, at open time.
+    ``memory://`` (this process), ``sqlite:///path.db`` (processes on one machine; relative paths
+    are resolved against the current directory once, at open time), ``redis://`` / ``rediss://``
+    and ``postgresql://`` / ``postgres://`` (a fleet). Passwords in URLs never appear in errors.
     """
     if isinstance(url, Store):
         return url
@@ -77,6 +89,7 @@ def open_store(url: str | Store) -> Store:
     factory = _FACTORIES.get(scheme.lower())
     if factory is None:
         raise StoreError(
-            f"unknown store URL scheme {scheme!r} in {url!r}; supported: {', '.join(_AVAILABLE)}"
+            f"unknown store URL scheme {scheme!r} in {redact_url(url)!r}; "
+            f"supported: {', '.join(_AVAILABLE)}"
         )
     return factory(url)

@@ -192,16 +192,11 @@ class ModelSpec(_Settings):
 # -- SmartConfig ----------------------------------------------------------------------------------
 
 _TASK = re.compile(r"^[A-Za-z0-9\-_.:/]+$")
-# Only backends that open today are offered; the network ones are refused here, at start-up,
-# rather than suggested by one message and refused by the next.
-_STORE_EXAMPLES = "'memory://' (one process) or 'sqlite:///smart.db' (processes on one machine)"
-_STORE_SCHEMES = frozenset({"memory", "sqlite"})
-_LATER_STORES = {
-    "redis": "Redis",
-    "rediss": "Redis",
-    "postgresql": "PostgreSQL",
-    "postgres": "PostgreSQL",
-}
+_STORE_EXAMPLES = (
+    "'memory://' (one process), 'sqlite:///smart.db' (processes on one machine), "
+    "'redis://host:6379/0' or 'postgresql://user:password@host/db' (a fleet)"
+)
+_STORE_SCHEMES = frozenset({"memory", "sqlite", "redis", "rediss", "postgresql", "postgres"})
 
 
 def _open_interval(field: str, value: float, example: str) -> float:
@@ -261,8 +256,9 @@ class SmartConfig(_Settings):
     candidates: list[ModelSpec]
     """Cheaper models SMART may route to instead of the reference; at least one. Required."""
     store: str = "memory://"
-    """URL of the state store: ``memory://`` (default, one process) or ``sqlite:///path.db``
-    (processes on one machine); ``redis://`` and ``postgresql://`` arrive in a later release."""
+    """URL of the state store: ``memory://`` (default, one process), ``sqlite:///path.db``
+    (processes on one machine), ``redis://host:6379/0`` / ``rediss://`` or
+    ``postgresql://user:password@host/db`` (a fleet; docs/deploy.md, "Stores")."""
     expected_requests: int | None = None
     """Expected number of online requests, used to decide whether profiling pays for itself; None
     (default) means unknown. Must be > 0."""
@@ -341,16 +337,14 @@ class SmartConfig(_Settings):
     @field_validator("store")
     @classmethod
     def _check_store(cls, value: str) -> str:
+        from ..stores._redaction import redact_url  # passwords never reach an error message
+
+        shown = redact_url(value)
         scheme, sep, rest = value.partition("://")
-        if sep and scheme.lower() in _LATER_STORES:
-            raise ConfigError(
-                f"store {value!r}: the {_LATER_STORES[scheme.lower()]} store backend arrives in "
-                f"a later release; use {_STORE_EXAMPLES}"
-            )
         if not sep or scheme.lower() not in _STORE_SCHEMES:
             raise ConfigError(
-                f"store must be a URL with scheme memory:// or sqlite:///, got {value!r}; "
-                f"use {_STORE_EXAMPLES}"
+                f"store must be a URL with scheme memory://, sqlite:///, redis://, rediss://, "
+                f"postgresql:// or postgres://, got {shown!r}; use {_STORE_EXAMPLES}"
             )
         if scheme.lower() == "sqlite" and (not rest.startswith("/") or len(rest) < 2):
             raise ConfigError(

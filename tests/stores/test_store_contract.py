@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from smart_core.errors import StoreError
-from smart_core.stores import MemoryStore, SqliteStore, Store
+from smart_core.stores import Store
 
 __all__: list[str] = []
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
+def store(
+    request: pytest.FixtureRequest, store_factory: Callable[[str], Callable[..., Store]]
+) -> Iterator[Store]:
+    s = store_factory(request.param)()
     yield s
     s.close()
 
@@ -133,7 +134,7 @@ def test_context_manager_closes(store: Store) -> None:
 
 
 def test_url_attribute(store: Store) -> None:
-    assert store.url.startswith(("memory://", "sqlite:///"))
+    assert store.url.startswith(("memory://", "sqlite:///", "redis://", "postgresql://"))
 
 
 def test_memory_store_remembers_a_bounded_number_of_event_ids():

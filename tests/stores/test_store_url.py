@@ -1,4 +1,4 @@
-"""open_store: URL dispatch, pass-through, and helpful errors for what is not supported yet."""
+"""open_store: URL dispatch, pass-through, and helpful errors for URLs that open nothing."""
 
 from __future__ import annotations
 
@@ -68,13 +68,26 @@ def test_store_instance_passes_through() -> None:
     assert open_store(store) is store
 
 
-@pytest.mark.parametrize(
-    "url",
-    ["redis://localhost:6379/0", "rediss://h/0", "postgresql://u@h/db", "postgres://u@h/db"],
-)
-def test_later_backends_explain_themselves(url: str) -> None:
-    with pytest.raises(StoreError, match=r"later release.*sqlite:///path\.db"):
-        open_store(url)
+def test_redis_urls_open_redis_stores(redis_url: str) -> None:
+    from smart_core.stores import RedisStore
+
+    for url in (redis_url, redis_url.replace("redis://", "REDIS://")):
+        with open_store(url) as store:
+            assert isinstance(store, RedisStore)
+            store.add("t", {"n": 1})
+    with open_store(redis_url) as store:
+        assert store.read("t") == {"n": 2.0}
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_postgres_urls_open_postgres_stores(postgres_url: str, scheme: str) -> None:
+    from smart_core.stores import PostgresStore
+
+    url = postgres_url.replace("postgresql://", f"{scheme}://")
+    with open_store(url) as store:
+        assert isinstance(store, PostgresStore)
+        store.add("t", {"n": 1})
+        assert store.read("t") == {"n": 1.0}
 
 
 def test_unknown_scheme_lists_supported() -> None:
@@ -82,6 +95,7 @@ def test_unknown_scheme_lists_supported() -> None:
         open_store("mongodb://h/db")
     message = str(info.value)
     assert "mongodb" in message and "memory://" in message and "sqlite:///" in message
+    assert "redis://" in message and "postgresql://" in message
 
 
 def test_bare_path_suggests_sqlite_url() -> None:
