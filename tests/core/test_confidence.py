@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
@@ -28,6 +28,7 @@ from smart_core.stats.confidence import (
     FinitePopulationSequence,
     make_confidence_sequence,
 )
+from smart_core.stats.repeated_looks import critical_counts, exact_miss_probability
 
 ALPHA = 0.05
 HORIZON = 10_000
@@ -37,7 +38,6 @@ HORIZON = 10_000
 N_STREAMS = 8_000
 CHUNK = 500  # streams simulated at once: 500 x 10,000 booleans/int32 keeps memory small
 
-LowerFn = Callable[[int, int, float], float]
 
 # (p, epsilons whose prior is tried at that p): eps = 0.05 everywhere, plus eps = 1 - p at the
 # two extremes (prior centred on 0.90 for p = 0.80, on 0.995 for p = 0.99), to show the choice
@@ -51,53 +51,6 @@ COVERAGE_CASES: list[tuple[float, tuple[float, ...]]] = [
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def critical_counts(
-    lower: LowerFn,
-    p: float,
-    ts: Sequence[int],
-    alpha: float,
-    guesses: Sequence[int] | None = None,
-) -> np.ndarray:
-    """S*(t) = smallest S in [0, t] with ``lower(S, t, alpha) > p``, or t + 1 when none is.
-
-    Relies on ``lower`` being nondecreasing in S for fixed t. Each value is certified with the
-    real ``lower``: ``lower(S* - 1, t) <= p < lower(S*, t)``. Candidates tried first are the
-    caller's guess (if any) and the previous S* and S* + 1 (S* moves by at most one per
-    observation in practice); bisection is the fallback, so wrong guesses only cost time.
-    """
-
-    def exceeds(s: int, t: int) -> bool:
-        return lower(s, t, alpha) > p
-
-    def is_critical(g: int, t: int) -> bool:
-        if not 0 <= g <= t + 1:
-            return False
-        below_ok = g == 0 or not exceeds(g - 1, t)
-        return below_ok and (g == t + 1 or exceeds(g, t))
-
-    out = np.empty(len(ts), dtype=np.int64)
-    prev = 0
-    for k, t in enumerate(ts):
-        candidates = [guesses[k]] if guesses is not None else []
-        candidates += [prev, prev + 1]
-        for g in candidates:
-            if is_critical(g, t):
-                found = g
-                break
-        else:
-            lo, hi = 0, t + 1  # invariant: answer in [lo, hi]; hi = t + 1 means "never"
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if exceeds(mid, t):
-                    hi = mid
-                else:
-                    lo = mid + 1
-            found = lo
-        out[k] = found
-        prev = found
-    return out
 
 
 def miss_flags(
@@ -123,25 +76,6 @@ def miss_flags(
         for flag, crit in zip(flags, crits, strict=True):
             flag[start : start + rows] = (sums >= crit[None, :]).any(axis=1)
     return flags
-
-
-def exact_miss_probability(p: float, crit: np.ndarray, looks: Sequence[int]) -> float:
-    """P(S_t >= S*(t) at some look) for a Bernoulli(p) stream, exactly (no simulation).
-
-    Propagates the law of S_t one observation at a time and removes the mass that crosses
-    the critical count at each look: the probability the bound ever exceeds p.
-    """
-    dist = np.zeros(looks[-1] + 2)
-    dist[0] = 1.0
-    crossed, k = 0.0, 0
-    for t in range(1, looks[-1] + 1):
-        dist[1:] = dist[1:] * (1.0 - p) + dist[:-1] * p
-        dist[0] *= 1.0 - p
-        if looks[k] == t:
-            crossed += dist[crit[k] :].sum()
-            dist[crit[k] :] = 0.0
-            k += 1
-    return crossed
 
 
 # --- 1. anytime coverage -------------------------------------------------------------------
