@@ -17,7 +17,7 @@ NANO = "gpt-4.1-nano"
 LETTERS = "ABCD"
 
 #: routerbench data shipped next to the repository (absent in most checkouts).
-ROUTERBENCH = Path(__file__).parents[3] / "shared" / "data" / "routerbench"
+ROUTERBENCH = Path(__file__).parents[4] / "shared" / "data" / "routerbench"
 
 
 def write_jsonl(path: Path, rows) -> Path:
