@@ -14,6 +14,7 @@ from .demo import demo_command
 from .replay import replay_command
 from .report import report_command
 from .run import run_command
+from .serve import serve_command
 
 __all__ = ["app", "main"]
 
@@ -31,6 +32,7 @@ app.command("replay")(replay_command)
 app.command("run")(run_command)
 app.command("report")(report_command)
 app.command("demo")(demo_command)
+app.command("serve")(serve_command)
 
 
 def main() -> None:

@@ -173,6 +173,11 @@ class _Provider:
     def _make_client(self, key: str) -> Any:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    @property
+    def client(self) -> Any:
+        """The SDK's async client (``openai.AsyncOpenAI`` / ``anthropic.AsyncAnthropic``)."""
+        return self._client
+
     def __repr__(self) -> str:  # never the key
         where = f", base_url={self.base_url!r}" if self.base_url else ""
         return f"{type(self).__name__}({self.model!r}{where})"
@@ -183,19 +188,22 @@ class _Provider:
         except (ProviderError, TypeError):
             raise
         except Exception as exc:
-            status = getattr(exc, "status_code", None)
-            what = f"HTTP {status}" if status else type(exc).__name__
-            retried = status is None or status in (408, 409, 429) or status >= 500
-            tries = f"after {self.max_retries} retries" if retried else "not retried"
-            message = _scrub(str(exc), self._secret)
-            hint = ""
-            if status in (401, 403):
-                hint = f"; check {PROVIDERS[self.provider]}"
-            elif status == 404:
-                hint = f"; check the model name {self.model!r} and the base URL"
-            raise ProviderError(
-                f"{self.name}: call failed ({what}, {tries}): {message}{hint}", status
-            ) from None
+            raise self.failure(exc) from None
+
+    def failure(self, exc: BaseException) -> ProviderError:
+        """``exc`` (raised by the SDK after its own retries) as a :class:`ProviderError` that says
+        what failed and what to check, with the API key scrubbed from the message."""
+        status = getattr(exc, "status_code", None)
+        what = f"HTTP {status}" if status else type(exc).__name__
+        retried = status is None or status in (408, 409, 429) or status >= 500
+        tries = f"after {self.max_retries} retries" if retried else "not retried"
+        message = _scrub(str(exc), self._secret)
+        hint = ""
+        if status in (401, 403):
+            hint = f"; check {PROVIDERS[self.provider]}"
+        elif status == 404:
+            hint = f"; check the model name {self.model!r} and the base URL"
+        return ProviderError(f"{self.name}: call failed ({what}, {tries}): {message}{hint}", status)
 
     async def _call(self, request: Any) -> Answer:  # pragma: no cover - overridden
         raise NotImplementedError

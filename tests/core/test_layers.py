@@ -12,6 +12,7 @@ From the bottom up (a layer may import any layer below it, never one above)::
     engine      the router that serves requests: policy + store + providers
     reporting   what a store recorded, as reports and charts
     jobs        whole runs built on the engine: batch runs, replay, demo, benchmarks
+    proxy       ``smart serve``: the engine behind an OpenAI-compatible HTTP API
     cli         the ``smart`` command; nothing imports it
 
 ``testing`` (the fake LLM server and its pytest plugin) sits beside the stack: it may import any
@@ -49,6 +50,7 @@ STACK = [
     "engine",
     "reporting",
     "jobs",
+    "proxy",
     "cli",
 ]
 TESTING = "testing"

@@ -1,0 +1,117 @@
+"""What ``smart serve`` runs: its tasks, store and upstream addresses, as one JSON-able value.
+
+Several uvicorn workers each build their own app from the same settings (passed in the
+``SMART_SERVE_SETTINGS`` environment variable), so they share nothing but the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+
+from ..engine.router import SmartRouter
+from ..errors import ConfigError
+from ..providers.sdk import PROVIDERS, make_provider, parse_model_spec
+from ..task.config import SmartConfig
+from .app import create_app
+
+__all__ = ["SETTINGS_ENV", "ServeSettings", "TaskSettings", "app_from_env"]
+
+SETTINGS_ENV = "SMART_SERVE_SETTINGS"
+
+
+@dataclass(frozen=True)
+class TaskSettings:
+    """One task: its models (``provider:model`` specs), target and comparator."""
+
+    name: str
+    reference: str
+    candidates: list[str]
+    epsilon: float
+    delta: float = 0.05
+    comparator: str = "tool_calls"
+    expected_requests: int | None = None
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Tasks, the shared store, upstream base URLs, prices and call options."""
+
+    tasks: list[TaskSettings]
+    store: str = "sqlite:///smart.db"
+    default_task: str | None = None
+    base_urls: dict[str, str] = field(default_factory=dict)
+    prices: dict[str, Any] = field(default_factory=dict)
+    timeout: float = 60.0
+    max_retries: int = 4
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ServeSettings:
+        raw = json.loads(text)
+        raw["tasks"] = [TaskSettings(**t) for t in raw["tasks"]]
+        return cls(**raw)
+
+    def configs(self) -> dict[str, SmartConfig]:
+        """One validated config per task (errors name the task and the field)."""
+        out = {}
+        for t in self.tasks:
+            try:
+                out[t.name] = SmartConfig(
+                    task=t.name,
+                    epsilon=t.epsilon,
+                    delta=t.delta,
+                    reference=t.reference,
+                    candidates=t.candidates,
+                    comparator=t.comparator,
+                    expected_requests=t.expected_requests,
+                    store=self.store,
+                    prices=self.prices,
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"task {t.name!r}: {exc}") from None
+        return out
+
+    def build(self) -> Starlette:
+        """The proxy app: a router per task and a provider per model."""
+        configs = self.configs()
+        providers = {}
+        for config in configs.values():
+            for name in config.model_names():
+                if name in providers:
+                    continue
+                spec = parse_model_spec(name)
+                providers[name] = make_provider(
+                    spec,
+                    base_url=self.base_urls.get(spec.provider)
+                    or os.environ.get(f"{spec.provider.upper()}_BASE_URL"),
+                    timeout=self.timeout,
+                    max_retries=self.max_retries,
+                )
+        routers = {name: SmartRouter(config) for name, config in configs.items()}
+        return create_app(routers, providers, default_task=self.default_task)
+
+
+def app_from_env() -> Starlette:
+    """The app of one uvicorn worker, from the settings its parent put in the environment."""
+    text = os.environ.get(SETTINGS_ENV)
+    if not text:
+        raise ConfigError(
+            f"{SETTINGS_ENV} is not set; start the proxy with `smart serve`, which sets it"
+        )
+    return ServeSettings.from_json(text).build()
+
+
+def check_providers(settings: ServeSettings) -> None:
+    """Every model spec names a known provider (before any worker starts)."""
+    for t in settings.tasks:
+        for spec in (t.reference, *t.candidates):
+            provider = parse_model_spec(spec).provider
+            if provider not in PROVIDERS:
+                raise ConfigError(f"task {t.name!r}: unknown provider in {spec!r}")
