@@ -27,9 +27,12 @@ class EventRetention:
     ttl_seconds: float = 7 * 24 * 3600.0
     """An id is remembered at least this long unless ``max_per_task`` newer ids push it out."""
     max_per_task: int = 1_000_000
-    """At most about this many ids are kept per task (concurrent writers may add a few more)."""
+    """About this many of a task's newest ids are kept; SQLite and Redis keep at most this many
+    (plus up to ``compact_every`` between pruning steps), PostgreSQL up to about 1.3 times as many
+    when several writers add to one task at the same moment (they may share a sequence number)."""
     compact_every: int = 64
-    """A writer prunes old ids once every this many of its own writes that carry an id."""
+    """SQLite and PostgreSQL writers prune old ids once every this many of their writes (Redis
+    prunes in every write's script)."""
     compact_batch: int = 1_000
     """At most this many of a task's oldest ids are examined per pruning step, so one step stays
     short; ``compact_batch / compact_every`` is how much faster than writes pruning can go."""

@@ -9,12 +9,17 @@ writers (and vice versa), which keeps ``read`` in the tens of microseconds.
 
 WAL needs shared memory between the processes, so the file must live on a local filesystem (not
 NFS/SMB), and all writers must be on the same machine; use a network backend for a fleet.
+
+Retention. Event ids are remembered for ``EventRetention.ttl_seconds`` (7 days by default) and at
+most ``max_per_task`` (1,000,000) per task. Every ``compact_every``-th add of a store object also
+deletes, inside its own transaction, its task's expired ids among the ``compact_batch`` oldest,
+so the events table stays bounded without a background job and a crash never half-prunes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
+import itertools
 import os
 import random
 import sqlite3
@@ -28,13 +33,16 @@ from typing import TypeVar
 
 from ..errors import StoreError
 from ._base import Store
+from ._increments import clean_increments
+from ._retention import DEFAULT_RETENTION, EventRetention
 
 __all__ = ["SqliteStore"]
 
 _T = TypeVar("_T")
 
 # Bump when the table layout changes; stores written by a newer layout are refused.
-_SCHEMA_VERSION = 1
+# 2: events carry seq (order within a task) and at (unix time) for retention.
+_SCHEMA_VERSION = 2
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS counters (
@@ -42,13 +50,32 @@ _SCHEMA = (
         PRIMARY KEY (task, key)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS events (
         task TEXT NOT NULL, event_id TEXT NOT NULL,
+        seq INTEGER NOT NULL DEFAULT 0, at REAL NOT NULL DEFAULT 0,
         PRIMARY KEY (task, event_id)) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS meta (
         task TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
         PRIMARY KEY (task, key)) WITHOUT ROWID""",
 )
 
-_INSERT_EVENT = "INSERT OR IGNORE INTO events (task, event_id) VALUES (?, ?)"
+# Version 1 stores gain the retention columns; their ids count as written at the migration.
+_MIGRATE_FROM_1 = (
+    "ALTER TABLE events ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE events ADD COLUMN at REAL NOT NULL DEFAULT 0",
+    "UPDATE events SET at = :now",
+)
+_INDEX_EVENTS = "CREATE INDEX IF NOT EXISTS events_by_seq ON events (task, seq)"
+
+# Writers hold the write lock, so max(seq) + 1 is exact here (found through events_by_seq).
+_INSERT_EVENT = (
+    "INSERT OR IGNORE INTO events (task, event_id, seq, at) "
+    "SELECT :task, :event, coalesce(max(seq), 0) + 1, :now FROM events WHERE task = :task"
+)
+# Among the task's ``batch`` oldest ids, delete those past the time window or the count cap.
+_COMPACT = """DELETE FROM events
+WHERE task = :task
+  AND seq <= (SELECT max(seq) FROM (
+        SELECT seq FROM events WHERE task = :task ORDER BY seq LIMIT :batch))
+  AND (at < :cutoff OR seq <= (SELECT max(seq) FROM events WHERE task = :task) - :keep)"""
 _UPSERT_COUNTER = (
     "INSERT INTO counters (task, key, value) VALUES (?, ?, ?) "
     "ON CONFLICT (task, key) DO UPDATE SET value = value + excluded.value"
@@ -89,17 +116,6 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in message or "busy" in message
 
 
-def _clean_increments(increments: Mapping[str, float]) -> list[tuple[str, float]]:
-    """Coerce increments to floats before the transaction starts, so bad input writes nothing."""
-    cleaned: list[tuple[str, float]] = []
-    for key, value in increments.items():
-        number = float(value)
-        if not math.isfinite(number):
-            raise ValueError(f"increment {key!r} must be a finite number, got {value!r}")
-        cleaned.append((str(key), number))
-    return cleaned
-
-
 class _Conn:
     """One thread's connection, with the lock that lets ``close`` shut it from another thread."""
 
@@ -118,9 +134,16 @@ class SqliteStore(Store):
     (relative to the working directory; ``sqlite:////var/lib/smart.db`` is absolute). The path is
     resolved once at construction, missing parent directories are created, and each thread gets
     its own lazily opened connection. Busy databases are waited on for up to ``timeout`` seconds.
+    ``retention`` sets how long event ids are remembered (see the module docstring).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 30.0,
+        retention: EventRetention = DEFAULT_RETENTION,
+    ) -> None:
         raw = os.fspath(path)
         if not raw or raw == ":memory:" or raw.startswith("file:"):
             raise StoreError(
@@ -130,6 +153,8 @@ class SqliteStore(Store):
         self.path = Path(raw).expanduser().absolute()
         self.url = f"sqlite:///{self.path}"
         self._timeout = float(timeout)
+        self._retention = retention
+        self._writes = itertools.count(1)  # next() is atomic under the GIL
         self._local = threading.local()
         self._conns: weakref.WeakSet[_Conn] = weakref.WeakSet()
         self._registry_lock = threading.Lock()
@@ -240,6 +265,10 @@ class SqliteStore(Store):
                 )
             for statement in _SCHEMA:
                 conn.execute(statement)
+            if version == 1:
+                for statement in _MIGRATE_FROM_1:
+                    conn.execute(statement, {"now": time.time()})
+            conn.execute(_INDEX_EVENTS)
             if version < _SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
@@ -264,21 +293,35 @@ class SqliteStore(Store):
     def add(
         self, task: str, increments: Mapping[str, float], *, event_id: str | None = None
     ) -> bool:
-        rows = [(task, key, value) for key, value in _clean_increments(increments)]
+        rows = [(task, key, value) for key, value in clean_increments(increments)]
         if event_id is None and not rows:
             if self._closed:
                 raise StoreError(f"SqliteStore at {self.path} is closed; open a new store")
             return True
+        compact = event_id is not None and next(self._writes) % self._retention.compact_every == 0
 
         def work(conn: sqlite3.Connection) -> bool:
-            if event_id is not None and conn.execute(_INSERT_EVENT, (task, event_id)).rowcount == 0:
-                conn.execute("ROLLBACK")  # seen before: nothing was written
-                return False
+            if event_id is not None:
+                now = time.time()
+                event = {"task": task, "event": event_id, "now": now}
+                if conn.execute(_INSERT_EVENT, event).rowcount == 0:
+                    conn.execute("ROLLBACK")  # seen before: nothing was written
+                    return False
+                if compact:
+                    conn.execute(_COMPACT, self._compact_params(task, now))
             if rows:
                 conn.executemany(_UPSERT_COUNTER, rows)
             return True
 
         return self._run(work, write=True)
+
+    def _compact_params(self, task: str, now: float) -> dict[str, object]:
+        return {
+            "task": task,
+            "batch": self._retention.compact_batch,
+            "cutoff": now - self._retention.ttl_seconds,
+            "keep": self._retention.max_per_task,
+        }
 
     def read(self, task: str) -> dict[str, float]:
         # One statement in autocommit mode is one read transaction: a consistent WAL snapshot.
