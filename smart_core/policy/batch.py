@@ -17,6 +17,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..stats.confidence import (
     ConfidenceSequence,
     FinitePopulationSequence,
@@ -24,6 +26,7 @@ from ..stats.confidence import (
 )
 from .base import MIN_PROBES_BEFORE_DROP, PolicyBase, PolicyView, State, readings
 from .commitment import CandidateState, Commitment, cheapest_commitment
+from .lookahead import LookaheadGrid
 from .state import TaskState
 
 __all__ = ["BatchPlanPolicy"]
@@ -60,6 +63,10 @@ class _BatchLook:
     remaining: float
     #: The cheapest commitment today's bounds allow.
     now: Commitment
+    #: The look-aheads' arithmetic for this look (constants worked out once).
+    grid: LookaheadGrid
+    #: Continuations already valued in this look, by what they probe and in which scenarios.
+    valued: dict[tuple, float]
 
 
 class BatchPlanPolicy(PolicyBase):
@@ -143,7 +150,7 @@ class BatchPlanPolicy(PolicyBase):
         )
         econ = self._econ_cache.get(econ_key)
         if econ is None:
-            look = _BatchLook(state, states, cost, remaining, now)
+            look = self._look(state, states, cost, remaining, now)
             econ = self._probe_or_commit(look, live)
             if len(self._econ_cache) > 10_000:
                 self._econ_cache.clear()
@@ -336,6 +343,27 @@ class BatchPlanPolicy(PolicyBase):
         ]
         return self._best_continuation(look, probed, scenarios)
 
+    def _look(
+        self,
+        state: TaskState,
+        states: tuple[CandidateState, ...],
+        cost: Mapping[str, float],
+        remaining: float,
+        now: Commitment,
+    ) -> _BatchLook:
+        """Where every look-ahead of this decision starts from."""
+        grid = LookaheadGrid(
+            states=states,
+            compared=[state.evidence_of(st.name).compared for st in states],
+            widths=[self._bound_width(state, st.name, st.cap) for st in states],
+            extras=_lookaheads(remaining),
+            remaining=remaining,
+            budget=self._budget,
+            reference_cost=cost[self.reference],
+            batch_size=self.batch_size,
+        )
+        return _BatchLook(state, states, cost, remaining, now, grid, {})
+
     def _best_continuation(
         self,
         look: _BatchLook,
@@ -347,27 +375,39 @@ class BatchPlanPolicy(PolicyBase):
         candidates. Either the same number of probes is spent in every scenario, or, once the
         probes have grown ``_LEARNING_GROWTH`` times, each scenario stops where it is cheapest;
         either way the probes bought to learn that a candidate is poor are counted too."""
-        ref, state, cost, remaining = self.reference, look.state, look.cost, look.remaining
+        key = (tuple(live), tuple((w, tuple(r.items())) for w, r in scenarios))
+        hit = look.valued.get(key)
+        if hit is None:
+            hit = look.valued[key] = self._value_continuation(look, live, scenarios)
+        return hit
+
+    def _value_continuation(
+        self,
+        look: _BatchLook,
+        live: Sequence[str],
+        scenarios: Sequence[tuple[float, Mapping[str, float]]],
+    ) -> float:
+        ref, state, cost, grid = self.reference, look.state, look.cost, look.grid
         # Predictions are optimistic, and what a probe adds to a plain reference call (the
         # candidates' calls) is lost for good if it does not pay: it is counted with a margin.
         probe_cost = cost[ref] + (1.0 + _COMMIT_MARGIN) * sum(cost[c] for c in live)
-        widths = {st.name: self._bound_width(state, st.name, st.cap) for st in look.states}
-        extras = _lookaheads(remaining)
-        table = []  # table[j][k]: cost of probing extras[j] more, then committing, in scenario k
-        for extra in extras:
-            row = []
-            for _, rates in scenarios:
-                future = []
-                for st in look.states:
-                    if st.name in live:
-                        n = state.evidence_of(st.name).compared + extra
-                        # A scenario below today's estimate must not undo today's evidence.
-                        predicted = self._predicted_cap(rates[st.name], n, widths[st.name])
-                        st = CandidateState(st.name, st.cost, st.routed, min(st.cap, predicted))
-                    future.append(st)
-                after = cheapest_commitment(remaining - extra, self._budget, ref, cost[ref], future)
-                row.append(extra * probe_cost + after.cost)
-            table.append(row)
+        extras = grid.extras
+        # The table's cells as columns: caps[i, j, k] is candidate i's cap after extras[j] more
+        # probes in scenario k; a scenario below today's estimate must not undo today's
+        # evidence (the predicted cap is never above today's).
+        caps = np.empty((len(look.states), len(extras), len(scenarios)))
+        caps[:] = grid.caps[:, None, None]
+        for i, st in enumerate(look.states):
+            if st.name in live:
+                for k, (_, rates) in enumerate(scenarios):
+                    caps[i, :, k] = grid.future_caps(i, rates[st.name])
+        left = np.repeat(grid.left, len(scenarios))
+        after = grid.commitment_costs(caps.reshape(len(look.states), -1), left)
+        # table[j][k]: cost of probing extras[j] more, then committing, in scenario k.
+        cells = np.array(extras, dtype=float)[:, None] * probe_cost + after.reshape(
+            len(extras), len(scenarios)
+        )
+        table = cells.tolist()
         weights = [w for w, _ in scenarios]
         best = min(
             (sum(w * x for w, x in zip(weights, row, strict=True)) for row in table),
