@@ -236,13 +236,26 @@ class FinitePopulationSequence:
         norm = _logsumexp(post_w)
         post = [(w - norm, a + f, b + s) for w, (_, a, b) in zip(post_w, comps, strict=True)]
 
+        # What does not depend on g is worked out once; the terms are added in the order of
+        # _log_beta_binomial, so the values are the same to the last bit.
+        lgamma = math.lgamma
+        prior = [(lw, a, b, _log_beta(a, b)) for lw, a, b in comps]
+        posterior = [(lw, a, b, _log_beta(a, b)) for lw, a, b in post]
+        lg_big_n, lg_rest = lgamma(big_n + 1), lgamma(rest + 1)
+
+        def mixture(k: int, size: int, lg_size: float, laws) -> float:
+            head = lg_size - lgamma(k + 1) - lgamma(size - k + 1)
+            terms = []
+            for lw, a, b, log_beta_ab in laws:
+                x, y = k + a, size - k + b
+                terms.append(lw + (head + (lgamma(x) + lgamma(y) - lgamma(x + y)) - log_beta_ab))
+            return _logsumexp(terms)
+
         def log_ratio(g: int) -> float:
             if g < 0 or g > rest:
                 return math.inf
-            log_prior = _logsumexp(
-                [lw + _log_beta_binomial(f + g, big_n, a, b) for lw, a, b in comps]
-            )
-            log_post = _logsumexp([lw + _log_beta_binomial(g, rest, a, b) for lw, a, b in post])
+            log_prior = mixture(f + g, big_n, lg_big_n, prior)
+            log_post = mixture(g, rest, lg_rest, posterior)
             return log_prior - log_post
 
         return log_ratio
