@@ -27,32 +27,37 @@ def solve_mix(costs: Sequence[float], bounds: Sequence[float], target: float) ->
     n = len(costs)
     if n != len(bounds):
         raise ValueError(f"costs and bounds differ in length ({n} != {len(bounds)})")
-    best: tuple[float, float, int, int, float] | None = None  # (cost, -agreement, i, j, w_i)
-
-    def consider(cost: float, agreement: float, i: int, j: int, w: float) -> None:
-        nonlocal best
+    # The candidates are considered in a fixed order (every feasible route alone, then every
+    # pair of an infeasible route with a dearer feasible one) and replace the best so far when
+    # cheaper beyond a tolerance, or as cheap and safer. The tolerance makes the outcome depend
+    # on that order, so it is kept; the loop is inlined because it runs O(R^2) times per solve.
+    best = None  # (cost, -agreement, i, j, w_i)
+    best_cost = best_neg = 0.0
+    floor = target - _TOL
+    feasible = [(j, bounds[j], costs[j]) for j in range(n) if bounds[j] >= floor]
+    for j, lj, cj in feasible:
         if best is None:
-            best = (cost, -agreement, i, j, w)
-            return
-        tol = _TOL * max(1.0, abs(best[0]))
-        cheaper = cost < best[0] - tol
-        tied_but_safer = abs(cost - best[0]) <= tol and -agreement < best[1]
-        if cheaper or tied_but_safer:
-            best = (cost, -agreement, i, j, w)
-
-    for i in range(n):
-        if bounds[i] >= target - _TOL:
-            consider(costs[i], bounds[i], i, i, 1.0)
+            best, best_cost, best_neg = (cj, -lj, j, j, 1.0), cj, -lj
+            continue
+        tol = _TOL * max(1.0, abs(best_cost))
+        if cj < best_cost - tol or (abs(cj - best_cost) <= tol and -lj < best_neg):
+            best, best_cost, best_neg = (cj, -lj, j, j, 1.0), cj, -lj
+    neg_target = -target
     for i in range(n):
         li, ci = bounds[i], costs[i]
-        if li >= target - _TOL:
+        if li >= floor:
             continue
-        for j in range(n):
-            lj, cj = bounds[j], costs[j]
-            if lj < target - _TOL or cj <= ci:
+        for j, lj, cj in feasible:
+            if cj <= ci:
                 continue  # j alone is feasible and cheaper than any mix with a pricier i
             w = (lj - target) / (lj - li)  # weight on the infeasible, cheaper route i
-            consider(w * ci + (1.0 - w) * cj, target, i, j, w)
+            cost = w * ci + (1.0 - w) * cj
+            if best is None:
+                best, best_cost, best_neg = (cost, neg_target, i, j, w), cost, neg_target
+                continue
+            tol = _TOL * max(1.0, abs(best_cost))
+            if cost < best_cost - tol or (abs(cost - best_cost) <= tol and neg_target < best_neg):
+                best, best_cost, best_neg = (cost, neg_target, i, j, w), cost, neg_target
     if best is None:
         return None
     _, _, i, j, w = best
