@@ -1,4 +1,4 @@
-"""``smart bench``: benchmarks that print numbers (paper, overhead, drift, decisions)."""
+"""``smart bench``: benchmarks that print numbers (paper, overhead, drift, decisions, run)."""
 
 from __future__ import annotations
 
@@ -305,3 +305,62 @@ def bench_decisions(
             f"{r.mean_us:,.0f}",
         )
     out.print(table)
+
+
+@bench_app.command("run")
+def bench_run(
+    sizes: Annotated[
+        str, typer.Option(help="Comma-separated numbers of items, one run each.")
+    ] = "1000,10000,100000",
+    concurrency: Annotated[int, typer.Option(help="Items in flight at once.")] = 32,
+    seed: Annotated[int, typer.Option(help="Seed of the items' answers and order.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Time `smart run` on generated files of each size, with instant in-process models (no
+    network, no server): seconds, time per item, and how per-item time grows with size."""
+    from ..jobs.run_bench import bench_run as run_bench
+    from ..jobs.run_bench import per_item_ratio
+
+    try:
+        ns = sorted({int(s) for s in sizes.split(",") if s.strip()})
+    except ValueError:
+        raise fail(f"--sizes {sizes!r}: expected whole numbers like 1000,10000") from None
+    if not ns or ns[0] < 10 or concurrency < 1:
+        raise fail("--sizes must be >= 10 items each and --concurrency >= 1")
+    # Batch-mode notices (the commitment, the end of probing) are not news for this reader.
+    logging.getLogger("smart_core").setLevel(logging.ERROR)
+    with progress(len(ns), "running", not as_json) as advance:
+        points = run_bench(
+            ns,
+            seed=seed,
+            concurrency=concurrency,
+            progress=(lambda _: advance(1)) if advance else None,
+        )
+    ratio = per_item_ratio(points)
+    if as_json:
+        doc = {
+            "concurrency": concurrency,
+            "seed": seed,
+            "points": [p.to_dict() for p in points],
+            "per_item_ratio_largest_to_smallest": ratio,
+        }
+        print(json.dumps(doc, indent=2))
+        return
+    table = Table(title=f"smart run, instant in-process models, concurrency {concurrency}")
+    for col in ("items", "seconds", "us / item", "items / s", "answered", "probes", "savings"):
+        table.add_column(col, justify="right")
+    for p in points:
+        table.add_row(
+            f"{p.items:,}",
+            f"{p.seconds:.1f}",
+            f"{p.us_per_item:,.0f}",
+            f"{p.items_per_second:,.0f}",
+            f"{p.answered:,}",
+            f"{p.probes:,}",
+            f"{p.savings:.2f}x",
+        )
+    out.print(table)
+    out.print(
+        f"per-item time at {points[-1].items:,} items / at {points[0].items:,}: {ratio:.2f} "
+        "(1.00 = linear)"
+    )
