@@ -34,13 +34,13 @@ import os
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ._base import Store
 from ._increments import clean_increments
+from ._loop_thread import LoopThread
 from ._redaction import redact_url
 from ._retention import DEFAULT_RETENTION, EventRetention
 
@@ -173,9 +173,10 @@ class PostgresStore(Store):
         self._writes = 0
         self._closed = False
         self._lock = threading.Lock()
-        self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
-            weakref.WeakKeyDictionary()
-        )
+        # The async pool lives on a loop of its own (see _loop_thread.py), made on first use.
+        self._async_host: LoopThread | None = None
+        self._async_pool: Any = None
+        self._async_pid = 0
         self._init_schema()
         self._pid = os.getpid()
         self._pool = self._new_pool()
@@ -208,23 +209,19 @@ class PostgresStore(Store):
                     self._pool = self._new_pool()
         return self._pool
 
-    async def _async_pool(self) -> Any:
-        """One pool per event loop: psycopg's async connections belong to the loop that made
-        them."""
-        loop = asyncio.get_running_loop()
+    def _async_side(self) -> tuple[LoopThread, Any]:
+        """The loop thread and async pool of this process, started on first use."""
+        self._check_open()
         with self._lock:
-            pool = self._async.get(loop)
-            if pool is None:
+            if self._async_host is None or self._async_pid != os.getpid():
+                host = LoopThread("smart-postgres-async")
                 pool = psycopg_pool.AsyncConnectionPool(
                     self._conninfo, open=False, **self._pool_options()
                 )
-                self._async[loop] = pool
-                fresh = True
-            else:
-                fresh = False
-        if fresh:
-            await pool.open(wait=False)
-        return pool
+                host.submit(pool.open(wait=False)).result(self._timeout)
+                self._async_host, self._async_pool = host, pool
+                self._async_pid = os.getpid()
+            return self._async_host, self._async_pool
 
     def _init_schema(self) -> None:
         try:
@@ -290,9 +287,13 @@ class PostgresStore(Store):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _acall(self, work: Callable[[Any], Awaitable[_T]]) -> _T:
+        """``_call`` for coroutines: runs on the pool's own loop, awaited from the caller's."""
+        host, pool = self._async_side()
+        return await host.run(self._acall_on_pool(pool, work))
+
+    async def _acall_on_pool(self, pool: Any, work: Callable[[Any], Awaitable[_T]]) -> _T:
         for attempt in range(self._attempts):
             self._check_open()
-            pool = await self._async_pool()
             try:
                 async with pool.connection() as conn:
                     return await work(conn)
@@ -391,21 +392,21 @@ class PostgresStore(Store):
         return None if row is None else row[0]
 
     def close(self) -> None:
-        """Close the connection pool; further use raises StoreError. Idempotent."""
+        """Close the connection pools; further use raises StoreError. Idempotent."""
         with self._lock:
             already, self._closed = self._closed, True
-        if already:
+            host, pool = self._async_host, self._async_pool
+            self._async_host = self._async_pool = None
+        if already or os.getpid() != self._pid:
             return
-        if os.getpid() == self._pid:
+        with contextlib.suppress(Exception):
+            self._pool.close(timeout=self._timeout)
+        if host is not None and self._async_pid == os.getpid():
             with contextlib.suppress(Exception):
-                self._pool.close(timeout=self._timeout)
+                host.submit(pool.close(timeout=self._timeout)).result(self._timeout + 1)
+            host.stop()
 
     async def aclose(self) -> None:
-        with self._lock:
-            pool = self._async.pop(asyncio.get_running_loop(), None)
-        if pool is not None:
-            with contextlib.suppress(Exception):
-                await pool.close(timeout=self._timeout)
         await asyncio.to_thread(self.close)
 
     def __repr__(self) -> str:
