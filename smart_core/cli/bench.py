@@ -266,7 +266,7 @@ def bench_drift(
 def bench_decisions(
     candidates: Annotated[
         str, typer.Option(help="Comma-separated numbers of candidates.")
-    ] = "2,4,8,16",
+    ] = "2,4,8,12,16",
     probes: Annotated[str, typer.Option(help="Comma-separated probes recorded.")] = "1000,100000",
     decisions: Annotated[int, typer.Option(help="Decisions timed per point.")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
