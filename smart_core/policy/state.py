@@ -64,6 +64,45 @@ _PER_ROUTE = {
 }
 
 
+# What each counter key holds, parsed once per key: (family, field, route, epoch). Keys are
+# few (a handful per candidate) and recur in every read of the store, so a decision's parse is
+# one dictionary look-up per key.
+_REQUESTS, _PROBES, _EVIDENCE, _ROUTE, _EPOCH, _EPOCH_EVIDENCE, _OTHER = (
+    "requests",
+    "probes",
+    "evidence",
+    "route",
+    "epoch",
+    "epoch evidence",
+    "other",
+)
+_PARSED: dict[str, tuple[str, str, str, int]] = {}
+
+
+def _parse(key: str) -> tuple[str, str, str, int]:
+    head, sep, rest = key.partition(":")
+    if not sep:
+        kind = _REQUESTS if key == K.REQUESTS else _PROBES if key == K.PROBES else _OTHER
+        parsed = (kind, "", "", 0)
+    else:
+        head += ":"
+        if (name := _EVIDENCE_FIELDS.get(head)) is not None:
+            parsed = (_EVIDENCE, name, rest, 0)
+        elif (name := _PER_ROUTE.get(head)) is not None:
+            parsed = (_ROUTE, name, rest, 0)
+        elif head == K.epoch(""):
+            parsed = (_EPOCH, "", rest, 0)
+        elif (name := _EPOCH_FIELDS.get(head)) is not None:
+            e, _, route = rest.partition(":")
+            parsed = (_EPOCH_EVIDENCE, name, route, int(e))
+        else:
+            parsed = (_OTHER, "", "", 0)
+    if len(_PARSED) > 100_000:
+        _PARSED.clear()
+    _PARSED[key] = parsed
+    return parsed
+
+
 @dataclass(frozen=True, slots=True)
 class TaskState:
     """What the policy knows of a task: its counters, typed, read once from the store.
@@ -110,23 +149,22 @@ class TaskState:
         epochs: dict[str, int] = {}
         requests = probes = 0.0
         for key, value in counters.items():
-            head, sep, rest = key.partition(":")
-            if not sep:
-                if key == K.REQUESTS:
-                    requests = value
-                elif key == K.PROBES:
-                    probes = value
-                continue
-            head += ":"
-            if (name := _EVIDENCE_FIELDS.get(head)) is not None:
-                evidence.setdefault(rest, {})[name] = value
-            elif (name := _PER_ROUTE.get(head)) is not None:
-                per_route[name][rest] = value
-            elif head == K.epoch(""):
-                epochs[rest] = int(value)
-            elif (name := _EPOCH_FIELDS.get(head)) is not None:
-                e, _, route = rest.partition(":")
-                epoch_evidence.setdefault((route, int(e)), {})[name] = value
+            parsed = _PARSED.get(key)
+            if parsed is None:
+                parsed = _parse(key)
+            kind, name, route, epoch = parsed
+            if kind is _EVIDENCE:
+                evidence.setdefault(route, {})[name] = value
+            elif kind is _ROUTE:
+                per_route[name][route] = value
+            elif kind is _EPOCH_EVIDENCE:
+                epoch_evidence.setdefault((route, epoch), {})[name] = value
+            elif kind is _EPOCH:
+                epochs[route] = int(value)
+            elif kind is _REQUESTS:
+                requests = value
+            elif kind is _PROBES:
+                probes = value
         return cls(
             requests=requests,
             probes=probes,
