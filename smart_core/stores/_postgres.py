@@ -38,10 +38,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from ..errors import StoreError
+from ..task.redaction import redact_url
 from ._base import Store
 from ._increments import clean_increments
 from ._loop_thread import LoopThread
-from ._redaction import redact_url
 from ._retention import DEFAULT_RETENTION, EventRetention
 
 try:

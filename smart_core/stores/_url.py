@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import StoreError
+from ..task.redaction import redact_url
 from ._base import Store
 from ._memory import MemoryStore
-from ._redaction import redact_url
 from ._sqlite import SqliteStore
 
 __all__ = ["open_store"]

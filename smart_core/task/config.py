@@ -16,6 +16,7 @@ from typing import Any, Literal, Self
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Field,
     PrivateAttr,
     ValidationError,
     ValidationInfo,
@@ -255,7 +256,7 @@ class SmartConfig(_Settings):
     """The model whose answers define "correct"; a name or a ModelSpec. Required."""
     candidates: list[ModelSpec]
     """Cheaper models SMART may route to instead of the reference; at least one. Required."""
-    store: str = "memory://"
+    store: str = Field("memory://", repr=False)  # a URL may carry a password
     """URL of the state store: ``memory://`` (default, one process), ``sqlite:///path.db``
     (processes on one machine), ``redis://host:6379/0`` / ``rediss://`` or
     ``postgresql://user:password@host/db`` (a fleet; docs/deploy.md, "Stores")."""
@@ -337,7 +338,7 @@ class SmartConfig(_Settings):
     @field_validator("store")
     @classmethod
     def _check_store(cls, value: str) -> str:
-        from ..stores._redaction import redact_url  # passwords never reach an error message
+        from .redaction import redact_url  # passwords never reach an error message
 
         shown = redact_url(value)
         scheme, sep, rest = value.partition("://")

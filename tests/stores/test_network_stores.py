@@ -11,7 +11,7 @@ import pytest
 
 from smart_core.errors import StoreError
 from smart_core.stores import Store, open_store
-from smart_core.stores._redaction import redact_url
+from smart_core.task.redaction import redact_url
 from smart_core.testing.servers import free_port
 
 __all__: list[str] = []
