@@ -28,8 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from ..errors import StoreError
 from ..policy import Decision, Policy, policy_for
 from ..policy import keys as K
+from ..policy.certificate import Certificate
 from ..stores import Store, open_store
 from ..task.answer import Answer
 from ..task.config import SmartConfig
@@ -114,6 +116,7 @@ class SmartRouter:
         self._table = config.price_table
         self._warned: set[tuple[str, str]] = set()
         self._cooldown = Cooldown(config.cooldown_after, config.cooldown_seconds, clock)
+        self._outage = False  # the store was unreachable at the last try
         #: The routes every task of this config may take, by name.
         self.routes = RouteTable.of_models(
             config.reference.name, [c.name for c in config.candidates]
@@ -136,8 +139,11 @@ class SmartRouter:
             raw = self.config.model_dump_json()
         except Exception:  # a comparator or price that cannot be serialised: counters only
             return
-        if self.store.get_meta(task, "config") != raw:
-            self.store.set_meta(task, "config", raw)
+        try:
+            if self.store.get_meta(task, "config") != raw:
+                self.store.set_meta(task, "config", raw)
+        except StoreError:  # unreachable now: tried again by the next policy() of the task
+            self._policies.pop(task, None)
 
     def decide(self, task: str | None = None, *, request_id: str | None = None) -> Decision:
         """Decide how to serve the next request of ``task`` and reserve it in the store.
@@ -204,29 +210,89 @@ class SmartRouter:
     # -- serving, step by step ------------------------------------------------------------------
 
     def begin(self, task: str | None = None, *, request_id: str | None = None) -> Ticket:
-        """Decide and reserve one request; the caller then calls ``ticket.route``."""
+        """Decide and reserve one request; the caller then calls ``ticket.route``.
+
+        While the store is unreachable the request goes to the reference, unrecorded: its
+        answer agrees with the reference's by definition, so the guarantee is untouched, and
+        the counters are never half-updated (see :meth:`_unrecorded`).
+        """
         self._check_order(task)
         request_id = request_id or uuid.uuid4().hex
-        decision = self.decide(task, request_id=request_id)
+        try:
+            decision = self.decide(task, request_id=request_id)
+        except StoreError as exc:
+            return self._unrecorded(task, request_id, exc)
+        self._store_back()
         return Ticket(request_id, decision, decision.route)
 
     async def abegin(self, task: str | None = None, *, request_id: str | None = None) -> Ticket:
         self._check_order(task)
         request_id = request_id or uuid.uuid4().hex
-        decision = await self.adecide(task, request_id=request_id)
+        try:
+            decision = await self.adecide(task, request_id=request_id)
+        except StoreError as exc:
+            return self._unrecorded(task, request_id, exc)
+        self._store_back()
         return Ticket(request_id, decision, decision.route)
+
+    def _unrecorded(self, task: str | None, request_id: str, error: StoreError) -> Ticket:
+        """A ticket to the reference that nothing records (the store is unreachable)."""
+        name = task or self.config.task
+        self._warn_outage(name, error)
+        cfg, ref = self.config, self.config.reference.name
+        cert = Certificate(
+            task=name,
+            route=ref,
+            probe=False,
+            mix={ref: 1.0},
+            bound=1.0,
+            probes=0,
+            epsilon=cfg.epsilon,
+            delta=cfg.delta,
+            method=cfg.method,
+            mode="batch" if cfg.batch_size is not None else "request",
+            effective_epsilon=cfg.epsilon,
+            bounds={ref: 1.0},
+        )
+        decision = Decision(ref, False, (), False, cert, {})
+        return Ticket(request_id, decision, ref, recorded=False)
+
+    def _warn_outage(self, task: str, error: StoreError) -> None:
+        """Warn once per outage (every request of an outage would otherwise log the same)."""
+        if self._outage:
+            return
+        self._outage = True
+        _log.warning(
+            "task %r: the store is unreachable (%s); requests go to the reference, unrecorded, "
+            "until it is back",
+            task,
+            error,
+        )
+
+    def _store_back(self) -> None:
+        if self._outage:
+            self._outage = False
+            _log.warning("the store is reachable again; SMART routes and records as before")
 
     def finish(self, ticket: Ticket, answer: Answer) -> Routed:
         """Record the answer the user got from ``ticket.route`` and return it with its cost."""
         self._cooldown.succeeded((ticket.task, ticket.route))
         answer, cost, inc = self._finishing(ticket, answer)
-        self.store.add(ticket.task, inc, event_id=ticket.request_id)
+        if ticket.recorded:
+            try:
+                self.store.add(ticket.task, inc, event_id=ticket.request_id)
+            except StoreError as exc:  # the answer exists: the user gets it all the same
+                self._warn_outage(ticket.task, exc)
         return _routed(ticket, answer, cost)
 
     async def afinish(self, ticket: Ticket, answer: Answer) -> Routed:
         self._cooldown.succeeded((ticket.task, ticket.route))
         answer, cost, inc = self._finishing(ticket, answer)
-        await self.store.aadd(ticket.task, inc, event_id=ticket.request_id)
+        if ticket.recorded:
+            try:
+                await self.store.aadd(ticket.task, inc, event_id=ticket.request_id)
+            except StoreError as exc:
+                self._warn_outage(ticket.task, exc)
         return _routed(ticket, answer, cost)
 
     def fall_back(self, ticket: Ticket, error: BaseException | None = None) -> Ticket:
@@ -236,13 +302,19 @@ class SmartRouter:
         quality. A failing reference has nothing to fall back to: re-raise its error instead.
         """
         inc = self._fallback_increments(ticket)
-        self.store.add(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
+        try:
+            self.store.add(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
+        except StoreError as exc:  # the reference still answers
+            self._warn_outage(ticket.task, exc)
         self._count_failure(ticket, error)
         return replace(ticket, route=self.config.reference.name, fallback=True)
 
     async def afall_back(self, ticket: Ticket, error: BaseException | None = None) -> Ticket:
         inc = self._fallback_increments(ticket)
-        await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
+        try:
+            await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
+        except StoreError as exc:
+            self._warn_outage(ticket.task, exc)
         self._count_failure(ticket, error)
         return replace(ticket, route=self.config.reference.name, fallback=True)
 
@@ -295,14 +367,22 @@ class SmartRouter:
 
         Returns the counter increments written ({} if this probe was recorded before)."""
         inc = self._probe_increments(ticket, reference, answers)
-        applied = self.store.add(ticket.task, inc, event_id=f"{ticket.request_id}:probe")
+        try:
+            applied = self.store.add(ticket.task, inc, event_id=f"{ticket.request_id}:probe")
+        except StoreError as exc:  # the probe stays open: counted as differing, never lost
+            self._warn_outage(ticket.task, exc)
+            return {}
         return inc if applied else {}
 
     async def arecord_probe(
         self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
     ) -> dict[str, float]:
         inc = self._probe_increments(ticket, reference, answers)
-        applied = await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:probe")
+        try:
+            applied = await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:probe")
+        except StoreError as exc:
+            self._warn_outage(ticket.task, exc)
+            return {}
         return inc if applied else {}
 
     # -- serving through endpoints ---------------------------------------------------------------

@@ -37,6 +37,8 @@ class Ticket:
     decision: Decision
     route: str
     fallback: bool = False
+    #: False while the store is unreachable: the reference answers and nothing is recorded.
+    recorded: bool = True
 
     @property
     def task(self) -> str:
