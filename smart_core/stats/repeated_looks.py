@@ -230,9 +230,14 @@ def _binomial_pmf(n: int, p: float) -> np.ndarray:
     )
 
 
-@lru_cache(maxsize=4)
 def _log_factorials(n: int) -> np.ndarray:
-    """log(k!) for k = 0..n (read-only)."""
-    table = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, n + 1, dtype=float)))))
+    """log(k!) for k = 0..n at least (read-only); sizes are rounded up to a power of two so that
+    callers with many different n share a few tables."""
+    return _log_factorial_table(1 << max(n, 1).bit_length())
+
+
+@lru_cache(maxsize=8)
+def _log_factorial_table(size: int) -> np.ndarray:
+    table = np.concatenate(([0.0], np.cumsum(np.log(np.arange(1, size + 1, dtype=float)))))
     table.flags.writeable = False
     return table
