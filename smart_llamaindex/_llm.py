@@ -36,7 +36,6 @@ from smart_core import (
     Calls,
     ConfigError,
     Ledger,
-    Routed,
     SmartConfig,
     SmartRouter,
     Store,
@@ -389,7 +388,7 @@ class SmartLLM(FunctionCallingLLM):
             lambda m: self._probe(m, kind, payload, kwargs),
         )
         routed = self._router.serve(calls, task=task, request_id=request_id)
-        return _tag(routed.answer.raw, _record(routed))
+        return _tag(routed.answer.raw, routed.record())
 
     async def _aserve(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
         task, request_id, kwargs = self._options(kwargs)
@@ -398,7 +397,7 @@ class SmartLLM(FunctionCallingLLM):
             lambda m: self._aprobe(m, kind, payload, kwargs),
         )
         routed = await self._router.aserve(calls, task=task, request_id=request_id)
-        return _tag(routed.answer.raw, _record(routed))
+        return _tag(routed.answer.raw, routed.record())
 
     # A stream is begun and read up to its first chunk shown to the user before the call
     # returns, as LlamaIndex's own LLMs do: a failure before that raises (or falls back) here.
@@ -467,7 +466,7 @@ def _tagged(item: Streamed) -> Any:
     """Every chunk says who answers; the last one also the cost and the certificate."""
     if item.routed is None:
         return _tag(item.chunk, _head(item.ticket))
-    return _tag(item.chunk, _record(item.routed))
+    return _tag(item.chunk, item.routed.record())
 
 
 def _head(ticket: Ticket) -> dict[str, Any]:
@@ -478,19 +477,6 @@ def _head(ticket: Ticket) -> dict[str, Any]:
         "fallback": ticket.fallback,
         "request_id": ticket.request_id,
         "task": ticket.task,
-    }
-
-
-def _record(routed: Routed) -> dict[str, Any]:
-    """The full routing record: who answered, the request's cost and the certificate."""
-    return {
-        "route": routed.route,
-        "probe": routed.probe,
-        "fallback": routed.fallback,
-        "request_id": routed.request_id,
-        "task": routed.certificate.task,
-        "cost": routed.cost,
-        "certificate": routed.certificate.to_dict(),
     }
 
 

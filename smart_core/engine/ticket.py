@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..policy import Decision
 from ..policy.certificate import Certificate
@@ -23,6 +24,19 @@ class Routed:
     request_id: str
     #: The routed candidate failed and the reference answered instead.
     fallback: bool = False
+
+    def record(self) -> dict[str, Any]:
+        """The routing record integrations hand to their users (JSON-ready): who answered,
+        whether it was a probe or a fallback, the request's id, task and cost, the certificate."""
+        return {
+            "route": self.route,
+            "probe": self.probe,
+            "fallback": self.fallback,
+            "request_id": self.request_id,
+            "task": self.certificate.task,
+            "cost": self.cost,
+            "certificate": self.certificate.to_dict(),
+        }
 
 
 @dataclass(frozen=True, slots=True)

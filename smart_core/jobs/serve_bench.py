@@ -58,7 +58,15 @@ async def _load(url: str, requests: int, concurrency: int, model: str) -> tuple[
             while queue:
                 queue.pop()
                 start = time.perf_counter()
-                resp = await client.post(url, json={**_BODY, "model": model})
+                for attempt in (1, 2):
+                    try:
+                        resp = await client.post(url, json={**_BODY, "model": model})
+                        break
+                    except (httpx.ReadError, httpx.RemoteProtocolError):
+                        # a keep-alive connection the server closed as it was reused: the
+                        # request never reached the server, so it is sent again (and timed)
+                        if attempt == 2:
+                            raise
                 resp.raise_for_status()
                 latencies.append(time.perf_counter() - start)
 
@@ -90,12 +98,21 @@ def _free_port() -> int:
 _SMART = [sys.executable, "-c", "from smart_core.cli import main; main()"]
 
 
+def _log_file() -> Any:
+    """Where a child's stderr goes: a file, never an unread pipe (a full pipe blocks the child)."""
+    return tempfile.NamedTemporaryFile(prefix="smart-bench-", suffix=".log", delete=False)
+
+
+def _tail(proc: subprocess.Popen[bytes]) -> str:
+    path = getattr(proc, "log_path", None)
+    return Path(path).read_text(errors="replace")[-2000:] if path else ""
+
+
 def _wait(proc: subprocess.Popen[bytes], ready: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            detail = proc.stderr.read().decode()[-2000:] if proc.stderr else ""
-            raise RuntimeError(f"{what} exited: {detail}")
+            raise RuntimeError(f"{what} exited: {_tail(proc)}")
         try:
             if ready():
                 return
@@ -119,7 +136,9 @@ def _start_fake(latency: float) -> tuple[subprocess.Popen[bytes], str]:
     measure the two fighting over one interpreter."""
     port = _free_port()
     cmd = [*_SMART, "fake-server", "--port", str(port), "--latency", str(latency)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = _log_file()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+    proc.log_path = log.name  # type: ignore[attr-defined]
     base = f"http://127.0.0.1:{port}/v1"
 
     def ready() -> bool:
@@ -143,7 +162,9 @@ def _start_proxy(upstream: str, store: str, workers: int) -> tuple[subprocess.Po
     }
     cmd = [*_SMART, "serve", *(x for kv in flags.items() for x in kv)]
     env = {**os.environ, "OPENAI_API_KEY": "bench"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = _log_file()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    proc.log_path = log.name  # type: ignore[attr-defined]
     base = f"http://127.0.0.1:{port}"
     _wait(proc, lambda: httpx.get(f"{base}/healthz", timeout=1).status_code == 200, "smart serve")
     return proc, base
@@ -187,6 +208,10 @@ def _through_proxy(
         target = f"{proxy}/v1/chat/completions"
         asyncio.run(_load(target, min(requests, 200), concurrency, "bench"))
         seconds, lat = asyncio.run(_load(target, requests, concurrency, "bench"))
+    except httpx.HTTPError as exc:
+        raise RuntimeError(
+            f"smart serve ({name}, {workers} workers) failed: {exc!r}; its log:\n{_tail(proc)}"
+        ) from exc
     finally:
         _stop(proc)
     return _row("smart serve", name, workers, seconds, lat)

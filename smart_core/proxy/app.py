@@ -142,7 +142,7 @@ class _Proxy:
             return self._failed(task, exc)
         completion = dict(routed.answer.raw)
         completion["model"] = routed.route
-        completion["smart"] = _record(routed)
+        completion["smart"] = routed.record()
         self.served.labels(task, "200").inc()
         return JSONResponse(completion, headers=_headers(routed.certificate.task, routed))
 
@@ -213,20 +213,8 @@ def _event(item: Streamed) -> str:
     chunk = dict(item.chunk) if item.chunk is not None else {"object": "chat.completion.chunk"}
     chunk["model"] = item.ticket.route
     if item.routed is not None:
-        chunk["smart"] = _record(item.routed)
+        chunk["smart"] = item.routed.record()
     return "data: " + json.dumps(chunk) + "\n\n"
-
-
-def _record(routed: Routed) -> dict[str, Any]:
-    """The routing record: who answered, the request's cost and the certificate."""
-    return {
-        "route": routed.route,
-        "probe": routed.probe,
-        "fallback": routed.fallback,
-        "request_id": routed.request_id,
-        "cost": routed.cost,
-        "certificate": routed.certificate.to_dict(),
-    }
 
 
 def _headers(task: str, served: Routed | Ticket) -> dict[str, str]:
