@@ -10,7 +10,9 @@ items are decided in the drawn order.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import contextvars
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..policy import keys as K
@@ -18,7 +20,80 @@ from ..policy import keys as K
 if TYPE_CHECKING:
     from .router import SmartRouter
 
-__all__ = ["serve_batch"]
+__all__ = ["CALLER_ORDER_WARNING", "BatchServing", "no_running_loop", "serve_batch"]
+
+#: Set while requests are begun in an order drawn at random, blind to their content
+#: (:meth:`SmartRouter.shuffled_batch`): batch mode's guarantee needs exactly that.
+_SHUFFLED: contextvars.ContextVar[bool] = contextvars.ContextVar("smart_shuffled", default=False)
+
+CALLER_ORDER_WARNING = (
+    "task {task!r} is in batch mode (batch_size={n}) and its requests are served one at a time in "
+    "the order you pass them. The batch guarantee assumes that order is random: items sorted by "
+    "date, source or length can break it. Pass the whole batch to router.arun_batch(items) / "
+    "run_batch(items) (or the adapters' .batch()/.abatch()), which draw the order themselves, or "
+    "shuffle the items and begin them inside `with router.shuffled_batch():`."
+)
+
+
+class BatchServing:
+    """The batch methods of :class:`~smart_core.SmartRouter` (a mixin: they need its config,
+    generator, store, ``arun`` and ``_warn_once``)."""
+
+    async def arun_batch(
+        self,
+        requests: Sequence[Any],
+        *,
+        task: str | None = None,
+        concurrency: int = 8,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Serve a whole batch in an order drawn at random; results come back in input order.
+
+        Batch mode's guarantee (``batch_size=N``) needs the probed items to be a uniform sample
+        of the items not yet probed, so the order in which items are decided must be random and
+        blind to their content: this draws it with the router's seeded generator. In batch mode
+        ``requests`` must be the task's whole batch (``len(requests) == batch_size``, none of it
+        served yet). Probes are recorded before the batch returns. With ``return_exceptions``
+        an item whose reference fails gets its exception in its place instead of raising.
+        """
+        return await serve_batch(
+            self, requests, task=task, concurrency=concurrency, return_exceptions=return_exceptions
+        )
+
+    def run_batch(
+        self,
+        requests: Sequence[Any],
+        *,
+        task: str | None = None,
+        concurrency: int = 8,
+        return_exceptions: bool = False,
+    ) -> list[Any]:
+        """Synchronous twin of :meth:`arun_batch`; not for use in a running loop."""
+        no_running_loop("run_batch", "arun_batch")
+        return asyncio.run(
+            self.arun_batch(
+                requests, task=task, concurrency=concurrency, return_exceptions=return_exceptions
+            )
+        )
+
+    @contextlib.contextmanager
+    def shuffled_batch(self) -> Iterator[None]:
+        """Declare that the requests begun inside (in this context, its tasks and copies) come
+        in an order drawn at random, blind to their content, as batch mode needs. Used by
+        :meth:`arun_batch` and the adapters' ``batch()``; without it, batch mode warns once."""
+        token = _SHUFFLED.set(True)
+        try:
+            yield
+        finally:
+            _SHUFFLED.reset(token)
+
+    def _check_order(self, task: str | None) -> None:
+        if self.config.batch_size is None or _SHUFFLED.get():
+            return
+        name = task or self.config.task
+        self._warn_once(
+            name, "order", CALLER_ORDER_WARNING.format(task=name, n=self.config.batch_size)
+        )
 
 
 async def serve_batch(
@@ -79,3 +154,14 @@ async def _check_batch(router: SmartRouter, task: str, size: int) -> None:
             "is served once, from its first item: use a new task name or a new store (for a "
             "resumable file run, use `smart run`)"
         )
+
+
+def no_running_loop(method: str, twin: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(
+        f"SmartRouter.{method}() was called inside a running event loop; "
+        f"use `await router.{twin}(...)` there"
+    )

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import logging
 import random
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -35,7 +34,7 @@ from ..policy.certificate import Certificate
 from ..stores import Store, open_store
 from ..task.answer import Answer
 from ..task.config import SmartConfig
-from .batch_serving import serve_batch
+from .batch_serving import BatchServing, no_running_loop
 from .cooldown import Cooldown
 from .drivers import (
     AsyncPerformer,
@@ -60,20 +59,8 @@ Endpoint = Callable[[Any], Awaitable[Answer]]
 
 _log = logging.getLogger("smart_core")
 
-#: Set while requests are begun in an order drawn at random, blind to their content
-#: (:meth:`SmartRouter.shuffled_batch`): batch mode's guarantee needs exactly that.
-_SHUFFLED: contextvars.ContextVar[bool] = contextvars.ContextVar("smart_shuffled", default=False)
 
-CALLER_ORDER_WARNING = (
-    "task {task!r} is in batch mode (batch_size={n}) and its requests are served one at a time in "
-    "the order you pass them. The batch guarantee assumes that order is random: items sorted by "
-    "date, source or length can break it. Pass the whole batch to router.arun_batch(items) / "
-    "run_batch(items) (or the adapters' .batch()/.abatch()), which draw the order themselves, or "
-    "shuffle the items and begin them inside `with router.shuffled_batch():`."
-)
-
-
-class SmartRouter:
+class SmartRouter(BatchServing):
     """Routes requests for one or more tasks under a :class:`SmartConfig`.
 
     ``endpoints`` maps every model name in the config to its endpoint (needed by :meth:`arun`;
@@ -431,67 +418,11 @@ class SmartRouter:
 
         return await self.aserve(Calls(call, call), task=task, request_id=request_id)
 
-    async def arun_batch(
-        self,
-        requests: Sequence[Any],
-        *,
-        task: str | None = None,
-        concurrency: int = 8,
-        return_exceptions: bool = False,
-    ) -> list[Any]:
-        """Serve a whole batch in an order drawn at random; results come back in input order.
-
-        Batch mode's guarantee (``batch_size=N``) needs the probed items to be a uniform sample
-        of the items not yet probed, so the order in which items are decided must be random and
-        blind to their content: this draws it with the router's seeded generator. In batch mode
-        ``requests`` must be the task's whole batch (``len(requests) == batch_size``, none of it
-        served yet). Probes are recorded before the batch returns. With ``return_exceptions``
-        an item whose reference fails gets its exception in its place instead of raising.
-        """
-        return await serve_batch(
-            self, requests, task=task, concurrency=concurrency, return_exceptions=return_exceptions
-        )
-
-    def run_batch(
-        self,
-        requests: Sequence[Any],
-        *,
-        task: str | None = None,
-        concurrency: int = 8,
-        return_exceptions: bool = False,
-    ) -> list[Any]:
-        """Synchronous twin of :meth:`arun_batch`; not for use in a running loop."""
-        _no_running_loop("run_batch", "arun_batch")
-        return asyncio.run(
-            self.arun_batch(
-                requests, task=task, concurrency=concurrency, return_exceptions=return_exceptions
-            )
-        )
-
-    @contextlib.contextmanager
-    def shuffled_batch(self) -> Iterator[None]:
-        """Declare that the requests begun inside (in this context, its tasks and copies) come
-        in an order drawn at random, blind to their content, as batch mode needs. Used by
-        :meth:`arun_batch` and the adapters' ``batch()``; without it, batch mode warns once."""
-        token = _SHUFFLED.set(True)
-        try:
-            yield
-        finally:
-            _SHUFFLED.reset(token)
-
-    def _check_order(self, task: str | None) -> None:
-        if self.config.batch_size is None or _SHUFFLED.get():
-            return
-        name = task or self.config.task
-        self._warn_once(
-            name, "order", CALLER_ORDER_WARNING.format(task=name, n=self.config.batch_size)
-        )
-
     def run(
         self, request: Any, *, task: str | None = None, request_id: str | None = None
     ) -> Routed:
         """Synchronous twin of :meth:`arun`; waits for probes; not for use in a running loop."""
-        _no_running_loop("run", "arun")
+        no_running_loop("run", "arun")
         previous, self.wait_for_probes = self.wait_for_probes, True
         try:
             return asyncio.run(self.arun(request, task=task, request_id=request_id))
@@ -602,17 +533,6 @@ def _routed(ticket: Ticket, answer: Answer, cost: float) -> Routed:
         ticket.certificate,
         ticket.request_id,
         ticket.fallback,
-    )
-
-
-def _no_running_loop(method: str, twin: str) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise RuntimeError(
-        f"SmartRouter.{method}() was called inside a running event loop; "
-        f"use `await router.{twin}(...)` there"
     )
 
 
