@@ -20,6 +20,7 @@ from ..task.answer import Answer
 from .sdk import AnthropicProvider, OpenAIProvider, ProviderError, anthropic_usage, openai_usage
 
 __all__ = [
+    "AnthropicStream",
     "UnsupportedRequest",
     "answer_from_chunks",
     "answer_from_completion",
@@ -61,10 +62,17 @@ async def stream(
     provider: OpenAIProvider | AnthropicProvider, body: Mapping[str, Any]
 ) -> AsyncIterator[dict[str, Any]]:
     """The provider's answer to ``body`` as OpenAI ``chat.completion.chunk`` dicts, the last
-    with usage. Anthropic answers come whole, as one chunk (plus the usage chunk)."""
+    with usage (Anthropic's stream events translated as they come)."""
     if isinstance(provider, AnthropicProvider):
-        for chunk in chunk_of_completion(await complete(provider, body)):
-            yield chunk
+        request = to_anthropic(body, provider.model)
+        translate = AnthropicStream(provider.name)
+        try:
+            events = await provider.client.messages.create(**request, stream=True)
+            async for event in events:
+                for chunk in translate(event.model_dump()):
+                    yield chunk
+        except Exception as exc:
+            raise provider.failure(exc) from None
         return
     upstream = {k: v for k, v in body.items() if k not in _CLIENT_ONLY}
     try:
@@ -268,6 +276,80 @@ def completion_from_anthropic(message: Mapping[str, Any], model: str) -> dict[st
             "total_tokens": usage.input_tokens + usage.output_tokens,
         },
     }
+
+
+class AnthropicStream:
+    """Anthropic Messages stream events as OpenAI ``chat.completion.chunk`` dicts, one event at
+    a time: text deltas become content deltas, each tool_use block a tool call whose arguments
+    arrive as its JSON deltas, the stop reason a finish chunk, and the usage a final chunk."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time())
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cache_read = 0
+        self.cache_write = 0
+        self.tool_index: dict[int, int] = {}  # content block index -> tool call index
+
+    def __call__(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
+        kind = event.get("type")
+        if kind == "message_start":
+            usage = (event.get("message") or {}).get("usage") or {}
+            self.input_tokens = usage.get("input_tokens") or 0
+            self.cache_read = usage.get("cache_read_input_tokens") or 0
+            self.cache_write = usage.get("cache_creation_input_tokens") or 0
+            return [self._chunk({"role": "assistant", "content": ""})]
+        if kind == "content_block_start":
+            block = event.get("content_block") or {}
+            if block.get("type") != "tool_use":
+                return []
+            k = self.tool_index.setdefault(event.get("index", 0), len(self.tool_index))
+            call = {
+                "index": k,
+                "id": block.get("id"),
+                "type": "function",
+                "function": {"name": block.get("name"), "arguments": ""},
+            }
+            return [self._chunk({"tool_calls": [call]})]
+        if kind == "content_block_delta":
+            delta = event.get("delta") or {}
+            if delta.get("type") == "text_delta":
+                return [self._chunk({"content": delta.get("text", "")})]
+            if delta.get("type") == "input_json_delta":
+                k = self.tool_index.get(event.get("index", 0), 0)
+                fn = {"arguments": delta.get("partial_json", "")}
+                return [self._chunk({"tool_calls": [{"index": k, "function": fn}]})]
+            return []
+        if kind == "message_delta":
+            self.output_tokens = ((event.get("usage") or {}).get("output_tokens")) or 0
+            reason = (event.get("delta") or {}).get("stop_reason") or ""
+            finish = {"tool_use": "tool_calls", "max_tokens": "length"}.get(reason, "stop")
+            return [self._chunk({}, finish)]
+        if kind == "message_stop":
+            prompt = self.input_tokens + self.cache_read + self.cache_write
+            usage = {
+                "prompt_tokens": prompt,
+                "completion_tokens": self.output_tokens,
+                "total_tokens": prompt + self.output_tokens,
+            }
+            return [{**self._base(), "choices": [], "usage": usage}]
+        return []
+
+    def _base(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+        }
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice: dict[str, Any] = {"index": 0, "delta": delta}
+        if finish is not None:
+            choice["finish_reason"] = finish
+        return {**self._base(), "choices": [choice]}
 
 
 class _AnthropicUsage:

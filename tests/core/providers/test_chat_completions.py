@@ -125,3 +125,62 @@ def test_streamed_chunks_and_the_whole_completion_give_the_same_answer():
     again = answer_from_chunks("m", chunk_of_completion(completion))
     assert ToolCallMatch()(whole, again) and again.usage == whole.usage
     assert answer_from_chunks("m", []) is None
+
+
+def test_anthropic_stream_events_become_the_chunks_of_the_same_answer():
+    from smart_core.providers.chat_completions import AnthropicStream
+
+    events = [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 9}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text"}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Cal"}},
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": "ling."},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "content_block_start",
+            "index": 1,
+            "content_block": {"type": "tool_use", "id": "t1", "name": "f", "input": {}},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": '{"x": '},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": "1}"},
+        },
+        {"type": "content_block_stop", "index": 1},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use"},
+            "usage": {"output_tokens": 5},
+        },
+        {"type": "message_stop"},
+    ]
+    translate = AnthropicStream("anthropic:claude-haiku-4-5")
+    chunks = [c for e in events for c in translate(e)]
+    streamed = answer_from_chunks("m", chunks)
+    whole = answer_from_completion(
+        "m",
+        completion_from_anthropic(
+            {
+                "content": [
+                    {"type": "text", "text": "Calling."},
+                    {"type": "tool_use", "id": "t1", "name": "f", "input": {"x": 1}},
+                ],
+                "stop_reason": "tool_use",
+                "usage": {"input_tokens": 9, "output_tokens": 5},
+            },
+            "m",
+        ),
+    )
+    assert streamed.text == "Calling." == whole.text
+    assert ToolCallMatch()(streamed, whole) and streamed.usage == whole.usage
+    finish = [c["choices"][0].get("finish_reason") for c in chunks if c["choices"]]
+    assert finish[-1] == "tool_calls"

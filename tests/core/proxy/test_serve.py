@@ -137,6 +137,18 @@ def test_an_anthropic_candidate_is_translated_both_ways(upstream, tmp_path):
     assert anthropic_calls, "the Anthropic candidate was never called (probes call it)"
 
 
+def test_an_anthropic_reference_streams_through_the_proxy(upstream, tmp_path):
+    app = settings(upstream, tmp_path, reference=HAIKU, candidates=[MINI]).build()
+    with serving(app) as base_url:
+        client = openai.OpenAI(base_url=base_url, api_key="k")
+        plain = client.chat.completions.create(model="default", messages=USER)
+        chunks = list(client.chat.completions.create(model="default", messages=USER, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert plain.model == HAIKU and chunks[-1].model_extra["smart"]["route"] == HAIKU
+    assert text == plain.choices[0].message.content
+    assert len([c for c in chunks if c.choices and c.choices[0].delta.content]) > 1
+
+
 def test_metrics_health_models_and_errors(proxy):
     client = openai.OpenAI(base_url=proxy, api_key="k")
     client.chat.completions.create(model="default", messages=USER)
