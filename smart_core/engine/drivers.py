@@ -203,9 +203,15 @@ def stream_flow(flow: Flow, perform: Performer) -> Iterator[Streamed]:
             routed = stop.value
             break
         value, error = None, None
-        if not (isinstance(effect, Call) and effect.to_user):
+        if not isinstance(effect, Call):
             try:
                 value = perform(effect)
+            except BaseException as exc:
+                error = exc
+            continue
+        if not effect.to_user:  # an answer that may still be rejected: read whole, relay nothing
+            try:
+                value = _streamed(calls, effect.model, list(calls.call(effect.model)))
             except BaseException as exc:
                 error = exc
             continue
@@ -240,17 +246,22 @@ async def astream_flow(flow: Flow, perform: AsyncPerformer) -> AsyncIterator[Str
             routed = stop.value
             break
         value, error = None, None
-        if not (isinstance(effect, Call) and effect.to_user):
+        if not isinstance(effect, Call):
             try:
                 value = await perform(effect)
             except BaseException as exc:
                 error = exc
             continue
+        if not effect.to_user:  # an answer that may still be rejected: read whole, relay nothing
+            try:
+                stream = await _opened(calls.call(effect.model))
+                value = _streamed(calls, effect.model, [c async for c in stream])
+            except BaseException as exc:
+                error = exc
+            continue
         ticket, held = effect.ticket, _Held(calls.shows)
         try:
-            stream = calls.call(effect.model)
-            if not hasattr(stream, "__aiter__"):
-                stream = await stream
+            stream = await _opened(calls.call(effect.model))
             async for chunk in stream:
                 for out in held.add(chunk):
                     yield Streamed(out, ticket)
@@ -289,6 +300,11 @@ class _Held:
         del self.pending[:-1]
         self.relayed = True
         return out
+
+
+async def _opened(stream: Any) -> Any:
+    """An async iterator of chunks, from one or from an awaitable of one."""
+    return stream if hasattr(stream, "__aiter__") else await stream
 
 
 def _streamed(calls: Calls, model: str, chunks: list[Any]) -> Answer | None:

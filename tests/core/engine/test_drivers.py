@@ -148,3 +148,25 @@ def test_sync_and_async_serve_record_the_same_counters():
 
     asyncio.run(main())
     assert sync_router.store.read("t") == async_router.store.read("t")
+
+
+def test_a_call_not_for_the_user_is_read_whole_and_never_relayed():
+    """A route whose first step may still be rejected (a cascade's) yields Call(to_user=False):
+    the streaming drivers read it whole and relay only the call that answers the user."""
+    from smart_core.engine.drivers import Performer, stream_flow
+    from smart_core.engine.effects import Call
+    from smart_core.engine.flow import serve_flow
+    from smart_core.engine.routes import ModelRoute, RouteTable
+
+    class TwoStep(ModelRoute):
+        def serve(self, ticket):
+            first = yield Call(ticket, "gpt-4o-mini", to_user=False)
+            assert first.text == "draft"
+            return (yield Call(ticket, "gpt-4o"))
+
+    router = _router()
+    router.routes = RouteTable(TwoStep("gpt-4o"), [ModelRoute("gpt-4o-mini")])
+    calls = _stream_calls({"gpt-4o": ["fi", "nal"], "gpt-4o-mini": ["dr", "aft"]})
+    out = list(stream_flow(serve_flow(router.routes), Performer(router, calls)))
+    assert [o.chunk for o in out] == ["fi", "nal"]
+    assert out[-1].routed.answer.text == "final"
