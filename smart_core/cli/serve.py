@@ -11,7 +11,7 @@ import typer
 
 from ..errors import SmartError
 from .console import err, fail
-from .options import help_paragraphs, parse_prices, split_list
+from .options import help_paragraphs, load_config, parse_prices, split_list
 
 __all__ = ["serve_command"]
 
@@ -115,22 +115,13 @@ def _settings(
     base_urls: dict[str, str | None],
     prices: dict[str, Any],
 ) -> Any:
-    import tomllib
-
     from ..providers.sdk import parse_model_spec
     from ..proxy.settings import ServeSettings, TaskSettings
 
-    data: dict[str, Any] = {}
-    if config is not None:
-        if not config.is_file():
-            raise fail(f"--config {config}: no such file")
-        try:
-            data = tomllib.loads(config.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise fail(f"--config {config}: not valid TOML ({exc})") from None
-        unknown = sorted(set(data) - _TOP_KEYS)
-        if unknown:
-            raise fail(f"--config {config}: unknown keys {unknown}; valid: {sorted(_TOP_KEYS)}")
+    data = load_config(config)
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise fail(f"--config {config}: unknown keys {unknown}; valid: {sorted(_TOP_KEYS)}")
     tables = dict(data.get("tasks") or {})
     if flags["reference"] or flags["candidates"] or flags["epsilon"] is not None:
         tables[task] = {k: v for k, v in flags.items() if v is not None}

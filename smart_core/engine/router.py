@@ -224,21 +224,21 @@ class SmartRouter(BatchServing):
 
     def _unrecorded(self, task: str | None, request_id: str, error: StoreError) -> Ticket:
         """A ticket to the reference that nothing records (the store is unreachable)."""
-        name = task or self.config.task
-        self._warn_outage(name, error)
-        cfg, ref = self.config, self.config.reference.name
+        policy = self.policy(task)  # built without the store (its config is recorded later)
+        self._warn_outage(policy.task, error)
+        ref = policy.reference
         cert = Certificate(
-            task=name,
+            task=policy.task,
             route=ref,
             probe=False,
             mix={ref: 1.0},
             bound=1.0,
             probes=0,
-            epsilon=cfg.epsilon,
-            delta=cfg.delta,
-            method=cfg.method,
-            mode="batch" if cfg.batch_size is not None else "request",
-            effective_epsilon=cfg.epsilon,
+            epsilon=policy.epsilon,
+            delta=policy.delta,
+            method=policy.method,
+            mode=policy.mode,
+            effective_epsilon=policy.epsilon,
             bounds={ref: 1.0},
         )
         decision = Decision(ref, False, (), False, cert, {})

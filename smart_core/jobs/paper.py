@@ -144,13 +144,11 @@ class _PaperSteps:
         n_items: int,
         rng: random.Random,
     ) -> None:
-        self.policy, self.costs, self.rates, self.n_items, self.rng = (
-            policy,
-            costs,
-            rates,
-            n_items,
-            rng,
-        )
+        self.policy = policy
+        self.costs = costs
+        self.rates = rates
+        self.n_items = n_items
+        self.rng = rng
         self.counters: dict[str, float] = defaultdict(float)
         self.spent = 0.0
         self.differing = 0

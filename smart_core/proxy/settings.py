@@ -19,7 +19,7 @@ from ..providers.sdk import PROVIDERS, make_provider, parse_model_spec
 from ..task.config import SmartConfig
 from .app import create_app
 
-__all__ = ["SETTINGS_ENV", "ServeSettings", "TaskSettings", "app_from_env"]
+__all__ = ["SETTINGS_ENV", "ServeSettings", "TaskSettings", "app_from_env", "check_providers"]
 
 SETTINGS_ENV = "SMART_SERVE_SETTINGS"
 
