@@ -28,6 +28,14 @@ def bench_serve_command(
         ),
     ] = None,
     latency: Annotated[float, typer.Option(help="The fake model's response time, seconds.")] = 0.0,
+    with_servers: Annotated[
+        bool,
+        typer.Option(
+            "--with-servers",
+            help="Also measure Redis and PostgreSQL stores on servers started for the run "
+            "(from the Debian packages scripts/services.sh installs).",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Throughput and p50/p99 latency through smart serve against calling the model directly.
@@ -36,15 +44,27 @@ def bench_serve_command(
     process) for every store and worker count, with the same concurrent clients; ratios compare
     each configuration with the direct baseline of the same run.
     """
+    import contextlib
+
     from ..jobs.serve_bench import bench_serve
 
-    stores = dict(s.split("=", 1) for s in store) if store else None
+    stores = dict(s.split("=", 1) for s in store) if store else {"sqlite": "sqlite:///"}
     counts = tuple(int(w) for w in workers.split(",") if w.strip())
     if not as_json:
         err.print(f"smart bench serve: {requests} requests x {concurrency} clients per point")
-    rows = bench_serve(
-        stores=stores, workers=counts, requests=requests, concurrency=concurrency, latency=latency
-    )
+    with contextlib.ExitStack() as servers:
+        if with_servers:
+            from ..testing.servers import PostgresServer, RedisServer
+
+            stores["redis"] = servers.enter_context(RedisServer()).url
+            stores["postgresql"] = servers.enter_context(PostgresServer()).url
+        rows = bench_serve(
+            stores=stores,
+            workers=counts,
+            requests=requests,
+            concurrency=concurrency,
+            latency=latency,
+        )
     if as_json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
         return
