@@ -116,13 +116,12 @@ def finish_run(
     as_json: bool,
 ) -> None:
     """Write the report and chart, then print the summary (or the JSON report)."""
-    from ..jobs.batch_run import timeline
     from ..reporting.charts import plot_run
 
     doc = result.to_dict()
     doc["report"] = str(report_path)
     doc["chart"] = str(png_path)
-    rows = timeline(result.state)
+    rows = result.timeline
     if rows:
         plot_run(
             rows,

@@ -1,11 +1,13 @@
 """``smart run``: label a file of items through SMART, concurrently, resumably, with a report.
 
 Every item is answered exactly once under the batch guarantee (docs/guarantee.md, step 5;
-``batch_size`` = the number of items). All state lives in one SQLite file next to the output
-(``OUTPUT.smart.db``): the engine's counters (a :class:`~smart_core.SqliteStore`) and the run's
-own tables -- each item's routing ticket, every model answer as soon as it arrives, and each
-finished item's output line. The steps of an item are ordered so that a kill at any point loses
-nothing and pays for nothing twice:
+``batch_size`` = the number of items). By default all state lives in one SQLite file next to the
+output (``OUTPUT.smart.db``): the engine's counters (a :class:`~smart_core.SqliteStore`) and the
+run's own state (``stores.RunState``) -- each item's routing ticket, every model answer as soon
+as it arrives, and each finished item's output line. With ``store`` (``smart run --store``) both
+live in a shared Redis or PostgreSQL server instead, under the name ``<task>/<run key>``, so that
+runs sharing a server never mix and a run resumes from any machine. The steps of an item are
+ordered so that a kill at any point loses nothing and pays for nothing twice:
 
 1. the ticket (the policy's decision) is saved, then reserved in the store under the item's id
    (idempotent), so a resumed item keeps its decision and is counted once;
@@ -22,12 +24,10 @@ same on every resume), because probes must be an unbiased sample of the batch.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import json
 import os
 import random
-import sqlite3
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -41,13 +41,12 @@ from ..engine.flow import serve_flow
 from ..engine.ledger import Ledger
 from ..engine.router import Endpoint, SmartRouter, Ticket
 from ..errors import ConfigError, SmartError
-from ..policy import Decision
-from ..policy.certificate import Certificate
 from ..policy.settled_prefix import SettledPrefix
 from ..providers.sdk import PROVIDERS, ProviderError
+from ..stores import RunState, open_run_state, sqlite_timeline
 from ..task.answer import Answer
 from ..task.config import SmartConfig
-from ..task.usage import Usage
+from ..task.redaction import redact_url
 from .batch_input import (
     BatchItem,
     check_prompt,
@@ -57,166 +56,18 @@ from .batch_input import (
     render_prompt,
     run_record,
 )
+from .run_records import answer_from, answer_json, ticket_from, ticket_json
 
 __all__ = ["BatchItem", "BatchResult", "BatchRun", "load_items", "run_batch"]
 
 #: Items in a row on which the reference failed (after each call's own retries) that stop a run.
 REFERENCE_FAILURE_LIMIT = 8
 
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS run_tickets (item TEXT PRIMARY KEY, ticket TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS run_answers (item TEXT NOT NULL, model TEXT NOT NULL, "
-    "answer TEXT NOT NULL, PRIMARY KEY (item, model))",
-    "CREATE TABLE IF NOT EXISTS run_done (item TEXT PRIMARY KEY, idx INTEGER NOT NULL, "
-    "seq INTEGER NOT NULL, line TEXT NOT NULL, route TEXT NOT NULL, probe INTEGER NOT NULL, "
-    "cost REAL NOT NULL, ref_cost REAL, bound REAL NOT NULL, mix TEXT NOT NULL, "
-    "effective_epsilon REAL NOT NULL)",
-    # The next seq is MAX(seq) + 1 on every saved item: without an index that scan made a run's
-    # time quadratic in its size.
-    "CREATE INDEX IF NOT EXISTS run_done_seq ON run_done (seq)",
-)
-#: Columns added after the first release of the run table (NULL in older state files).
-_ADDED_COLUMNS = {"differing_at_most": "REAL"}
-
-
-# -- serialising tickets and answers --------------------------------------------------------------
-
-
-def _ticket_json(ticket: Ticket) -> str:
-    return json.dumps(dataclasses.asdict(ticket))
-
-
-def _ticket_from(text: str) -> Ticket:
-    raw = json.loads(text)
-    d = raw["decision"]
-    decision = Decision(
-        route=d["route"],
-        probe=d["probe"],
-        probe_models=tuple(d["probe_models"]),
-        audit=d["audit"],
-        certificate=Certificate(**d["certificate"]),
-        increments=d["increments"],
-    )
-    return Ticket(raw["request_id"], decision, raw["route"], raw["fallback"])
-
-
-def _answer_json(answer: Answer) -> str:
-    return json.dumps(
-        {
-            "text": answer.text,
-            "value": answer.value,
-            "model": answer.model,
-            "usage": dataclasses.asdict(answer.usage),
-            "cost": answer.cost,
-        },
-        default=str,
-    )
-
-
-def _answer_from(text: str) -> Answer:
-    raw = json.loads(text)
-    return Answer(raw["text"], raw["value"], raw["model"], Usage(**raw["usage"]), raw["cost"])
-
-
-# -- the run's own state --------------------------------------------------------------------------
-
-
-class _RunDB:
-    """The run's tables, in the store's SQLite file (one connection, used from the event loop)."""
-
-    def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
-        self.conn.execute("PRAGMA busy_timeout = 30000")
-        self.conn.execute("PRAGMA synchronous = NORMAL")
-        for statement in _SCHEMA:
-            self.conn.execute(statement)
-        have = {row[1] for row in self.conn.execute("PRAGMA table_info(run_done)")}
-        for column, kind in _ADDED_COLUMNS.items():
-            if column not in have:
-                self.conn.execute(f"ALTER TABLE run_done ADD COLUMN {column} {kind}")
-
-    def tickets(self) -> dict[str, Ticket]:
-        rows = self.conn.execute("SELECT item, ticket FROM run_tickets")
-        return {item: _ticket_from(t) for item, t in rows}
-
-    def answers(self) -> dict[str, dict[str, Answer]]:
-        out: dict[str, dict[str, Answer]] = {}
-        for item, model, a in self.conn.execute("SELECT item, model, answer FROM run_answers"):
-            out.setdefault(item, {})[model] = _answer_from(a)
-        return out
-
-    def done(self) -> dict[str, tuple[int, str]]:
-        rows = self.conn.execute("SELECT item, idx, line FROM run_done")
-        return {item: (idx, line) for item, idx, line in rows}
-
-    def save_ticket(self, item: str, ticket: Ticket) -> None:
-        self.conn.execute(
-            "INSERT OR REPLACE INTO run_tickets VALUES (?, ?)", (item, _ticket_json(ticket))
-        )
-
-    def save_answer(self, item: str, model: str, answer: Answer) -> None:
-        self.conn.execute(
-            "INSERT OR IGNORE INTO run_answers VALUES (?, ?, ?)",
-            (item, model, _answer_json(answer)),
-        )
-
-    def save_done(self, item: str, idx: int, line: str, row: Mapping[str, Any]) -> bool:
-        cur = self.conn.execute(
-            "INSERT OR IGNORE INTO run_done (item, idx, seq, line, route, probe, cost, ref_cost, "
-            "bound, mix, effective_epsilon, differing_at_most) VALUES (?, ?, "
-            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM run_done), ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                item,
-                idx,
-                line,
-                row["route"],
-                int(row["probe"]),
-                row["cost"],
-                row["ref_cost"],
-                row["bound"],
-                json.dumps(row["mix"]),
-                row["effective_epsilon"],
-                row.get("differing_at_most"),
-            ),
-        )
-        return cur.rowcount == 1
-
-    def close(self) -> None:
-        self.conn.close()
-
 
 def timeline(db_path: str | Path) -> list[dict[str, Any]]:
-    """Finished items of a run in completion order (for charts); [] if the file has no run."""
-    if not Path(db_path).is_file():
-        return []
-    # A read-write connection, so that closing the last one checkpoints and removes the WAL.
-    conn = sqlite3.connect(db_path)
-    try:
-        have = {row[1] for row in conn.execute("PRAGMA table_info(run_done)")}
-        added = ", ".join(c if c in have else "NULL" for c in _ADDED_COLUMNS)
-        rows = conn.execute(
-            "SELECT seq, idx, route, probe, cost, ref_cost, bound, mix, effective_epsilon, "
-            f"{added} FROM run_done ORDER BY seq"
-        ).fetchall()
-    except sqlite3.Error:
-        return []
-    finally:
-        conn.close()
-    return [
-        {
-            "seq": r[0],
-            "index": r[1],
-            "route": r[2],
-            "probe": bool(r[3]),
-            "cost": r[4],
-            "ref_cost": r[5],
-            "bound": r[6],
-            "mix": json.loads(r[7]),
-            "effective_epsilon": r[8],
-            "differing_at_most": r[9],
-        }
-        for r in rows
-    ]
+    """Finished items of the run in a SQLite state file in completion order (for charts); [] if
+    the file has no run. A run on a shared store gives its timeline in ``BatchResult.timeline``."""
+    return sqlite_timeline(db_path)
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -241,10 +92,18 @@ class BatchRun:
     prices: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     item_attempts: int = 3
+    store: str | None = None
+    """A shared store's URL (``redis://...``, ``postgresql://...``) for the counters and the run
+    state; None keeps both in the SQLite file ``state_path``."""
 
     @property
     def state_path(self) -> Path:
         return Path(self.state) if self.state else Path(f"{self.output}.smart.db")
+
+    def store_task(self, key: str) -> str:
+        """The task the run's counters and state are kept under: on a shared store, named after
+        the run's key, so runs sharing a server never mix (the SQLite file holds one run)."""
+        return f"{self.task}/{key}" if self.store else self.task
 
     def settings(self) -> dict[str, str]:
         """The settings that decide the answers, by the option that sets each (for messages)."""
@@ -281,16 +140,16 @@ class BatchRun:
             h.update(json.dumps([it.id, it.fields], sort_keys=True, default=str).encode() + b"\n")
         return h.hexdigest()[:16]
 
-    def config(self, n: int) -> SmartConfig:
+    def config(self, n: int, task: str | None = None) -> SmartConfig:
         return SmartConfig(
-            task=self.task,
+            task=task or self.task,
             epsilon=self.epsilon,
             delta=self.delta,
             reference=self.reference,
             candidates=self.candidates,
             comparator=self.comparator,
             method=self.method,  # type: ignore[arg-type]
-            store=f"sqlite:///{self.state_path.absolute()}",
+            store=self.store or f"sqlite:///{self.state_path.absolute()}",
             batch_size=n,
             prices=self.prices,
         )
@@ -308,8 +167,10 @@ class BatchResult:
     ledger: Ledger
     routes: dict[str, int]
     output: Path
-    state: Path
+    state: Path | str
     seconds: float
+    timeline: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """Finished items in completion order (for the chart); not part of ``to_dict``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -342,37 +203,18 @@ async def run_batch(
     check_prompt(run.prompt, [f for f in items[0].fields if f != "id"])
     prompts = {it.id: render_prompt(run.prompt, it) for it in items}  # fail before any call
     key = run.key(items)
-    state = run.state_path
-    check_writable(run.output, "--output")
-    check_writable(state, "--state" if run.state else "--output")
-    if restart:
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{state}{suffix}").unlink(missing_ok=True)
-    config = run.config(len(items))
-    router = SmartRouter(config, endpoints, seed=run.seed, wait_for_probes=True)
-    store = router.store
-    previous = store.get_meta(run.task, "run.key")
-    record = run_record(run.settings(), items)
-    if previous is not None and previous != key:
-        saved_record = store.get_meta(run.task, "run.record")
-        router.close()
-        change = describe_change(json.loads(saved_record) if saved_record else None, record)
-        raise ConfigError(
-            f"{state} holds another run: {change}. Pass --restart to discard it (and its "
-            "answers), or choose another --output or --state to keep both"
-        )
-    if previous is None or store.get_meta(run.task, "run.record") is None:
-        store.set_meta(run.task, "run.record", json.dumps(record))
-    store.set_meta(run.task, "run.key", key)
-    store.set_meta(
-        run.task,
-        "run",
-        json.dumps({"input": str(run.input), "prompt": run.prompt, "output": str(run.output)}),
-    )
-    db = _RunDB(router.store.path)  # type: ignore[attr-defined]
-    tickets, saved, done = db.tickets(), db.answers(), db.done()
+    task = run.store_task(key)
+    router, db = _open_state(run, key, items, endpoints, restart)
+    store, config = router.store, router.config
+    state: Path | str = db.where if run.store else run.state_path
+    tickets = {item: ticket_from(t) for item, t in db.tickets().items()}
+    saved = {
+        item: {model: answer_from(a) for model, a in by_model.items()}
+        for item, by_model in db.answers().items()
+    }
+    done = db.done()
     _rewrite_output(run.output, done.values())
-    policy = router.policy(run.task)  # also records the config for `smart report`
+    policy = router.policy(task)  # also records the config for `smart report`
     reference = config.reference.name
     order = [it for it in items if it.id not in done]
     random.Random(f"{key}:{run.seed}").shuffle(order)
@@ -406,7 +248,7 @@ async def run_batch(
         if model == reference:
             reference_streak.clear()
         answer.model = model
-        db.save_answer(item_id, model, answer)
+        await db.asave_answer(item_id, model, answer_json(answer))
         saved.setdefault(item_id, {})[model] = answer
         return answer
 
@@ -414,17 +256,17 @@ async def run_batch(
         ticket = tickets.get(item_id)
         if ticket is None:
             async with lock:
-                state = prefix.state(await store.aread(run.task))
+                state = prefix.state(await store.aread(task))
                 decision = policy.decide(state, router.rng)
                 ticket = Ticket(item_id, decision, decision.route)
-                db.save_ticket(item_id, ticket)
+                await db.asave_ticket(item_id, ticket_json(ticket))
                 tickets[item_id] = ticket
-                await store.aadd(run.task, decision.increments, event_id=f"{item_id}:decide")
+                await store.aadd(task, decision.increments, event_id=f"{item_id}:decide")
                 seq = prefix.decided(decision.increments)
                 if seq is not None:
                     probe_seq[item_id] = seq
         else:  # saved before a kill: make sure it is reserved (a no-op if it was)
-            await store.aadd(run.task, ticket.decision.increments, event_id=f"{item_id}:decide")
+            await store.aadd(task, ticket.decision.increments, event_id=f"{item_id}:decide")
         return ticket
 
     class ItemSteps(AsyncPerformer):
@@ -450,7 +292,7 @@ async def run_batch(
 
         async def fall_back(self, e: FallBack) -> Ticket:
             ticket = await router.afall_back(e.ticket, e.error)
-            db.save_ticket(self.item_id, ticket)
+            await db.asave_ticket(self.item_id, ticket_json(ticket))
             tickets[self.item_id] = ticket
             return ticket
 
@@ -471,7 +313,7 @@ async def run_batch(
         nonlocal answered
         steps = ItemSteps(item.id)
         try:
-            routed = await arun_flow(serve_flow(router.routes, run.task, item.id), steps)
+            routed = await arun_flow(serve_flow(router.routes, task, item.id), steps)
         except BaseException:
             await steps.drain()
             raise
@@ -502,7 +344,7 @@ async def run_batch(
             "effective_epsilon": cert.effective_epsilon,
             "differing_at_most": cert.differing_at_most,
         }
-        if db.save_done(item.id, item.index, line, row):
+        if await db.asave_done(item.id, item.index, line, row):
             out.write(line + "\n")
             out.flush()
             answered += 1
@@ -532,11 +374,11 @@ async def run_batch(
                 if item.id in probe_seq:
                     prefix.abandoned(probe_seq[item.id])
         if progress is not None:
-            progress(1, Ledger.from_counters(await store.aread(run.task), policy), len(items))
+            progress(1, Ledger.from_counters(await store.aread(task), policy), len(items))
 
     try:
         if progress is not None:
-            progress(resumed, Ledger.from_counters(await store.aread(run.task), policy), len(items))
+            progress(resumed, Ledger.from_counters(await store.aread(task), policy), len(items))
         tasks = [asyncio.ensure_future(guarded(it)) for it in order]
         try:
             await asyncio.gather(*tasks)
@@ -549,8 +391,9 @@ async def run_batch(
         out.close()
         done = db.done()
         _rewrite_output(run.output, done.values())
+        rows = db.timeline()
         db.close()
-        ledger = Ledger.from_counters(store.read(run.task), policy)
+        ledger = Ledger.from_counters(store.read(task), policy)
         router.close()
     routes = Counter(json.loads(line)["route"] for _, line in done.values())
     return BatchResult(
@@ -564,7 +407,87 @@ async def run_batch(
         output=run.output,
         state=state,
         seconds=time.monotonic() - started,
+        timeline=rows,
     )
+
+
+def _open_state(
+    run: BatchRun,
+    key: str,
+    items: Sequence[BatchItem],
+    endpoints: Mapping[str, Endpoint],
+    restart: bool,
+) -> tuple[SmartRouter, RunState]:
+    """The router on the run's counters and the run's own state, checked to belong to this run
+    (``restart`` first discards this run's state)."""
+    task = run.store_task(key)
+    check_writable(run.output, "--output")
+    if run.store is None:
+        state = run.state_path
+        check_writable(state, "--state" if run.state else "--output")
+        if restart:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{state}{suffix}").unlink(missing_ok=True)
+    config = run.config(len(items), task)
+    router = SmartRouter(config, endpoints, seed=run.seed, wait_for_probes=True)
+    try:
+        db = open_run_state(router.store, task)
+        try:
+            _claim(run, key, items, router, db, restart)
+        except BaseException:
+            db.close()
+            raise
+    except BaseException:
+        router.close()
+        raise
+    return router, db
+
+
+def _claim(
+    run: BatchRun,
+    key: str,
+    items: Sequence[BatchItem],
+    router: SmartRouter,
+    db: RunState,
+    restart: bool,
+) -> None:
+    """Refuse state or an output file of another run, then mark the state as this run's."""
+    store, task = router.store, run.store_task(key)
+    if restart and run.store is not None:
+        db.clear()  # this run's state and counters only; other runs on the server stay
+    previous = store.get_meta(task, "run.key")
+    record = run_record(run.settings(), items)
+    if previous is not None and previous != key:
+        saved_record = store.get_meta(task, "run.record")
+        change = describe_change(json.loads(saved_record) if saved_record else None, record)
+        raise ConfigError(
+            f"{run.state_path} holds another run: {change}. Pass --restart to discard it (and "
+            "its answers), or choose another --output or --state to keep both"
+        )
+    if run.store is not None and previous is None and not restart and _has_lines(run.output):
+        # A new run on a shared store would rebuild the output from its (empty) state and so
+        # erase the lines another run wrote there.
+        raise ConfigError(
+            f"{run.output} holds answers of another run, and {redact_url(run.store)} has no "
+            f"state of this one (task {task}). Pass --restart to overwrite the file, or choose "
+            "another --output"
+        )
+    if previous is None or store.get_meta(task, "run.record") is None:
+        store.set_meta(task, "run.record", json.dumps(record))
+    store.set_meta(task, "run.key", key)
+    store.set_meta(
+        task,
+        "run",
+        json.dumps({"input": str(run.input), "prompt": run.prompt, "output": str(run.output)}),
+    )
+
+
+def _has_lines(path: Path) -> bool:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            return any(line.strip() for line in fh)
+    except FileNotFoundError:
+        return False
 
 
 class _Cancel:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 from ._base import Store
 from ._memory import MemoryStore
 from ._retention import DEFAULT_RETENTION, EventRetention
+from ._run_state import RunState, open_run_state
+from ._run_state_sqlite import SqliteRunState, sqlite_timeline
 from ._sqlite import SqliteStore
 from ._url import open_store
 
@@ -25,9 +27,13 @@ __all__ = [
     "MemoryStore",
     "PostgresStore",
     "RedisStore",
+    "RunState",
+    "SqliteRunState",
     "SqliteStore",
     "Store",
+    "open_run_state",
     "open_store",
+    "sqlite_timeline",
 ]
 
 

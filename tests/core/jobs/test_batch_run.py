@@ -219,7 +219,7 @@ def test_state_files_of_earlier_runs_gain_the_batch_count_column_and_still_chart
     and gains the column when a run opens it; new rows carry each certificate's count."""
     import sqlite3
 
-    from smart_core.jobs.batch_run import _RunDB
+    from smart_core.stores import SqliteRunState
 
     path = tmp_path / "old.smart.db"
     conn = sqlite3.connect(path)
@@ -233,7 +233,7 @@ def test_state_files_of_earlier_runs_gain_the_batch_count_column_and_still_chart
     conn.commit()
     conn.close()
     assert timeline(path)[0]["differing_at_most"] is None
-    db = _RunDB(path)
+    db = SqliteRunState(path, "run")
     row = {"route": "mini", "probe": False, "cost": 0.01, "ref_cost": None, "bound": 1.0}
     assert db.save_done(
         "b", 1, "{}", {**row, "mix": {}, "effective_epsilon": 1.0, "differing_at_most": 3.5}

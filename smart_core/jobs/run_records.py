@@ -1,0 +1,54 @@
+"""Tickets and answers of ``smart run`` as the JSON text its run state keeps.
+
+The run state (``stores._run_state``) stores strings: the stores layer knows nothing of tickets
+or answers, so turning them into text and back happens here, once, for every backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from ..engine.router import Ticket
+from ..policy import Decision
+from ..policy.certificate import Certificate
+from ..task.answer import Answer
+from ..task.usage import Usage
+
+__all__ = ["answer_from", "answer_json", "ticket_from", "ticket_json"]
+
+
+def ticket_json(ticket: Ticket) -> str:
+    return json.dumps(dataclasses.asdict(ticket))
+
+
+def ticket_from(text: str) -> Ticket:
+    raw = json.loads(text)
+    d = raw["decision"]
+    decision = Decision(
+        route=d["route"],
+        probe=d["probe"],
+        probe_models=tuple(d["probe_models"]),
+        audit=d["audit"],
+        certificate=Certificate(**d["certificate"]),
+        increments=d["increments"],
+    )
+    return Ticket(raw["request_id"], decision, raw["route"], raw["fallback"])
+
+
+def answer_json(answer: Answer) -> str:
+    return json.dumps(
+        {
+            "text": answer.text,
+            "value": answer.value,
+            "model": answer.model,
+            "usage": dataclasses.asdict(answer.usage),
+            "cost": answer.cost,
+        },
+        default=str,
+    )
+
+
+def answer_from(text: str) -> Answer:
+    raw = json.loads(text)
+    return Answer(raw["text"], raw["value"], raw["model"], Usage(**raw["usage"]), raw["cost"])
