@@ -12,6 +12,8 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
+from ..errors import StoreError
+
 __all__ = ["Store"]
 
 
@@ -47,6 +49,57 @@ class Store(ABC):
     @abstractmethod
     def get_meta(self, task: str, key: str) -> str | None:
         """The string stored under ``(task, key)``, or None."""
+
+    # -- the answer cache (smart_core.cache): whole entries, not counters ---------------------
+    # An entry is an opaque string under (task, scope, key). ``scope`` is the namespace a request
+    # may read (its tenant, and its user when answers are per user): it is part of the key, so
+    # no lookup can reach an entry written under another scope. Times are unix seconds passed by
+    # the caller (one clock for every backend, and tests need no sleeping).
+
+    def cache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
+        """The entry under ``(task, scope, key)`` unless missing or expired at ``now``."""
+        raise StoreError(f"{type(self).__name__} keeps no answer cache; use a built-in store")
+
+    def cache_put(
+        self,
+        task: str,
+        scope: str,
+        key: str,
+        value: str,
+        *,
+        now: float,
+        expires_at: float,
+        max_entries: int,
+    ) -> None:
+        """Write one entry atomically (replacing the one under the same key), drop ``task``'s
+        entries expired at ``now``, then the soonest to expire beyond ``max_entries``."""
+        raise StoreError(f"{type(self).__name__} keeps no answer cache; use a built-in store")
+
+    def cache_size(self, task: str) -> int:
+        """How many entries ``task`` holds (expired ones included until a write drops them)."""
+        raise StoreError(f"{type(self).__name__} keeps no answer cache; use a built-in store")
+
+    def cache_clear(self, task: str) -> None:
+        """Drop every entry of ``task`` (its counters and metadata stay)."""
+        raise StoreError(f"{type(self).__name__} keeps no answer cache; use a built-in store")
+
+    async def acache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
+        return self.cache_get(task, scope, key, now=now)
+
+    async def acache_put(
+        self,
+        task: str,
+        scope: str,
+        key: str,
+        value: str,
+        *,
+        now: float,
+        expires_at: float,
+        max_entries: int,
+    ) -> None:
+        self.cache_put(
+            task, scope, key, value, now=now, expires_at=expires_at, max_entries=max_entries
+        )
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the store must not be used afterwards."""

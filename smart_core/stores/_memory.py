@@ -46,6 +46,9 @@ class MemoryStore(Store):
         self._event_order: deque[tuple[str, str]] = deque()
         self._max_events = max_events
         self._meta: dict[str, dict[str, str]] = {}
+        # Per task, (scope, key) -> (value, expires_at), in write order: with one TTL per task the
+        # first entries are also the first to expire, so dropping from the front is O(1).
+        self._answers: dict[str, dict[tuple[str, str], tuple[str, float]]] = {}
         self._closed = False
 
     def _check_open(self) -> None:
@@ -91,6 +94,47 @@ class MemoryStore(Store):
         with self._lock:
             self._check_open()
             return self._meta.get(task, {}).get(key)
+
+    def cache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
+        with self._lock:
+            self._check_open()
+            entry = self._answers.get(task, {}).get((scope, key))
+        if entry is None or entry[1] <= now:
+            return None
+        return entry[0]
+
+    def cache_put(
+        self,
+        task: str,
+        scope: str,
+        key: str,
+        value: str,
+        *,
+        now: float,
+        expires_at: float,
+        max_entries: int,
+    ) -> None:
+        value = str(value)
+        with self._lock:
+            self._check_open()
+            entries = self._answers.setdefault(task, {})
+            entries.pop((scope, key), None)
+            entries[(scope, key)] = (value, float(expires_at))
+            while entries:
+                first = next(iter(entries))
+                if entries[first][1] > now and len(entries) <= max_entries:
+                    break
+                del entries[first]
+
+    def cache_size(self, task: str) -> int:
+        with self._lock:
+            self._check_open()
+            return len(self._answers.get(task, {}))
+
+    def cache_clear(self, task: str) -> None:
+        with self._lock:
+            self._check_open()
+            self._answers.pop(task, None)
 
     def close(self) -> None:
         with self._lock:

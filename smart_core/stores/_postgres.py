@@ -1,7 +1,9 @@
 """PostgreSQL store: exact shared counters for a fleet of workers on any number of machines.
 
 Tables (created on first open, in the database the URL names): ``smart_counters(task, key,
-value)``, ``smart_events(task, event_id, seq, at)`` and ``smart_meta(task, key, value)``.
+value)``, ``smart_events(task, event_id, seq, at)`` and ``smart_meta(task, key, value)``; the
+answer cache adds ``smart_answers(task, scope, key, value, expires_at)`` and
+``smart_answer_counts(task, n)``.
 
 Atomicity. Every ``add`` is one statement, hence one transaction: an ``INSERT ... ON CONFLICT DO
 NOTHING`` of the event id, then, only if that inserted a row, ``INSERT ... ON CONFLICT DO UPDATE
@@ -72,6 +74,40 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS smart_meta (
         task text NOT NULL, key text NOT NULL, value text NOT NULL,
         PRIMARY KEY (task, key))""",
+    """CREATE TABLE IF NOT EXISTS smart_answers (
+        task text NOT NULL, scope text NOT NULL, key text NOT NULL, value text NOT NULL,
+        expires_at double precision NOT NULL, PRIMARY KEY (task, scope, key))""",
+    "CREATE INDEX IF NOT EXISTS smart_answers_by_expiry ON smart_answers (task, expires_at)",
+    """CREATE TABLE IF NOT EXISTS smart_answer_counts (
+        task text NOT NULL PRIMARY KEY, n bigint NOT NULL)""",
+)
+
+# The answer cache. A write runs in one transaction that first locks the task's count row, so
+# the writers of one task take turns and the count stays exact; the entry, the expiry of old
+# entries and the eviction beyond the limit commit together or not at all.
+_CACHE_LOCK = (
+    "INSERT INTO smart_answer_counts (task, n) VALUES (%(task)s, 0) "
+    "ON CONFLICT (task) DO UPDATE SET n = smart_answer_counts.n RETURNING n"
+)
+_CACHE_EXPIRE = """
+WITH gone AS (DELETE FROM smart_answers WHERE task = %(task)s AND expires_at <= %(now)s
+              RETURNING 1)
+SELECT count(*) FROM gone"""
+_CACHE_UPSERT = """
+INSERT INTO smart_answers AS a (task, scope, key, value, expires_at)
+VALUES (%(task)s, %(scope)s, %(key)s, %(value)s, %(expires_at)s)
+ON CONFLICT (task, scope, key)
+DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at
+RETURNING (xmax = 0)"""
+_CACHE_EVICT = """
+WITH gone AS (DELETE FROM smart_answers WHERE (task, scope, key) IN (
+    SELECT task, scope, key FROM smart_answers WHERE task = %(task)s
+    ORDER BY expires_at LIMIT %(extra)s) RETURNING 1)
+SELECT count(*) FROM gone"""
+_CACHE_SET_COUNT = "UPDATE smart_answer_counts SET n = %(n)s WHERE task = %(task)s"
+_CACHE_GET = (
+    "SELECT value FROM smart_answers "
+    "WHERE task = %s AND scope = %s AND key = %s AND expires_at > %s"
 )
 
 # The counters are written only if the event row was inserted; both happen in this one statement.
@@ -390,6 +426,76 @@ class PostgresStore(Store):
     def get_meta(self, task: str, key: str) -> str | None:
         row = self._call(lambda conn: conn.execute(_GET_META, (task, key)).fetchone())
         return None if row is None else row[0]
+
+    def cache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
+        params = (task, scope, key, float(now))
+        row = self._call(lambda conn: conn.execute(_CACHE_GET, params).fetchone())
+        return None if row is None else row[0]
+
+    def cache_put(
+        self,
+        task: str,
+        scope: str,
+        key: str,
+        value: str,
+        *,
+        now: float,
+        expires_at: float,
+        max_entries: int,
+    ) -> None:
+        params = {"task": task, "scope": scope, "key": key, "value": str(value)}
+        params.update(now=float(now), expires_at=float(expires_at))
+
+        def work(conn: Any) -> None:
+            # Re-sent after a lost reply, the upsert finds its own entry and counts nothing.
+            with conn.transaction():
+                n = conn.execute(_CACHE_LOCK, params).fetchone()[0]
+                n -= conn.execute(_CACHE_EXPIRE, params).fetchone()[0]
+                n += 1 if conn.execute(_CACHE_UPSERT, params).fetchone()[0] else 0
+                if n > max_entries:
+                    evict = {"task": task, "extra": n - max_entries}
+                    n -= conn.execute(_CACHE_EVICT, evict).fetchone()[0]
+                conn.execute(_CACHE_SET_COUNT, {"task": task, "n": n})
+
+        self._call(work)
+
+    def cache_size(self, task: str) -> int:
+        sql = "SELECT count(*) FROM smart_answers WHERE task = %s"
+        return int(self._call(lambda conn: conn.execute(sql, (task,)).fetchone()[0]))
+
+    def cache_clear(self, task: str) -> None:
+        def work(conn: Any) -> None:
+            with conn.transaction():
+                conn.execute("DELETE FROM smart_answers WHERE task = %s", (task,))
+                conn.execute("DELETE FROM smart_answer_counts WHERE task = %s", (task,))
+
+        self._call(work)
+
+    # The async twins run the sync pool in a worker thread: one call per request, off the loop.
+    async def acache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
+        return await asyncio.to_thread(self.cache_get, task, scope, key, now=now)
+
+    async def acache_put(
+        self,
+        task: str,
+        scope: str,
+        key: str,
+        value: str,
+        *,
+        now: float,
+        expires_at: float,
+        max_entries: int,
+    ) -> None:
+        await asyncio.to_thread(
+            self.cache_put,
+            task,
+            scope,
+            key,
+            value,
+            now=now,
+            expires_at=expires_at,
+            max_entries=max_entries,
+        )
 
     def close(self) -> None:
         """Close the connection pools; further use raises StoreError. Idempotent."""

@@ -2,7 +2,9 @@
 
 Layout, under a key prefix (``smart:`` by default): a hash ``<prefix>c:<task>`` of counters, a
 hash ``<prefix>m:<task>`` of metadata, a sorted set ``<prefix>e:<task>`` of event ids scored by
-the time they were written, and a set ``<prefix>tasks`` of task names.
+the time they were written, and a set ``<prefix>tasks`` of task names. The answer cache keeps a
+hash ``<prefix>a:<task>`` of entries and a sorted set ``<prefix>ax:<task>`` of their expiry
+times, both written by one script.
 
 Atomicity. Every ``add`` is one Lua script (EVALSHA): it checks that no counter would become
 non-finite, adds the event id with ``ZADD NX`` (stopping if it was already there), then applies
@@ -88,6 +90,26 @@ end
 return 1
 """
 
+# The answer cache. KEYS: entries hash (field -> "expires_at\nvalue"), expiry zset (field ->
+# expires_at). ARGV: field, value, now, expires_at, max entries. Expired entries go first, then
+# the soonest to expire beyond the limit; one script, so an entry is written whole or not at all.
+_CACHE_PUT_SCRIPT = """
+local entries, expiry = KEYS[1], KEYS[2]
+local field, value = ARGV[1], ARGV[2]
+local now, expires_at, keep = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local old = redis.call('ZRANGEBYSCORE', expiry, '-inf', now)
+for i = 1, #old do redis.call('HDEL', entries, old[i]) end
+redis.call('ZREMRANGEBYSCORE', expiry, '-inf', now)
+redis.call('HSET', entries, field, ARGV[4] .. '\\n' .. value)
+redis.call('ZADD', expiry, expires_at, field)
+local extra = redis.call('ZCARD', expiry) - keep
+if extra > 0 then
+  local gone = redis.call('ZPOPMIN', expiry, extra)
+  for i = 1, #gone, 2 do redis.call('HDEL', entries, gone[i]) end
+end
+return 1
+"""
+
 # Ids the store makes up for adds that came without one; no caller's id starts like this.
 _PRIVATE_ID = "smart-retry:"
 
@@ -141,6 +163,7 @@ class RedisStore(Store):
             ) from None
         self._secret_url = url
         self._script = self._client.register_script(_ADD_SCRIPT)
+        self._cache_script = self._client.register_script(_CACHE_PUT_SCRIPT)
         self._async: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
@@ -290,6 +313,65 @@ class RedisStore(Store):
     def get_meta(self, task: str, key: str) -> str | None:
         return self._call(lambda: self._client.hget(self._meta_key(task), key))
 
+    def _cache_keys(self, task: str) -> list[str]:
+        return [f"{self._prefix}a:{task}", f"{self._prefix}ax:{task}"]
+
+    def cache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
+        entries = self._cache_keys(task)[0]
+        raw = self._call(lambda: self._client.hget(entries, _cache_field(scope, key)))
+        if raw is None:
+            return None
+        expires_at, _, value = raw.partition("\n")
+        return None if float(expires_at) <= now else value
+
+    def cache_put(
+        self,
+        task: str,
+        scope: str,
+        key: str,
+        value: str,
+        *,
+        now: float,
+        expires_at: float,
+        max_entries: int,
+    ) -> None:
+        args = [_cache_field(scope, key), str(value), repr(float(now))]
+        args += [repr(float(expires_at)), int(max_entries)]
+        keys = self._cache_keys(task)
+        self._call(lambda: self._cache_script(keys=keys, args=args))
+
+    def cache_size(self, task: str) -> int:
+        return int(self._call(lambda: self._client.hlen(self._cache_keys(task)[0])))
+
+    def cache_clear(self, task: str) -> None:
+        self._call(lambda: self._client.delete(*self._cache_keys(task)))
+
+    # The async twins run the sync client in a worker thread: one call per request, off the loop.
+    async def acache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
+        return await asyncio.to_thread(self.cache_get, task, scope, key, now=now)
+
+    async def acache_put(
+        self,
+        task: str,
+        scope: str,
+        key: str,
+        value: str,
+        *,
+        now: float,
+        expires_at: float,
+        max_entries: int,
+    ) -> None:
+        await asyncio.to_thread(
+            self.cache_put,
+            task,
+            scope,
+            key,
+            value,
+            now=now,
+            expires_at=expires_at,
+            max_entries=max_entries,
+        )
+
     def close(self) -> None:
         """Close the connection pools; further use raises StoreError. Idempotent."""
         self._closed = True
@@ -310,3 +392,10 @@ class RedisStore(Store):
 
     def __repr__(self) -> str:
         return f"RedisStore({self.url!r})"
+
+
+def _cache_field(scope: str, key: str) -> str:
+    """One hash field per entry; the key holds no NUL, so no two (scope, key) pairs collide."""
+    if "\x00" in key:
+        raise ValueError("answer cache keys must not contain NUL characters")
+    return f"{scope}\x00{key}"

@@ -7,6 +7,10 @@ transaction survives the writing process being killed at any instant; on power l
 crash the last few commits may be lost, but never part of a transaction. Readers never block
 writers (and vice versa), which keeps ``read`` in the tens of microseconds.
 
+The answer cache (``cache_*``) lives in two more tables, ``answers`` and ``answer_counts``;
+a write is one transaction (the entry, the expiry of old entries, the eviction beyond the size
+limit and the entry count together), so a crash never leaves half an entry.
+
 WAL needs shared memory between the processes, so the file must live on a local filesystem (not
 NFS/SMB), and all writers must be on the same machine; use a network backend for a fleet.
 
@@ -55,6 +59,14 @@ _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS meta (
         task TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
         PRIMARY KEY (task, key)) WITHOUT ROWID""",
+    # The answer cache (smart_core.cache); answer_counts keeps each task's entry count, so the
+    # size limit is enforced on every write without counting the entries.
+    """CREATE TABLE IF NOT EXISTS answers (
+        task TEXT NOT NULL, scope TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+        expires_at REAL NOT NULL, PRIMARY KEY (task, scope, key))""",
+    "CREATE INDEX IF NOT EXISTS answers_by_expiry ON answers (task, expires_at)",
+    """CREATE TABLE IF NOT EXISTS answer_counts (
+        task TEXT NOT NULL PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID""",
 )
 
 # Version 1 stores gain the retention columns; their ids count as written at the migration.
@@ -87,6 +99,23 @@ _SET_META = (
     "ON CONFLICT (task, key) DO UPDATE SET value = excluded.value"
 )
 _GET_META = "SELECT value FROM meta WHERE task = ? AND key = ?"
+
+_CACHE_GET = "SELECT value, expires_at FROM answers WHERE task = ? AND scope = ? AND key = ?"
+_CACHE_EXISTS = "SELECT 1 FROM answers WHERE task = ? AND scope = ? AND key = ?"
+_CACHE_EXPIRE = "DELETE FROM answers WHERE task = ? AND expires_at <= ?"
+_CACHE_UPSERT = (
+    "INSERT INTO answers (task, scope, key, value, expires_at) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (task, scope, key) DO UPDATE SET value = excluded.value, "
+    "expires_at = excluded.expires_at"
+)
+_CACHE_COUNT = (
+    "INSERT INTO answer_counts (task, n) VALUES (?, ?) "
+    "ON CONFLICT (task) DO UPDATE SET n = n + excluded.n RETURNING n"
+)
+_CACHE_EVICT = (
+    "DELETE FROM answers WHERE rowid IN "
+    "(SELECT rowid FROM answers WHERE task = ? ORDER BY expires_at LIMIT ?)"
+)
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
@@ -336,6 +365,49 @@ class SqliteStore(Store):
     def get_meta(self, task: str, key: str) -> str | None:
         row = self._run(lambda conn: conn.execute(_GET_META, (task, key)).fetchone(), write=False)
         return None if row is None else row[0]
+
+    def cache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
+        row = self._run(
+            lambda conn: conn.execute(_CACHE_GET, (task, scope, key)).fetchone(), write=False
+        )
+        return None if row is None or row[1] <= now else row[0]
+
+    def cache_put(
+        self,
+        task: str,
+        scope: str,
+        key: str,
+        value: str,
+        *,
+        now: float,
+        expires_at: float,
+        max_entries: int,
+    ) -> None:
+        entry = (task, scope, key, str(value), float(expires_at))
+
+        def work(conn: sqlite3.Connection) -> None:
+            # One transaction: the entry, the expiry of old ones and the count move together.
+            change = -conn.execute(_CACHE_EXPIRE, (task, now)).rowcount
+            if conn.execute(_CACHE_EXISTS, (task, scope, key)).fetchone() is None:
+                change += 1
+            conn.execute(_CACHE_UPSERT, entry)
+            n = conn.execute(_CACHE_COUNT, (task, change)).fetchone()[0]
+            if n > max_entries:
+                gone = conn.execute(_CACHE_EVICT, (task, n - max_entries)).rowcount
+                conn.execute(_CACHE_COUNT, (task, -gone)).fetchone()
+
+        self._run(work, write=True)
+
+    def cache_size(self, task: str) -> int:
+        sql = "SELECT count(*) FROM answers WHERE task = ?"
+        return int(self._run(lambda conn: conn.execute(sql, (task,)).fetchone()[0], write=False))
+
+    def cache_clear(self, task: str) -> None:
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM answers WHERE task = ?", (task,))
+            conn.execute("DELETE FROM answer_counts WHERE task = ?", (task,))
+
+        self._run(work, write=True)
 
     def close(self) -> None:
         """Close every thread's connection; further use raises StoreError. Idempotent."""

@@ -49,7 +49,10 @@ def empty_postgres(url: str) -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS smart_counters, smart_events, smart_meta")
+        conn.execute(
+            "DROP TABLE IF EXISTS smart_counters, smart_events, smart_meta, smart_answers, "
+            "smart_answer_counts"
+        )
 
 
 @pytest.fixture
