@@ -196,6 +196,7 @@ def stream_flow(flow: Flow, perform: Performer) -> Iterator[Streamed]:
     error: BaseException | None = None
     held = _Held(calls.shows)
     ticket: Ticket | None = None
+    held_back: list[tuple[Answer | None, list[Any], Ticket]] = []  # calls not for the user
     while True:
         try:
             effect = flow.send(value) if error is None else flow.throw(error)
@@ -211,7 +212,9 @@ def stream_flow(flow: Flow, perform: Performer) -> Iterator[Streamed]:
             continue
         if not effect.to_user:  # an answer that may still be rejected: read whole, relay nothing
             try:
-                value = _streamed(calls, effect.model, list(calls.call(effect.model)))
+                chunks = list(calls.call(effect.model))
+                value = _streamed(calls, effect.model, chunks)
+                held_back.append((value, chunks, effect.ticket))
             except BaseException as exc:
                 error = exc
             continue
@@ -225,6 +228,11 @@ def stream_flow(flow: Flow, perform: Performer) -> Iterator[Streamed]:
             error = Delivered(exc) if held.relayed else exc
         except BaseException as exc:
             error = exc
+    accepted = _accepted(routed, held_back)
+    if accepted is not None:  # a held-back answer was accepted: relayed now, whole
+        chunks, ticket = accepted
+        held = _Held(calls.shows)
+        held.pending = chunks
     if routed is not None and ticket is not None:
         for out in held.pending[:-1]:
             yield Streamed(out, ticket)
@@ -239,6 +247,7 @@ async def astream_flow(flow: Flow, perform: AsyncPerformer) -> AsyncIterator[Str
     error: BaseException | None = None
     held = _Held(calls.shows)
     ticket: Ticket | None = None
+    held_back: list[tuple[Answer | None, list[Any], Ticket]] = []  # calls not for the user
     while True:
         try:
             effect = flow.send(value) if error is None else flow.throw(error)
@@ -255,7 +264,9 @@ async def astream_flow(flow: Flow, perform: AsyncPerformer) -> AsyncIterator[Str
         if not effect.to_user:  # an answer that may still be rejected: read whole, relay nothing
             try:
                 stream = await _opened(calls.call(effect.model))
-                value = _streamed(calls, effect.model, [c async for c in stream])
+                chunks = [c async for c in stream]
+                value = _streamed(calls, effect.model, chunks)
+                held_back.append((value, chunks, effect.ticket))
             except BaseException as exc:
                 error = exc
             continue
@@ -270,10 +281,29 @@ async def astream_flow(flow: Flow, perform: AsyncPerformer) -> AsyncIterator[Str
             error = Delivered(exc) if held.relayed else exc
         except BaseException as exc:
             error = exc
+    accepted = _accepted(routed, held_back)
+    if accepted is not None:  # a held-back answer was accepted: relayed now, whole
+        chunks, ticket = accepted
+        held = _Held(calls.shows)
+        held.pending = chunks
     if routed is not None and ticket is not None:
         for out in held.pending[:-1]:
             yield Streamed(out, ticket)
         yield Streamed(held.pending[-1] if held.pending else None, ticket, routed)
+
+
+def _accepted(
+    routed: Routed | None, held_back: list[tuple[Answer | None, list[Any], Ticket]]
+) -> tuple[list[Any], Ticket] | None:
+    """The chunks of the held-back call whose answer the route served (a cascade step it
+    accepted), if it served one: the route decided before any of them reached the user."""
+    source = getattr(routed.answer, "source", None) if routed is not None else None
+    if source is None:
+        return None
+    for answer, chunks, ticket in held_back:
+        if answer is source:
+            return list(chunks), ticket
+    return None
 
 
 class _Held:

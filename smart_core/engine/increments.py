@@ -14,10 +14,10 @@ from ..policy import keys as K
 from ..policy import probe_failure, probe_outcome
 from ..task.answer import Answer
 from .probe_run import CUT_SHORT
-from .routes import RouteTable
+from .routes import RouteAnswer, RouteTable, cost_of_route
 from .ticket import Ticket
 
-__all__ = ["CUT_SHORT_WARNING", "answered", "fell_back", "probed"]
+__all__ = ["CUT_SHORT_WARNING", "answered", "fell_back", "probed", "served"]
 
 CUT_SHORT_WARNING = (
     "a probe was cut short: its candidates' calls were cancelled before they answered (the event "
@@ -50,6 +50,26 @@ def fell_back(route: str, reference: str) -> dict[str, float]:
     return {K.failures(route): 1.0, K.fallbacks(route): 1.0}
 
 
+def served(
+    route: str, reference: str, answer: Answer, cost_of: Callable[[Answer], float]
+) -> tuple[float, dict[str, float]]:
+    """The user got ``route``'s ``answer``: its cost (every call the route made for it) and the
+    counters to add. A route of several calls (a cascade) is recorded under its own name, and
+    each call under its model's too (model-level counters keep meaning "calls of this model"),
+    with the money counted once."""
+    cost = cost_of_route(answer, cost_of)
+    inc = answered(route, reference, cost)
+    if isinstance(answer, RouteAnswer) and answer.calls:
+        for call in answer.calls:
+            _add_model_call(inc, call.model, cost_of(call))
+            if call.model == reference:
+                c = cost_of(call)
+                inc[K.REF_N] = inc.get(K.REF_N, 0.0) + 1.0
+                inc[K.REF_COST] = inc.get(K.REF_COST, 0.0) + c
+                inc[K.REF_COST_SQ] = inc.get(K.REF_COST_SQ, 0.0) + c * c
+    return cost, inc
+
+
 def probed(
     ticket: Ticket,
     reference: Answer,
@@ -60,10 +80,28 @@ def probed(
     warn: Callable[[str, str], None],
 ) -> dict[str, float]:
     """Every probed route's outcome against the reference's answer, from the answers the probe
-    collected by model; ``warn(what, message)`` is called for what the user should hear of."""
+    collected by model; ``warn(what, message)`` is called for what the user should hear of.
+
+    Money is counted per model called (each once, whatever number of routes read its answer);
+    a route of several calls (a cascade) also gets, under its own name, the cost of the calls it
+    *would* have made, so its expected cost is learned from probes as a model's is."""
     inc: dict[str, float] = {}
+    ref_name = routes.reference.name
+    for model, answer in answers.items():
+        if model == ref_name or not isinstance(answer, Answer):
+            continue
+        if not answer.model:
+            answer.model = model
+        cost = cost_of(answer)
+        _add_call(inc, model, cost)
+        inc[K.SPENT_PROBE_CANDIDATES] = inc.get(K.SPENT_PROBE_CANDIDATES, 0.0) + cost
+    with_reference = {**answers, ref_name: reference}
     for c in ticket.probe_models:
-        answer = routes[c].probe_answer(answers)
+        route = routes[c]
+        try:
+            answer = route.probe_answer(with_reference)
+        except Exception as exc:  # a scorer that raises: served, the request falls back
+            answer = exc
         if answer is CUT_SHORT or isinstance(answer, asyncio.CancelledError):
             # Never answered because the call was cancelled (the loop ended, the router was
             # closed), not because it failed: routed, this call would have run and served
@@ -75,11 +113,8 @@ def probed(
         if not isinstance(answer, Answer):  # the call raised: a failure, as when routed
             _merge(inc, probe_failure(ticket.decision, c))
             continue
-        if not answer.model:
-            answer.model = c
-        cost = cost_of(answer)
-        _add_call(inc, c, cost)
-        inc[K.SPENT_PROBE_CANDIDATES] = inc.get(K.SPENT_PROBE_CANDIDATES, 0.0) + cost
+        if route.models != (c,):  # a route of several calls: its would-be cost, by its name
+            _add_model_call(inc, c, cost_of_route(answer, cost_of))
         try:
             agreed = bool(comparator(answer, reference))
         except Exception as exc:
@@ -105,9 +140,20 @@ def _comparator_name(comparator: Any) -> str:
 
 
 def _add_call(inc: dict[str, float], model: str, cost: float) -> None:
-    inc[K.calls(model)] = inc.get(K.calls(model), 0.0) + 1.0
-    inc[K.call_cost(model)] = inc.get(K.call_cost(model), 0.0) + cost
+    _add_model_call(inc, model, cost)
     inc[K.SPENT] = inc.get(K.SPENT, 0.0) + cost
+
+
+def _add_model_call(inc: dict[str, float], name: str, cost: float) -> None:
+    """One call's count and cost under ``name`` (a model's or a route's), spending nothing:
+    the money is counted where the call was paid for."""
+    inc[K.calls(name)] = inc.get(K.calls(name), 0.0) + 1.0
+    inc[K.call_cost(name)] = inc.get(K.call_cost(name), 0.0) + cost
+
+
+def _add_screen_call(inc: dict[str, float], model: str, cost: float) -> None:
+    inc[K.screen_calls(model)] = inc.get(K.screen_calls(model), 0.0) + 1.0
+    inc[K.screen_cost(model)] = inc.get(K.screen_cost(model), 0.0) + cost
 
 
 def _merge(inc: dict[str, float], more: Mapping[str, float]) -> None:

@@ -47,10 +47,10 @@ from .drivers import (
     stream_flow,
 )
 from .flow import serve_flow
-from .increments import answered, fell_back, probed
+from .increments import fell_back, probed, served
 from .ledger import Ledger
 from .probe_run import AsyncProbeRun, ProbeRun
-from .routes import RouteTable
+from .routes import RouteAnswer, RouteTable
 from .ticket import Routed, Ticket
 
 __all__ = ["AsyncProbeRun", "Endpoint", "ProbeRun", "Routed", "SmartRouter", "Ticket"]
@@ -105,9 +105,7 @@ class SmartRouter(BatchServing):
         self._cooldown = Cooldown(config.cooldown_after, config.cooldown_seconds, clock)
         self._outage = False  # the store was unreachable at the last try
         #: The routes every task of this config may take, by name.
-        self.routes = RouteTable.of_models(
-            config.reference.name, [c.name for c in config.candidates]
-        )
+        self.routes = RouteTable.of_config(config)
 
     # -- policy and state ----------------------------------------------------------------------
 
@@ -440,8 +438,8 @@ class SmartRouter(BatchServing):
     def _finishing(self, ticket: Ticket, answer: Answer) -> tuple[Answer, float, dict[str, float]]:
         if not answer.model:
             answer.model = ticket.route
-        cost = self.cost_of(answer)
-        return answer, cost, answered(ticket.route, self.config.reference.name, cost)
+        cost, inc = served(ticket.route, self.config.reference.name, answer, self.cost_of)
+        return answer, cost, inc
 
     def _fallback_increments(self, ticket: Ticket) -> dict[str, float]:
         return fell_back(ticket.route, self.config.reference.name)
@@ -525,12 +523,15 @@ class SmartRouter(BatchServing):
 
 
 def _routed(ticket: Ticket, answer: Answer, cost: float) -> Routed:
+    cert = ticket.certificate
+    if isinstance(answer, RouteAnswer):  # a cascade: which step answered, with what score
+        cert = replace(cert, step=answer.step_name, score=answer.score)
     return Routed(
         answer,
         ticket.route,
         ticket.probe,
         cost,
-        ticket.certificate,
+        cert,
         ticket.request_id,
         ticket.fallback,
     )

@@ -14,7 +14,7 @@ from what it spent (``calls:`` / ``call_cost:`` counters, keyed by the route's n
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..task.answer import Answer
@@ -24,7 +24,38 @@ from .probe_run import CUT_SHORT
 if TYPE_CHECKING:
     from .ticket import Ticket
 
-__all__ = ["ModelRoute", "Route", "RouteTable"]
+__all__ = ["ModelRoute", "Route", "RouteAnswer", "RouteTable", "cost_of_route"]
+
+
+@dataclass(slots=True)
+class RouteAnswer(Answer):
+    """The answer a route of several calls serves: the served call's answer (its fields, so
+    adapters read it as that call's), every call the route made for it, and which step answered.
+
+    The request's cost is the sum over ``calls`` (a cascade pays for its rejected steps too);
+    ``source`` is the served call's own answer, which a streaming driver relays if it held it
+    back while the route decided.
+    """
+
+    #: Every call's answer the route made (or, on a probe, would have made), in order.
+    calls: tuple[Answer, ...] = ()
+    #: The answering step's index (0 = first) and label, and its score (``None`` for the last).
+    step: int | None = None
+    step_name: str = ""
+    score: float | None = None
+    source: Answer | None = None
+
+    @classmethod
+    def of(cls, source: Answer, calls: tuple[Answer, ...], **where: Any) -> RouteAnswer:
+        copied = {f.name: getattr(source, f.name) for f in fields(Answer)}
+        return cls(**copied, calls=calls, source=source, **where)
+
+
+def cost_of_route(answer: Answer, cost_of: Any) -> float:
+    """What a route's answer cost: every call it made (one for a plain model's answer)."""
+    if isinstance(answer, RouteAnswer) and answer.calls:
+        return sum(cost_of(a) for a in answer.calls)
+    return cost_of(answer)
 
 
 @runtime_checkable
@@ -82,6 +113,17 @@ class RouteTable:
     def of_models(cls, reference: str, candidates: Iterable[str]) -> RouteTable:
         """One :class:`ModelRoute` per model: the routes of a task whose config names models."""
         return cls(ModelRoute(reference), [ModelRoute(c) for c in candidates])
+
+    @classmethod
+    def of_config(cls, config: Any) -> RouteTable:
+        """The routes of a :class:`~smart_core.SmartConfig`: a :class:`ModelRoute` per model and
+        a :class:`~smart_core.engine.cascade.CascadeRoute` per configured cascade."""
+        from .cascade import CascadeRoute
+
+        ref = config.reference.name
+        models: list[Route] = [ModelRoute(c.name) for c in config.candidates]
+        cascades = [CascadeRoute(c, ref, config.comparator) for c in config.cascade_list()]
+        return cls(ModelRoute(ref), [*models, *cascades])
 
     def __getitem__(self, name: str) -> Route:
         try:

@@ -215,10 +215,13 @@ class PolicyBase:
         for spec in [config.reference, *config.candidates]:
             price = spec.resolve_price(table)
             prior[spec.name] = (price.input + price.output) / 1e6  # per 1k-in + 1k-out tokens
+        cascades = config.cascade_list()
+        for cascade in cascades:  # its steps' models, and the reference on escalation
+            prior[cascade.name] = cascade.prior_cost(prior, config.reference.name)
         return {
             "task": task or config.task,
             "reference": config.reference.name,
-            "candidates": [c.name for c in config.candidates],
+            "candidates": [c.name for c in config.candidates] + [c.name for c in cascades],
             "epsilon": config.epsilon,
             "delta": config.delta,
             "prior_costs": prior,

@@ -30,6 +30,9 @@ class Certificate:
     ``bounds`` are each route's own lower agreement bound (the reference's is 1): online, on the
     chance of agreeing; in batch mode, on the share of that route's answers among the batch's
     items it has not been compared on (items routed to it are among those).
+    ``route`` may be a cascade (``cascade:gpt-4o-mini[label=A]>ref``): its bound is the
+    cascade's own agreement, measured on probes; ``step`` and ``score`` say which of its steps
+    answered this request and how its scorer judged the answer.
     ``differing_at_most`` is ``None`` online, and in batch mode with
     ``method="clopper-pearson"``, whose per-item bound states no count tighter than ``budget``.
     """
@@ -55,6 +58,10 @@ class Certificate:
     #: ``min(R_c, G_c)`` (items routed to ``c``; bound on differing answers among its unprobed
     #: items). Always ``<= budget``.
     differing_at_most: float | None = None
+    #: A cascade route: the step that answered (``model[label=A]``, or ``ref`` when it escalated)
+    #: and the score its scorer gave (``None`` for the reference). ``None`` for other routes.
+    step: str | None = None
+    score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (for response metadata, output files and reports)."""

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from ..errors import ConfigError
+from .cascades import Cascade, cascade_specs, parse_cascades
 from .comparators import Comparator, parse_comparator
 from .pricing import Price, PriceTable, UnknownPriceError
 
@@ -293,7 +294,15 @@ class SmartConfig(_Settings):
     """How delta is split over the candidates (union bound), as positive weights by name; fixed
     before any data is seen. Default None: an equal split."""
 
+    cascades: Any = None
+    """Cascades (FrugalGPT) SMART may route to besides the candidates, each measured on probes
+    like a candidate: ``"auto"`` (per candidate and comparator label, "keep this label, else the
+    reference"; per pair of candidates, "keep the first's answer when both agree, else the
+    reference"), or a list of :class:`~smart_core.task.cascades.Cascade` (or their TOML form,
+    ``{steps = [{model = ..., scorer = "label:A"}]}``). Default None: no cascades."""
+
     _price_table: PriceTable = PrivateAttr()
+    _cascades: list[Cascade] = PrivateAttr(default_factory=list)
 
     # -- field validators -----------------------------------------------------------------------
 
@@ -402,6 +411,12 @@ class SmartConfig(_Settings):
     def _check_comparator(cls, value: Any) -> Comparator:
         return parse_comparator(value)
 
+    @field_serializer("cascades", when_used="json")
+    def _dump_cascades(self, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value
+        return cascade_specs(self._cascades)
+
     @field_serializer("comparator", when_used="json")
     def _dump_comparator(self, value: Comparator) -> str:
         # JSON gets the spec string (round-trips for built-ins); Python dumps keep the object.
@@ -437,10 +452,17 @@ class SmartConfig(_Settings):
                 )
             seen[spec.name] = f"candidates[{i}]"
         names = [c.name for c in self.candidates]
+        cascades = parse_cascades(  # checked here so a bad cascade fails at start-up
+            self.cascades,
+            reference=self.reference.name,
+            candidates=names,
+            comparator=self.comparator,
+        )
+        routes = [*names, *(c.name for c in cascades)]
         for name in self.delta_weights or {}:
-            if name not in names:
+            if name not in routes:
                 raise ConfigError(
-                    f"delta_weights names {name!r}, which is not a candidate; use one of {names}"
+                    f"delta_weights names {name!r}, which is not a candidate; use one of {routes}"
                 )
         table = PriceTable(self.prices)  # rebuilt in model_post_init; private attrs aren't set yet
         unpriced: list[str] = []
@@ -461,6 +483,12 @@ class SmartConfig(_Settings):
 
     def model_post_init(self, context: Any, /) -> None:
         self._price_table = PriceTable(self.prices)
+        self._cascades = parse_cascades(
+            self.cascades,
+            reference=self.reference.name,
+            candidates=[c.name for c in self.candidates],
+            comparator=self.comparator,
+        )
 
     # -- accessors ------------------------------------------------------------------------------
 
@@ -472,6 +500,14 @@ class SmartConfig(_Settings):
     def model_names(self) -> list[str]:
         """All model names, reference first, then candidates in the order given."""
         return [self.reference.name, *(spec.name for spec in self.candidates)]
+
+    def cascade_list(self) -> list[Cascade]:
+        """The cascades this config routes to besides its candidates (``"auto"`` expanded)."""
+        return list(self._cascades)
+
+    def route_names(self) -> list[str]:
+        """Every route's name: the reference, the candidates, then the cascades."""
+        return [*self.model_names(), *(c.name for c in self._cascades)]
 
     def spec(self, name: str) -> ModelSpec:
         """The ModelSpec called ``name``; ConfigError listing the known names otherwise."""

@@ -1,0 +1,104 @@
+"""Cascades as routes: ask cheap models in order, keep the first answer a scorer accepts, else
+the reference's.
+
+Served, a cascade yields its steps' calls as ``Call(..., to_user=False)``: a step's answer may
+still be rejected, so a streaming driver reads it whole and relays nothing of it until the
+cascade has decided; the accepted answer (or the reference's, streamed as it comes) is what the
+user gets. On a probe the flow has already called every model once, so :meth:`probe_answer`
+runs the same chain over those answers, without a call: what the cascade *would* have answered,
+compared with the reference's like any candidate's, and the calls it would have paid for.
+
+The guarantee needs nothing new: a probe is a uniform draw of requests, the cascade's would-be
+answer on it is exactly what serving it would have given, so its agreement bound is as valid as
+a model's, and the mix treats it as one more route (docs/guarantee.md, "Cascades").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..task.answer import Answer
+from ..task.cascades import Cascade
+from ..task.comparators import Comparator
+from .effects import Call, Effect
+from .probe_run import CUT_SHORT
+from .routes import RouteAnswer
+
+if TYPE_CHECKING:
+    from .ticket import Ticket
+
+__all__ = ["CascadeRoute"]
+
+
+class CascadeRoute:
+    """A :class:`~smart_core.task.cascades.Cascade` served and judged as one route."""
+
+    __slots__ = ("cascade", "comparator", "models", "name", "reference")
+
+    def __init__(self, cascade: Cascade, reference: str, comparator: Comparator) -> None:
+        self.cascade = cascade
+        self.reference = reference
+        self.comparator = comparator
+        self.name = cascade.name
+        self.models: tuple[str, ...] = (*cascade.models, reference)
+
+    def __repr__(self) -> str:
+        return f"CascadeRoute({self.name!r})"
+
+    def serve(self, ticket: Ticket) -> Generator[Effect, Any, Answer | None]:
+        got: dict[str, Answer] = {}
+        calls: list[Answer] = []
+        for i, step in enumerate(self.cascade.steps):
+            for model in step.models:
+                if model in got:
+                    continue
+                answer = yield Call(ticket, model, to_user=False)
+                if answer is None:  # a stream that ended with nothing: nothing to judge
+                    return None
+                if not answer.model:
+                    answer.model = model
+                got[model] = answer
+                calls.append(answer)
+            score = float(step.scorer(got[step.model], got, self.comparator))
+            if score >= step.threshold:
+                return RouteAnswer.of(
+                    got[step.model], tuple(calls), step=i, step_name=step.label, score=score
+                )
+        final = yield Call(ticket, self.reference)
+        if final is None:
+            return None
+        if not final.model:
+            final.model = self.reference
+        return self._escalated(final, calls)
+
+    def probe_answer(self, answers: Mapping[str, Answer | BaseException]) -> Answer | BaseException:
+        """The answer the chain would have served, from one call of each model (the reference's
+        included), with the calls it would have paid for; a call that failed or was cut short
+        where the chain needs it is returned as is (a failure, or a differing answer)."""
+        calls: list[Answer] = []
+        seen: set[str] = set()
+        for i, step in enumerate(self.cascade.steps):
+            for model in step.models:
+                if model in seen:
+                    continue
+                answer = answers.get(model, CUT_SHORT)
+                if not isinstance(answer, Answer):
+                    return answer
+                seen.add(model)
+                calls.append(answer)
+            got = {m: a for m in seen if isinstance(a := answers[m], Answer)}
+            score = float(step.scorer(got[step.model], got, self.comparator))
+            if score >= step.threshold:
+                return RouteAnswer.of(
+                    got[step.model], tuple(calls), step=i, step_name=step.label, score=score
+                )
+        final = answers.get(self.reference, CUT_SHORT)
+        if not isinstance(final, Answer):
+            return final
+        return self._escalated(final, calls)
+
+    def _escalated(self, final: Answer, calls: list[Answer]) -> RouteAnswer:
+        return RouteAnswer.of(
+            final, (*calls, final), step=len(self.cascade.steps), step_name="ref", score=None
+        )

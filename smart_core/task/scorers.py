@@ -1,0 +1,213 @@
+"""Scorers: how a cascade step judges its own answer before the user sees it.
+
+A cascade (FrugalGPT) asks a cheap model first and keeps its answer only when a *scorer* says
+the answer is likely to agree with the reference's; otherwise it escalates. None of the scorers
+here needs training: each reads what the step's answer (and, for consistency, a second model's
+answer to the same request) already says. Whether a scorer is any good is never assumed: the
+cascade is a route like any other, and its agreement with the reference is measured on probes
+(docs/guarantee.md, "Cascades").
+
+A scorer is pure: ``scorer(answer, others, comparator) -> float``, where ``others`` holds the
+answers of the models it ``needs`` and ``comparator`` is the task's, so "the same answer" means
+what the guarantee means by it. A step accepts when the score reaches its threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import ConfigError
+from .answer import Answer
+from .comparators import Comparator
+
+__all__ = [
+    "AgreementScorer",
+    "CallableScorer",
+    "LabelScorer",
+    "LogprobScorer",
+    "Scorer",
+    "parse_scorer",
+]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Judges a cascade step's answer; higher means more likely to agree with the reference."""
+
+    #: Short, stable name used in route names (``label=A``, ``agree``).
+    name: str
+    #: Models whose answers to the same request the scorer reads besides the step's own.
+    needs: tuple[str, ...]
+
+    def __call__(
+        self, answer: Answer, others: Mapping[str, Answer], comparator: Comparator
+    ) -> float: ...
+
+    def spec(self) -> str:
+        """The scorer as a config string (``label:A``, ``agree:MODEL``), for TOML and stores."""
+        ...
+
+
+class LabelScorer:
+    """Accept only answers whose value, as the task's comparator extracts it, is in ``labels``.
+
+    A classifier is often reliable on some labels and not on others (a cheap model saying "no
+    bug" is usually right, "bug" less so): a cascade that keeps the cheap model's reliable labels
+    and escalates the rest can agree far more often than the model alone, at a fraction of the
+    reference's price.
+    """
+
+    __slots__ = ("labels", "name", "needs")
+
+    def __init__(self, labels: Iterable[str] | str) -> None:
+        if isinstance(labels, str):
+            labels = labels.split(",")
+        cleaned = tuple(dict.fromkeys(str(lab).strip() for lab in labels if str(lab).strip()))
+        if not cleaned:
+            raise ConfigError(
+                "LabelScorer needs at least one label to accept, e.g. LabelScorer(['A']) or "
+                "scorer='label:A'"
+            )
+        self.labels = cleaned
+        self.name = "label=" + "|".join(cleaned)
+        self.needs: tuple[str, ...] = ()
+
+    def __call__(
+        self, answer: Answer, others: Mapping[str, Answer], comparator: Comparator
+    ) -> float:
+        key = comparator.key(answer)
+        return 1.0 if key is not None and key in self.labels else 0.0
+
+    def spec(self) -> str:
+        return "label:" + ",".join(self.labels)
+
+    def __repr__(self) -> str:
+        return f"LabelScorer({list(self.labels)!r})"
+
+
+class AgreementScorer:
+    """Accept when a second model's answer agrees with the step's under the task's comparator
+    (self-consistency across models); the step's own answer is the one served."""
+
+    __slots__ = ("model", "name", "needs")
+
+    def __init__(self, model: str) -> None:
+        if not isinstance(model, str) or not model.strip():
+            raise ConfigError(
+                "AgreementScorer needs the name of the second model, e.g. "
+                "AgreementScorer('claude-haiku-4-5') or scorer='agree:claude-haiku-4-5'"
+            )
+        self.model = model.strip()
+        self.name = "agree"
+        self.needs = (self.model,)
+
+    def __call__(
+        self, answer: Answer, others: Mapping[str, Answer], comparator: Comparator
+    ) -> float:
+        return 1.0 if comparator(answer, others[self.model]) else 0.0
+
+    def spec(self) -> str:
+        return f"agree:{self.model}"
+
+    def __repr__(self) -> str:
+        return f"AgreementScorer({self.model!r})"
+
+
+class LogprobScorer:
+    """The probability the model gave its own answer: ``exp`` of the summed token logprobs.
+
+    Reads ``logprobs`` from the answer's ``value`` (a mapping with a ``logprobs`` list) or its
+    ``raw`` (an OpenAI Chat Completions response asked for ``logprobs=True``); an answer without
+    them scores 0, so the step escalates rather than trusting an unknown confidence.
+    """
+
+    __slots__ = ("name", "needs")
+
+    def __init__(self) -> None:
+        self.name = "logprob"
+        self.needs: tuple[str, ...] = ()
+
+    def __call__(
+        self, answer: Answer, others: Mapping[str, Answer], comparator: Comparator
+    ) -> float:
+        values = _logprobs(answer)
+        if not values:
+            return 0.0
+        return math.exp(sum(values))
+
+    def spec(self) -> str:
+        return "logprob"
+
+    def __repr__(self) -> str:
+        return "LogprobScorer()"
+
+
+def _logprobs(answer: Answer) -> list[float]:
+    for source in (answer.value, answer.raw):
+        found = _logprobs_in(source)
+        if found:
+            return found
+    return []
+
+
+def _logprobs_in(source: Any) -> list[float]:
+    if isinstance(source, Mapping) and isinstance(source.get("logprobs"), list):
+        return [float(x) for x in source["logprobs"] if isinstance(x, int | float)]
+    choices = getattr(source, "choices", None)  # an OpenAI ChatCompletion
+    if choices:
+        content = getattr(getattr(choices[0], "logprobs", None), "content", None) or []
+        return [float(t.logprob) for t in content if getattr(t, "logprob", None) is not None]
+    return []
+
+
+class CallableScorer:
+    """A user function ``fn(answer) -> float`` (e.g. a verifier, a format check).
+
+    The engine sees answers, not requests (the request lives in the caller's model calls), so a
+    scorer that needs the request closes over what it needs or reads ``answer.raw``.
+    """
+
+    __slots__ = ("fn", "name", "needs")
+
+    def __init__(self, fn: Callable[[Answer], float], name: str | None = None) -> None:
+        if not callable(fn):
+            raise ConfigError(f"CallableScorer needs a function fn(answer) -> float, got {fn!r}")
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", None) or "score"
+        self.needs: tuple[str, ...] = ()
+
+    def __call__(
+        self, answer: Answer, others: Mapping[str, Answer], comparator: Comparator
+    ) -> float:
+        return float(self.fn(answer))
+
+    def spec(self) -> str:
+        return f"callable:{self.name}"
+
+    def __repr__(self) -> str:
+        return f"CallableScorer({self.fn!r}, name={self.name!r})"
+
+
+_FORMS = "'label:A,B' (accept these labels), 'agree:MODEL' (a second model agrees), 'logprob'"
+
+
+def parse_scorer(spec: Any) -> Scorer:
+    """A scorer from its config form: a Scorer, a function ``fn(answer) -> float``, or a string
+    ``label:A,B``, ``agree:MODEL`` or ``logprob``."""
+    if isinstance(spec, Scorer):
+        return spec
+    if isinstance(spec, str):
+        head, sep, arg = spec.partition(":")
+        kind = head.strip().lower()
+        if kind == "label" and sep:
+            return LabelScorer(arg)
+        if kind == "agree" and sep:
+            return AgreementScorer(arg)
+        if kind == "logprob" and not sep:
+            return LogprobScorer()
+        raise ConfigError(f"unknown scorer {spec!r}; valid forms: {_FORMS}, or a function")
+    if callable(spec):
+        return CallableScorer(spec)
+    raise ConfigError(f"scorer must be a string, Scorer or function, got {spec!r}; {_FORMS}")

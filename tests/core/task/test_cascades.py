@@ -1,0 +1,62 @@
+"""Cascades in the config: 'auto', explicit declarations (Python and their TOML form), stable
+route names, and errors that name the cascade and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from smart_core import SmartConfig
+from smart_core.errors import ConfigError
+from smart_core.task.cascades import Cascade, CascadeStep
+
+
+def _config(**kw) -> SmartConfig:
+    kw.setdefault("comparator", "choice:yes,no")
+    return SmartConfig(
+        epsilon=0.1, reference="gpt-4o", candidates=["gpt-4o-mini", "gpt-4.1-nano"], **kw
+    )
+
+
+def test_auto_builds_label_and_consistency_cascades_with_readable_names():
+    names = [c.name for c in _config(cascades="auto").cascade_list()]
+    assert names == [
+        "cascade:gpt-4o-mini[label=yes]>ref",
+        "cascade:gpt-4o-mini[label=no]>ref",
+        "cascade:gpt-4.1-nano[label=yes]>ref",
+        "cascade:gpt-4.1-nano[label=no]>ref",
+        "cascade:gpt-4o-mini+gpt-4.1-nano[agree]>ref",
+    ]
+    # A comparator without labels: consistency cascades only.
+    assert [c.name for c in _config(cascades="auto", comparator="exact").cascade_list()] == [
+        "cascade:gpt-4o-mini+gpt-4.1-nano[agree]>ref"
+    ]
+    assert _config().cascade_list() == []
+
+
+def test_explicit_cascades_round_trip_through_the_stored_json():
+    toml_form = [{"steps": [{"model": "gpt-4o-mini", "scorer": "label:yes"}]}]
+    config = _config(cascades=toml_form, delta_weights={"cascade:gpt-4o-mini[label=yes]>ref": 2})
+    assert config.route_names()[-1] == "cascade:gpt-4o-mini[label=yes]>ref"
+    again = SmartConfig.model_validate_json(config.model_dump_json())
+    assert again.route_names() == config.route_names()
+    python_form = [Cascade([CascadeStep("gpt-4o-mini", "label:yes", threshold=0.9)], name="c1")]
+    assert _config(cascades=python_form).route_names()[-1] == "c1"
+
+
+@pytest.mark.parametrize(
+    ("cascades", "message"),
+    [
+        ([{"steps": [{"model": "gpt-4o", "scorer": "label:yes"}]}], "calls the reference"),
+        ([{"steps": [{"model": "llama", "scorer": "label:yes"}]}], "not a candidate"),
+        ([{"steps": []}], "at least one step"),
+        ([{"steps": [{"model": "gpt-4o-mini"}]}], "give 'model' and 'scorer'"),
+        ("sometimes", "'auto' or a list"),
+        (
+            [{"steps": [{"model": "gpt-4o-mini", "scorer": "label:yes"}], "name": "gpt-4.1-nano"}],
+            "is taken",
+        ),
+    ],
+)
+def test_bad_cascades_fail_at_start_up_naming_the_problem(cascades, message):
+    with pytest.raises(ConfigError, match=message):
+        _config(cascades=cascades)
