@@ -300,6 +300,20 @@ class SmartConfig(_Settings):
     reference"; per pair of candidates, "keep the first's answer when both agree, else the
     reference"), or a list of :class:`~smart_core.task.cascades.Cascade` (or their TOML form,
     ``{steps = [{model = ..., scorer = "label:A"}]}``). Default None: no cascades."""
+    cache: Literal["off", "exact"] = "off"
+    """Answer cache (docs/cache.md): ``exact`` serves a request the reference has already
+    answered, identically (same messages with the system message, tools, response format and
+    parameters), from the store without calling any model; ``off`` (default) never looks."""
+    cache_answers: Literal["shared", "per_user"] = "shared"
+    """Who may be served a cached answer: ``shared`` (default), any user of the tenant whose
+    request it answered; ``per_user``, only the user who asked (for answers that depend on who
+    asks). A request of a per-user task that names no user neither reads nor writes the cache."""
+    cache_ttl_seconds: float | None = 7 * 24 * 3600.0
+    """How long a cached answer is served, in seconds (default 7 days); None: until evicted."""
+    cache_max_entries: int = 100_000
+    """Cached answers kept per task; beyond that the soonest to expire are dropped."""
+    tenant: str = "default"
+    """Tenant of the requests that name none (cached answers never cross tenants)."""
 
     _price_table: PriceTable = PrivateAttr()
     _cascades: list[Cascade] = PrivateAttr(default_factory=list)
@@ -382,6 +396,16 @@ class SmartConfig(_Settings):
             raise ConfigError(
                 f"{info.field_name} must be >= 0, got {value!r}; e.g. cooldown_after=3 and "
                 "cooldown_seconds=30, or cooldown_after=0 to turn the cooldown off"
+            )
+        return value
+
+    @field_validator("cache_ttl_seconds", "cache_max_entries")
+    @classmethod
+    def _check_cache_limit(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(
+                f"{info.field_name} must be a number > 0, got {value!r}; e.g. "
+                "cache_ttl_seconds=86400 (a day; None: no expiry) and cache_max_entries=100000"
             )
         return value
 
