@@ -34,6 +34,14 @@ def replay_command(
         list[str] | None, typer.Option(help="MODEL=IN,OUT USD per 1M tokens (repeatable).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    cascades: Annotated[
+        str | None,
+        typer.Option(
+            help="Cascades as routes too: 'auto' (per candidate and label, and per pair of "
+            "candidates) or a TOML file of [[cascades]] tables; savings are printed beside "
+            "plain mixing's."
+        ),
+    ] = None,
 ) -> None:
     """Run the real engine over logged outputs, each order one simulated batch deployment."""
     from ..jobs.replay import replay as run_replay
@@ -43,8 +51,9 @@ def replay_command(
     if not file.is_file():
         raise fail(f"{file}: no such file")
     cands = [c.strip() for c in candidates.split(",") if c.strip()] if candidates else None
+    declared = _cascades(cascades)
     try:
-        with progress(orders, "replaying", not as_json) as advance:
+        with progress(orders * (2 if declared else 1), "replaying", not as_json) as advance:
             report = run_replay(
                 file,
                 reference=reference,
@@ -57,6 +66,7 @@ def replay_command(
                 method=method,
                 prices=parse_prices(price),
                 progress=advance,
+                cascades=declared,
             )
     except SmartError as exc:
         raise fail(str(exc)) from None
@@ -84,3 +94,33 @@ def replay_command(
         f"median probes {report.probes:g}"
     )
     out.print("routes: " + ", ".join(f"{r} {s:.1%}" for r, s in report.routes.items()))
+    out.print(f"best mix with the rates known (oracle): {report.oracle_savings:.2f}x")
+    if declared:
+        out.print(
+            f"plain mixing (models only, same orders): median savings "
+            f"{report.plain_savings:.2f}x, orders exceeding epsilon "
+            f"{report.plain_violation_rate:.0%}; oracle with cascades "
+            f"{report.oracle_savings_cascades:.2f}x"
+        )
+
+
+def _cascades(value: str | None) -> str | list | None:
+    """``--cascades``: ``auto``, or a TOML file whose ``[[cascades]]`` tables declare them."""
+    if value is None or value.strip().lower() == "auto":
+        return value and "auto"
+    import tomllib
+
+    path = Path(value)
+    if not path.is_file():
+        raise fail(f"--cascades {value!r}: give 'auto' or a TOML file with [[cascades]] tables")
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise fail(f"--cascades {path}: not valid TOML ({exc})") from None
+    if not isinstance(data.get("cascades"), list):
+        raise fail(
+            f"--cascades {path}: no [[cascades]] tables; e.g. [[cascades]] "
+            "steps = [{model = 'gpt-4o-mini', scorer = 'label:A'}]"
+        )
+    return data["cascades"]

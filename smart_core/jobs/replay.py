@@ -126,6 +126,14 @@ class ReplayReport:
     #: Savings of the cheapest mix of the models with their true agreement in this file known in
     #: advance (no profiling): what any router could at best save here with plain mixing.
     oracle_savings: float = float("nan")
+    #: Cascades replayed (``"auto"`` or a list), else None; then the cheapest mix over models
+    #: *and* cascades with their true agreement known, and the same file replayed with plain
+    #: mixing (models only, same orders) beside it.
+    cascades: Any = None
+    oracle_savings_cascades: float = float("nan")
+    plain_savings: float = float("nan")
+    plain_violation_rate: float = float("nan")
+    plain_disagreement: float = float("nan")
     routes: dict[str, float] = field(default_factory=dict)  # mean share of items per route
     orders: list[ReplayOrder] = field(default_factory=list)
 
@@ -205,19 +213,26 @@ async def _run_order(
 def oracle_savings(
     items: Sequence[ReplayItem], config: SmartConfig, comparator: Comparator
 ) -> float:
-    """Reference-only cost over the cost of the cheapest mix whose agreement, with every model's
-    true agreement share in ``items`` known, is at least ``1 - epsilon``. A model with no logged
-    answer to an item counts as differing there."""
+    """Reference-only cost over the cost of the cheapest mix whose agreement, with every route's
+    true agreement share in ``items`` known, is at least ``1 - epsilon``: the models', and the
+    config's cascades' (each judged from the logged answers as a probe judges it). A route with
+    no logged answer to an item where it needs one counts as differing there."""
     from ..engine.router import SmartRouter
+    from ..engine.routes import cost_of_route
 
     router = SmartRouter(config, store=MemoryStore())
     ref = config.reference.name
-    names = config.model_names()
     costs, rates = [], []
-    for m in names:
-        answers = [(it.outputs.get(m), it.outputs[ref]) for it in items]
-        costs.append(sum(router.cost_of(a) for a, _ in answers if a is not None) / len(items))
-        agreeing = sum(1 for a, r in answers if a is not None and (m == ref or comparator(a, r)))
+    for route in router.routes:
+        cost = agreeing = 0.0
+        for it in items:
+            answer = route.probe_answer(it.outputs)
+            if not isinstance(answer, Answer):
+                continue
+            cost += cost_of_route(answer, router.cost_of)
+            if route.name == ref or comparator(answer, it.outputs[ref]):
+                agreeing += 1
+        costs.append(cost / len(items))
         rates.append(agreeing / len(items))
     router.close()
     weights = solve_mix(costs, rates, 1.0 - config.epsilon)
@@ -246,11 +261,14 @@ def replay(
     items: Sequence[ReplayItem] | None = None,
     workers: int | None = None,
     progress: Callable[[int], object] | None = None,
+    cascades: Any = None,
 ) -> ReplayReport:
     """Replay ``path`` in ``orders`` random orders as batch deployments and aggregate.
 
     Orders run in ``workers`` processes (default: all cores); each order is seeded by its index,
-    so results do not depend on the number of workers.
+    so results do not depend on the number of workers. With ``cascades`` (``"auto"`` or a list,
+    as ``SmartConfig(cascades=...)``) the cascades are routes too, built over the logged
+    answers, and the same orders are also replayed with plain mixing, for comparison.
     """
     items = list(items) if items is not None else load_replay(path)
     if candidates is None:
@@ -270,26 +288,22 @@ def replay(
         method=method,
         batch_size=len(items),
         prices=prices,
+        cascades=cascades,
     )
     comp = parse_comparator(comparator)
-    results = []
     workers = min(workers or os.cpu_count() or 1, orders)
-    if workers == 1:
-        for k in range(orders):
-            results.append(_run_order_sync(items, config, comp, seed + k))
-            if progress:
-                progress(1)
-    else:
-        # Orders are independent deployments: spread them over processes.
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [
-                pool.submit(_run_order_sync, items, config, comp, seed + k) for k in range(orders)
-            ]
-            for future in as_completed(futures):
-                results.append(future.result())
-                if progress:
-                    progress(1)
-        results.sort(key=lambda r: r.seed)
+    results = _run_orders(items, config, comp, orders, seed, workers, progress)
+    plain: dict[str, float] = {}
+    if config.cascade_list():
+        plain_config = config.replace(cascades=None)
+        base = _run_orders(items, plain_config, comp, orders, seed, workers, progress)
+        plain = {
+            "plain_savings": statistics.median(r.savings for r in base),
+            "plain_violation_rate": sum(r.exceeded for r in base) / len(base),
+            "plain_disagreement": statistics.fmean(r.disagreement for r in base),
+            "oracle_savings": oracle_savings(items, plain_config, comp),
+            "oracle_savings_cascades": oracle_savings(items, config, comp),
+        }
     n = len(items)
     route_share: Counter[str] = Counter()
     for r in results:
@@ -311,7 +325,40 @@ def replay(
         max_disagreement=max(r.disagreement for r in results),
         violation_rate=sum(r.exceeded for r in results) / len(results),
         probes=statistics.median(r.probes for r in results),
-        oracle_savings=oracle_savings(items, config, comp),
+        oracle_savings=plain.pop("oracle_savings", None) or oracle_savings(items, config, comp),
         routes=dict(sorted(route_share.items(), key=lambda kv: -kv[1])),
         orders=results,
+        cascades=cascades
+        if isinstance(cascades, str | None)
+        else [c.name for c in config.cascade_list()],
+        **plain,
     )
+
+
+def _run_orders(
+    items: Sequence[ReplayItem],
+    config: SmartConfig,
+    comp: Comparator,
+    orders: int,
+    seed: int,
+    workers: int,
+    progress: Callable[[int], object] | None,
+) -> list[ReplayOrder]:
+    results = []
+    if workers == 1:
+        for k in range(orders):
+            results.append(_run_order_sync(items, config, comp, seed + k))
+            if progress:
+                progress(1)
+        return results
+    # Orders are independent deployments: spread them over processes.
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [
+            pool.submit(_run_order_sync, items, config, comp, seed + k) for k in range(orders)
+        ]
+        for future in as_completed(futures):
+            results.append(future.result())
+            if progress:
+                progress(1)
+    results.sort(key=lambda r: r.seed)
+    return results
