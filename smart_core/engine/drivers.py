@@ -24,13 +24,17 @@ from .effects import (
     Effect,
     FallBack,
     Finish,
+    LookUp,
     RecordFailure,
+    Remember,
+    ServeHit,
     Settle,
     StartProbes,
 )
 from .ticket import Routed, Ticket
 
 if TYPE_CHECKING:
+    from ..cache import CacheLookup, RequestCache
     from .router import SmartRouter
 
 __all__ = [
@@ -60,13 +64,15 @@ class Calls:
     ``probe(model)`` is a probe's call, invisible to the user (no callbacks, no tracing).
     Streaming only: ``streamed(model, chunks)`` turns the chunks into an :class:`Answer`
     (``None`` if there is nothing to record), and ``shows(chunk)`` says whether a chunk shows
-    the user anything.
+    the user anything. ``cache`` is the request's view of the answer cache
+    (``router.request_cache(...)``); ``None``: the request neither reads nor writes it.
     """
 
     call: Callable[[str], Any]
     probe: Callable[[str], Any]
     streamed: Callable[[str, list[Any]], Answer | None] | None = None
     shows: Callable[[Any], bool] = _always
+    cache: RequestCache | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +98,17 @@ class Performer:
     def begin(self, e: Begin) -> Ticket:
         return self.router.begin(e.task, request_id=e.request_id)
 
+    def look_up(self, e: LookUp) -> CacheLookup | None:
+        cache = self.calls.cache
+        return None if cache is None else cache.lookup(e.ticket.task)
+
+    def serve_hit(self, e: ServeHit) -> Routed:
+        return self.router.serve_hit(e.ticket, e.hit)
+
+    def remember(self, e: Remember) -> None:
+        if self.calls.cache is not None:
+            self.calls.cache.remember(e.ticket.task, e.routed.answer, e.routed.cost)
+
     def start_probes(self, e: StartProbes) -> Any:
         if not e.ticket.probe_models:
             return None
@@ -107,7 +124,7 @@ class Performer:
         self.router.record_failure(e.ticket, e.error)
 
     def finish(self, e: Finish) -> Routed:
-        return self.router.finish(e.ticket, e.answer)
+        return self.router.finish(e.ticket, e.answer, cache_miss=e.cache_miss)
 
     def settle(self, e: Settle) -> None:
         e.probes.settle(e.answer)
@@ -126,6 +143,17 @@ class AsyncPerformer:
     async def begin(self, e: Begin) -> Ticket:
         return await self.router.abegin(e.task, request_id=e.request_id)
 
+    async def look_up(self, e: LookUp) -> CacheLookup | None:
+        cache = self.calls.cache
+        return None if cache is None else await cache.alookup(e.ticket.task)
+
+    async def serve_hit(self, e: ServeHit) -> Routed:
+        return await self.router.aserve_hit(e.ticket, e.hit)
+
+    async def remember(self, e: Remember) -> None:
+        if self.calls.cache is not None:
+            await self.calls.cache.aremember(e.ticket.task, e.routed.answer, e.routed.cost)
+
     async def start_probes(self, e: StartProbes) -> Any:
         if not e.ticket.probe_models:
             return None
@@ -141,7 +169,7 @@ class AsyncPerformer:
         await self.router.arecord_failure(e.ticket, e.error)
 
     async def finish(self, e: Finish) -> Routed:
-        return await self.router.afinish(e.ticket, e.answer)
+        return await self.router.afinish(e.ticket, e.answer, cache_miss=e.cache_miss)
 
     async def settle(self, e: Settle) -> None:
         await e.probes.asettle(e.answer)
@@ -149,6 +177,9 @@ class AsyncPerformer:
 
 _STEP: dict[type, str] = {
     Begin: "begin",
+    LookUp: "look_up",
+    ServeHit: "serve_hit",
+    Remember: "remember",
     StartProbes: "start_probes",
     Call: "call",
     FallBack: "fall_back",
@@ -204,6 +235,16 @@ def stream_flow(flow: Flow, perform: Performer) -> Iterator[Streamed]:
             routed = stop.value
             break
         value, error = None, None
+        if isinstance(effect, ServeHit):  # a stored answer, relayed as the chunks of a stream
+            ticket, held = effect.ticket, _Held(calls.shows)
+            try:
+                for chunk in _hit_chunks(calls, effect):
+                    for out in held.add(chunk):
+                        yield Streamed(out, ticket)
+                value = perform(effect)
+            except BaseException as exc:
+                error = exc
+            continue
         if not isinstance(effect, Call):
             try:
                 value = perform(effect)
@@ -255,6 +296,16 @@ async def astream_flow(flow: Flow, perform: AsyncPerformer) -> AsyncIterator[Str
             routed = stop.value
             break
         value, error = None, None
+        if isinstance(effect, ServeHit):
+            ticket, held = effect.ticket, _Held(calls.shows)
+            try:
+                for chunk in _hit_chunks(calls, effect):
+                    for out in held.add(chunk):
+                        yield Streamed(out, ticket)
+                value = await perform(effect)
+            except BaseException as exc:
+                error = exc
+            continue
         if not isinstance(effect, Call):
             try:
                 value = await perform(effect)
@@ -330,6 +381,12 @@ class _Held:
         del self.pending[:-1]
         self.relayed = True
         return out
+
+
+def _hit_chunks(calls: Calls, effect: ServeHit) -> list[Any]:
+    if calls.cache is None:
+        raise TypeError("Calls.cache is needed to stream a cache hit")
+    return calls.cache.chunks(effect.hit.answer)
 
 
 async def _opened(stream: Any) -> Any:

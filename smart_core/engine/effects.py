@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from ..task.answer import Answer
 
 if TYPE_CHECKING:
-    from .ticket import Ticket
+    from ..cache import CacheHit
+    from .ticket import Routed, Ticket
 
 __all__ = [
     "Begin",
@@ -21,7 +22,10 @@ __all__ = [
     "Effect",
     "FallBack",
     "Finish",
+    "LookUp",
     "RecordFailure",
+    "Remember",
+    "ServeHit",
     "Settle",
     "StartProbes",
 ]
@@ -33,6 +37,33 @@ class Begin:
 
     task: str | None
     request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LookUp:
+    """Look the request up in the answer cache. Result: a ``CacheLookup`` (its ``hits`` empty
+    on a miss), or ``None`` when the request has no cache (the cache is off, the caller opted
+    out, or the driver keeps none): then nothing is written to it either."""
+
+    ticket: Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class ServeHit:
+    """Answer the user with a stored answer instead of any call, and record it (at no cost,
+    as answered by ``ticket.route``, the hit's route). Result: the ``Routed``. A streaming
+    driver relays the answer's chunks first."""
+
+    ticket: Ticket
+    hit: CacheHit
+
+
+@dataclass(frozen=True, slots=True)
+class Remember:
+    """Store the reference's answer to this request in the answer cache."""
+
+    ticket: Ticket
+    routed: Routed
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +106,12 @@ class RecordFailure:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """Record the answer the user got. Result: the ``Routed``."""
+    """Record the answer the user got. Result: the ``Routed``. ``cache_miss``: the answer
+    cache was looked in and held nothing for the request (counted with the answer)."""
 
     ticket: Ticket
     answer: Answer
+    cache_miss: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +123,18 @@ class Settle:
     answer: Answer
 
 
-Effect = Begin | StartProbes | Call | FallBack | RecordFailure | Finish | Settle
+Effect = (
+    Begin
+    | LookUp
+    | ServeHit
+    | StartProbes
+    | Call
+    | FallBack
+    | RecordFailure
+    | Finish
+    | Settle
+    | Remember
+)
 
 
 class Delivered(Exception):

@@ -11,21 +11,40 @@ lookup, a cascade's escalation) is a change here or in a route, never in the dri
 The steps:
 
 1. **Begin**: the policy decides (route, probe or not) and the request is reserved in the store.
-2. **StartProbes**: on a probe, the probed routes' models are called beside the reference.
-3. The ticket's route serves the request (its ``serve`` yields the calls). If a candidate
+   The decision is taken blind to the answer cache, so probes stay a uniform draw of requests.
+2. **LookUp**: the answer cache is asked for the request. An exact hit is the reference's own
+   answer to this very request: it is served (**ServeHit**) instead of any call, whatever route
+   was drawn, which can only lower the share of answers that differ from the reference's; on a
+   probe it also stands in for the reference's answer the probed routes are compared with.
+3. **StartProbes**: on a probe, the probed routes' models are called beside the reference.
+4. The ticket's route serves the request (its ``serve`` yields the calls). If a candidate
    fails before the user has seen anything, the failure is recorded (never as a disagreement)
    and the request falls back to the reference; if the reference fails, its error propagates.
    If part of a streamed answer had reached the user, the failure is counted and re-raised.
-4. **Finish** records the answer the user got and its cost; **Settle** hands the reference's
-   answer to the probe, which is recorded once every probed call is done.
+5. **Finish** records the answer the user got and its cost; **Settle** hands the reference's
+   answer to the probe, which is recorded once every probed call is done; **Remember** stores
+   the answer in the cache when the reference gave it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from typing import Any
 
-from .effects import Begin, Delivered, Effect, FallBack, Finish, RecordFailure, Settle, StartProbes
+from .effects import (
+    Begin,
+    Delivered,
+    Effect,
+    FallBack,
+    Finish,
+    LookUp,
+    RecordFailure,
+    Remember,
+    ServeHit,
+    Settle,
+    StartProbes,
+)
 from .routes import RouteTable
 from .ticket import Routed
 
@@ -38,7 +57,14 @@ def serve_flow(
     """Serve one request of ``task`` over ``routes``; returns its :class:`Routed` (``None`` for
     a stream that ended with nothing to record)."""
     ticket = yield Begin(task, request_id)
+    found = yield LookUp(ticket)
+    hit = found.exact if found is not None else None
     probes = yield StartProbes(ticket)
+    if hit is not None:
+        routed = yield ServeHit(replace(ticket, route=hit.route), hit)
+        if probes is not None:
+            yield Settle(probes, routed.answer)
+        return routed
     try:
         while True:
             try:
@@ -58,9 +84,11 @@ def serve_flow(
     if answer is None:  # a stream that ended with nothing: no answer to record or compare
         _cancel(probes)
         return None
-    routed = yield Finish(ticket, answer)
+    routed = yield Finish(ticket, answer, cache_miss=found is not None)
     if probes is not None:
         yield Settle(probes, routed.answer)
+    if found is not None and routed.route == routes.reference.name:
+        yield Remember(ticket, routed)
     return routed
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..cache.answer_cache import HIT_REFERENCE_COST, HITS, MISSES, hits_for
 from ..policy import Policy, TaskState
 from ..policy import keys as K
 
@@ -87,6 +88,14 @@ class Ledger:
     batch_size: int | None = None
     budget: float | None = None
     differing_at_most: float | None = None
+    #: The answer cache: requests served from it and requests it held nothing for (counted
+    #: only where it is on), and an estimate of what the hits saved: for each, the mean cost of
+    #: the route the mix had drawn for it (the reference on a probe).
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cache_saved: float = 0.0
+    #: What the reference was paid for the answers the hits served, when it produced them.
+    cache_hit_reference_cost: float = 0.0
 
     @classmethod
     def from_counters(cls, counters: Mapping[str, float], policy: Policy) -> Ledger:
@@ -163,6 +172,10 @@ class Ledger:
             batch_size=policy.batch_size,
             budget=policy.epsilon * policy.batch_size if policy.batch_size else None,
             differing_at_most=None if charges is None else sum(charges.values()),
+            cache_hits=int(counters.get(HITS, 0.0)),
+            cache_misses=int(counters.get(MISSES, 0.0)),
+            cache_saved=_cache_saved(counters, state, policy),
+            cache_hit_reference_cost=counters.get(HIT_REFERENCE_COST, 0.0),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,6 +246,12 @@ class Ledger:
                 lines.append(f"  plan for the {left:,} items not yet decided: {_mix(self.mix)}")
         else:
             lines.append(f"  mix: {_mix(self.mix)}  (guaranteed agreement {self.bound:.4f})")
+        if self.cache_hits or self.cache_misses:
+            looked = self.cache_hits + self.cache_misses
+            lines.append(
+                f"  answer cache: {self.cache_hits} hits, {self.cache_misses} misses"
+                f" ({self.cache_hits / looked:.1%} served from it), saved ~${self.cache_saved:.4f}"
+            )
         if self.reference:
             lines.append(
                 f"  {self.reference} (reference): {self.routed.get(self.reference, 0)} routed,"
@@ -269,6 +288,19 @@ class Ledger:
                 f" bound [{r.lower:.4f}, {r.upper:.4f}]{trouble}{status}"
             )
         return "\n".join(lines)
+
+
+def _cache_saved(counters: Mapping[str, float], state: TaskState, policy: Policy) -> float:
+    """Each hit saved a call of the route the mix had drawn for it, at that route's mean cost."""
+    head = hits_for("")
+    saved = 0.0
+    for key, n in counters.items():
+        if key.startswith(head) and n:
+            try:
+                saved += n * policy.expected_cost(state, key[len(head) :])
+            except (KeyError, ValueError):  # a route this config no longer has
+                continue
+    return saved
 
 
 def _count(x: float) -> str:

@@ -27,6 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from ..cache import AnswerCache
+from ..cache.answer_cache import MISSES as CACHE_MISSES
 from ..errors import StoreError
 from ..policy import Decision, Policy, policy_for
 from ..policy import keys as K
@@ -35,6 +37,7 @@ from ..stores import Store, open_store
 from ..task.answer import Answer
 from ..task.config import SmartConfig
 from .batch_serving import BatchServing, no_running_loop
+from .cache_serving import CacheServing, answer_cache
 from .cooldown import Cooldown
 from .drivers import (
     AsyncPerformer,
@@ -60,7 +63,7 @@ Endpoint = Callable[[Any], Awaitable[Answer]]
 _log = logging.getLogger("smart_core")
 
 
-class SmartRouter(BatchServing):
+class SmartRouter(CacheServing, BatchServing):
     """Routes requests for one or more tasks under a :class:`SmartConfig`.
 
     ``endpoints`` maps every model name in the config to its endpoint (needed by :meth:`arun`;
@@ -106,6 +109,8 @@ class SmartRouter(BatchServing):
         self._outage = False  # the store was unreachable at the last try
         #: The routes every task of this config may take, by name.
         self.routes = RouteTable.of_config(config)
+        #: The answer cache (``config.cache``), kept in the store beside the counters.
+        self.cache: AnswerCache | None = answer_cache(config, self.store)
 
     # -- policy and state ----------------------------------------------------------------------
 
@@ -259,10 +264,13 @@ class SmartRouter(BatchServing):
             self._outage = False
             _log.warning("the store is reachable again; SMART routes and records as before")
 
-    def finish(self, ticket: Ticket, answer: Answer) -> Routed:
-        """Record the answer the user got from ``ticket.route`` and return it with its cost."""
+    def finish(self, ticket: Ticket, answer: Answer, *, cache_miss: bool = False) -> Routed:
+        """Record the answer the user got from ``ticket.route`` and return it with its cost
+        (``cache_miss``: the answer cache held nothing for it)."""
         self._cooldown.succeeded((ticket.task, ticket.route))
         answer, cost, inc = self._finishing(ticket, answer)
+        if cache_miss:
+            inc[CACHE_MISSES] = 1.0
         if ticket.recorded:
             try:
                 self.store.add(ticket.task, inc, event_id=ticket.request_id)
@@ -270,9 +278,11 @@ class SmartRouter(BatchServing):
                 self._warn_outage(ticket.task, exc)
         return _routed(ticket, answer, cost)
 
-    async def afinish(self, ticket: Ticket, answer: Answer) -> Routed:
+    async def afinish(self, ticket: Ticket, answer: Answer, *, cache_miss: bool = False) -> Routed:
         self._cooldown.succeeded((ticket.task, ticket.route))
         answer, cost, inc = self._finishing(ticket, answer)
+        if cache_miss:
+            inc[CACHE_MISSES] = 1.0
         if ticket.recorded:
             try:
                 await self.store.aadd(ticket.task, inc, event_id=ticket.request_id)
@@ -402,9 +412,18 @@ class SmartRouter(BatchServing):
         return astream_flow(flow, AsyncPerformer(self, calls))
 
     async def arun(
-        self, request: Any, *, task: str | None = None, request_id: str | None = None
+        self,
+        request: Any,
+        *,
+        task: str | None = None,
+        request_id: str | None = None,
+        tenant: str | None = None,
+        user: str | None = None,
     ) -> Routed:
-        """Serve one request; raises the reference's own exception if the reference fails."""
+        """Serve one request; raises the reference's own exception if the reference fails.
+
+        With ``config.cache`` on, ``request`` (if it has a JSON form) keys the answer cache
+        within ``tenant`` (and ``user`` for per-user answers)."""
         if not self.endpoints:
             raise RuntimeError(
                 "SmartRouter.arun() needs endpoints; pass `endpoints={model: async_callable}` "
@@ -414,16 +433,24 @@ class SmartRouter(BatchServing):
         def call(model: str) -> Awaitable[Answer]:
             return self._acall(model, request)
 
-        return await self.aserve(Calls(call, call), task=task, request_id=request_id)
+        cache = self.request_cache(request, tenant=tenant, user=user)
+        return await self.aserve(Calls(call, call, cache=cache), task=task, request_id=request_id)
 
     def run(
-        self, request: Any, *, task: str | None = None, request_id: str | None = None
+        self,
+        request: Any,
+        *,
+        task: str | None = None,
+        request_id: str | None = None,
+        tenant: str | None = None,
+        user: str | None = None,
     ) -> Routed:
         """Synchronous twin of :meth:`arun`; waits for probes; not for use in a running loop."""
         no_running_loop("run", "arun")
         previous, self.wait_for_probes = self.wait_for_probes, True
         try:
-            return asyncio.run(self.arun(request, task=task, request_id=request_id))
+            served = self.arun(request, task=task, request_id=request_id, tenant=tenant, user=user)
+            return asyncio.run(served)
         finally:
             self.wait_for_probes = previous
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..engine.drivers import run_flow
-from ..engine.effects import Begin, Call, Effect, Finish, Settle, StartProbes
+from ..engine.effects import Begin, Call, Effect, Finish, LookUp, Settle, StartProbes
 from ..engine.flow import serve_flow
 from ..engine.routes import RouteTable
 from ..engine.ticket import Routed, Ticket
@@ -161,6 +161,8 @@ class _PaperSteps:
     def __call__(self, effect: Effect) -> Any:
         if isinstance(effect, Begin):
             return self._begin()
+        if isinstance(effect, LookUp):  # no answer cache: every item is answered by a model
+            return None
         if isinstance(effect, StartProbes):
             ticket = effect.ticket
             return _Probed(ticket.probe_models, ticket.decision) if ticket.probe_models else None

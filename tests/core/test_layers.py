@@ -8,6 +8,7 @@ From the bottom up (a layer may import any layer below it, never one above)::
     stats       confidence sequences, drift detection, the mix solver (pure statistics)
     policy      which route may answer, from the statistics; no I/O
     stores      where the policy's state is kept (memory, SQLite)
+    cache       the answer cache: request keys, scopes, entries kept in a store
     providers   the model SDKs behind a common call
     engine      the router that serves requests: policy + store + providers
     reporting   what a store recorded, as reports and charts
@@ -46,6 +47,7 @@ STACK = [
     "stats",
     "policy",
     "stores",
+    "cache",
     "providers",
     "engine",
     "reporting",

@@ -11,6 +11,7 @@ from smart_core.engine.effects import (
     Delivered,
     FallBack,
     Finish,
+    LookUp,
     RecordFailure,
     Settle,
     StartProbes,
@@ -49,7 +50,8 @@ def test_a_routed_request_begins_calls_and_finishes():
     flow = serve_flow(ROUTES, "t", "r1")
     assert flow.send(None) == Begin("t", "r1")
     ticket = _ticket("cheap")
-    assert flow.send(ticket) == StartProbes(ticket)
+    assert flow.send(ticket) == LookUp(ticket)
+    assert flow.send(None) == StartProbes(ticket)  # None: the request has no answer cache
     assert flow.send(None) == Call(ticket, "cheap")
     answer = Answer("yes", model="cheap")
     assert flow.send(answer) == Finish(ticket, answer)
@@ -64,6 +66,7 @@ def test_a_probe_is_settled_with_the_answer_the_user_got():
     flow.send(None)
     ticket = _ticket("ref", probe=True, probed=("cheap", "mid"))
     flow.send(ticket)
+    flow.send(None)  # LookUp: no answer cache
     probes = Probes()
     assert flow.send(probes) == Call(ticket, "ref")
     answer = Answer("yes", model="ref")
@@ -80,6 +83,7 @@ def test_a_failing_candidate_falls_back_to_the_reference():
     flow.send(None)
     ticket = _ticket("cheap")
     flow.send(ticket)
+    flow.send(None)  # LookUp: no answer cache
     flow.send(None)
     error = TimeoutError("slow")
     effect = flow.throw(error)
@@ -95,6 +99,7 @@ def test_a_failing_reference_raises_its_own_error_and_cancels_the_probe():
     flow.send(None)
     ticket = _ticket("ref", probe=True, probed=("cheap",))
     flow.send(ticket)
+    flow.send(None)  # LookUp: no answer cache
     probes = Probes()
     flow.send(probes)
     with pytest.raises(ConnectionError, match="down"):
@@ -107,6 +112,7 @@ def test_the_reference_failing_after_a_fallback_raises():
     flow.send(None)
     ticket = _ticket("mid")
     flow.send(ticket)
+    flow.send(None)  # LookUp: no answer cache
     flow.send(None)
     flow.throw(TimeoutError("slow"))
     moved = Ticket("r1", ticket.decision, "ref", fallback=True)
@@ -120,6 +126,7 @@ def test_a_stream_cut_after_the_user_saw_part_of_it_is_counted_not_retried():
     flow.send(None)
     ticket = _ticket("cheap")
     flow.send(ticket)
+    flow.send(None)  # LookUp: no answer cache
     flow.send(None)
     error = ConnectionResetError("cut")
     assert flow.throw(Delivered(error)) == RecordFailure(ticket, error)
@@ -132,6 +139,7 @@ def test_a_stream_with_nothing_to_record_cancels_the_probe_and_returns_none():
     flow.send(None)
     ticket = _ticket("ref", probe=True, probed=("cheap",))
     flow.send(ticket)
+    flow.send(None)  # LookUp: no answer cache
     probes = Probes()
     flow.send(probes)
     with pytest.raises(StopIteration) as stop:
@@ -145,6 +153,7 @@ def test_cancellation_cancels_the_probe_and_propagates():
     flow.send(None)
     ticket = _ticket("ref", probe=True, probed=("cheap",))
     flow.send(ticket)
+    flow.send(None)  # LookUp: no answer cache
     probes = Probes()
     flow.send(probes)
     with pytest.raises(KeyboardInterrupt):

@@ -1,0 +1,266 @@
+"""The exact answer cache: the reference's answers to identical requests, kept in the store.
+
+An entry is written only when the reference itself answered (routed to it, probed, or fallen
+back to), under a key that is the hash of the whole canonical request (messages with the system
+message, tools, response format, the parameters that change answers) and of the reference's
+name, within the scope of the tenant (and the user, when the task's answers are per user).
+A hit is therefore the reference's own answer to this very request: serving it instead of any
+call can only lower the share of answers that differ from the reference's (docs/cache.md,
+docs/guarantee.md "The answer cache").
+
+A store that fails during a lookup or a write costs the request nothing but the cache: the
+lookup is a miss and the write is skipped, with one warning per outage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import StoreError
+from ..policy import keys as K
+from ..stores import Store
+from ..task.answer import Answer
+from .entry import CachedAnswer
+from .request_key import request_key, scope_of
+
+__all__ = [
+    "EXACT_ROUTE",
+    "AnswerCache",
+    "AnswerCodec",
+    "CacheHit",
+    "CacheLookup",
+    "PlainCodec",
+    "RequestCache",
+    "hit_increments",
+]
+
+_log = logging.getLogger("smart_core")
+
+#: The route a request served by an exact hit shows (``routed.route``, the certificate).
+EXACT_ROUTE = "cache:exact"
+
+#: Counters (beside the task's routing counters; the policy reads none of them).
+HITS = "cache.hits"
+MISSES = "cache.misses"
+#: What the served answers had cost the reference when it produced them.
+HIT_REFERENCE_COST = "cache.hit_ref_cost"
+
+
+def hits_for(route: str) -> str:
+    """Hits on requests the policy had drawn for ``route`` (what each would have cost)."""
+    return f"cache.hit:{route}"
+
+
+def hit_increments(drawn: str, reference_cost: float) -> dict[str, float]:
+    """A request answered from the cache: answered, at no cost, instead of ``drawn``."""
+    return {K.ANSWERED: 1.0, HITS: 1.0, hits_for(drawn): 1.0, HIT_REFERENCE_COST: reference_cost}
+
+
+@dataclass(frozen=True, slots=True)
+class CacheHit:
+    """One stored answer found for a request.
+
+    ``route`` names what served it (``cache:exact``); a probe that also calls the reference
+    could compare ``answer`` with the reference's and record it under that route, as it does
+    for any route (how semantic hits, whose agreement is not given, are to be certified).
+    """
+
+    route: str
+    answer: Answer
+    #: USD the reference was paid for this answer when it was stored.
+    cost: float
+    stored_at: float
+    similarity: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheLookup:
+    """What the cache holds for one request: every hit, by route (empty: a miss)."""
+
+    hits: tuple[CacheHit, ...] = ()
+
+    @property
+    def exact(self) -> CacheHit | None:
+        """The reference's own answer to this very request, if stored."""
+        return next((h for h in self.hits if h.route == EXACT_ROUTE), None)
+
+
+class AnswerCodec(Protocol):
+    """How an adapter keeps its framework's answers: ``encode`` the message as JSON-ready data
+    (never the client or its keys), ``decode`` an entry into an :class:`Answer` whose ``raw`` is
+    the framework's result, ``chunks`` a decoded answer as stream chunks."""
+
+    def encode(self, answer: Answer) -> Any: ...
+
+    def decode(self, cached: CachedAnswer) -> Answer: ...
+
+    def chunks(self, answer: Answer) -> Iterable[Any]: ...
+
+
+class PlainCodec:
+    """For plain endpoints (``SmartRouter.arun``): the answer is all there is."""
+
+    def encode(self, answer: Answer) -> Any:
+        return None
+
+    def decode(self, cached: CachedAnswer) -> Answer:
+        return cached.answer
+
+    def chunks(self, answer: Answer) -> Iterable[Any]:
+        return [answer]
+
+
+class AnswerCache:
+    """A router's answer cache: the store it lives in and its limits.
+
+    ``answers`` is ``shared`` (a tenant's users share entries) or ``per_user``; ``tenant`` the
+    tenant of requests that name none; ``ttl_seconds`` how long an entry is served (``None``:
+    until evicted); ``max_entries`` the entries kept per task (the soonest to expire go first).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        reference: str,
+        answers: str = "shared",
+        tenant: str = "default",
+        ttl_seconds: float | None = None,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.reference = reference
+        self.answers = answers
+        self.tenant = tenant
+        self.ttl_seconds = ttl_seconds
+        self.max_entries = max_entries
+        self.clock = clock
+        self._failing = False
+
+    def for_request(
+        self,
+        request: Any,
+        *,
+        tenant: str | None = None,
+        user: str | None = None,
+        codec: AnswerCodec | None = None,
+    ) -> RequestCache | None:
+        """The cache as one request sees it; ``None`` if the request cannot use it (a per-user
+        task with no user, or a request with no JSON form)."""
+        scope = scope_of(tenant or self.tenant, user, self.answers)
+        if scope is None:
+            return None
+        try:
+            key = request_key({"reference": self.reference, "request": request})
+        except (TypeError, ValueError) as exc:
+            _log.warning("answer cache: request not cached (%s)", exc)
+            return None
+        return RequestCache(self, scope, key, codec or PlainCodec())
+
+    def _expires_at(self, now: float) -> float:
+        # No TTL: far enough ahead never to expire, still ordered by write time for eviction.
+        return now + (self.ttl_seconds if self.ttl_seconds is not None else 1e10)
+
+    def _failed(self, what: str, error: StoreError) -> None:
+        if not self._failing:
+            self._failing = True
+            _log.warning("answer cache: %s failed (%s); serving without the cache", what, error)
+
+    def _worked(self) -> None:
+        self._failing = False
+
+
+class RequestCache:
+    """One request's view of the cache: its scope, its key and its adapter's codec."""
+
+    def __init__(self, cache: AnswerCache, scope: str, key: str, codec: AnswerCodec) -> None:
+        self.cache = cache
+        self.scope = scope
+        self.key = key
+        self.codec = codec
+
+    def lookup(self, task: str) -> CacheLookup:
+        cache = self.cache
+        try:
+            raw = cache.store.cache_get(task, self.scope, self.key, now=cache.clock())
+        except StoreError as exc:
+            cache._failed("a lookup", exc)
+            return CacheLookup()
+        cache._worked()
+        return self._found(raw)
+
+    async def alookup(self, task: str) -> CacheLookup:
+        cache = self.cache
+        try:
+            raw = await cache.store.acache_get(task, self.scope, self.key, now=cache.clock())
+        except StoreError as exc:
+            cache._failed("a lookup", exc)
+            return CacheLookup()
+        cache._worked()
+        return self._found(raw)
+
+    def _found(self, raw: str | None) -> CacheLookup:
+        if raw is None:
+            return CacheLookup()
+        try:
+            cached = CachedAnswer.loads(raw)
+            answer = self.codec.decode(cached)
+        except Exception as exc:  # an entry this version cannot read: a miss, rewritten later
+            _log.warning("answer cache: unreadable entry ignored (%s)", exc)
+            return CacheLookup()
+        return CacheLookup((CacheHit(EXACT_ROUTE, answer, cached.cost, cached.stored_at),))
+
+    def _entry(self, answer: Answer, cost: float) -> tuple[str, float] | None:
+        now = self.cache.clock()
+        try:
+            payload = self.codec.encode(answer)
+            return CachedAnswer(answer, cost, now, payload).dumps(), now
+        except (TypeError, ValueError) as exc:
+            _log.warning("answer cache: answer not stored (%s)", exc)
+            return None
+
+    def remember(self, task: str, answer: Answer, cost: float) -> None:
+        """Store the reference's ``answer`` to this request (it cost ``cost``)."""
+        entry = self._entry(answer, cost)
+        if entry is None:
+            return
+        cache, (value, now) = self.cache, entry
+        try:
+            cache.store.cache_put(
+                task,
+                self.scope,
+                self.key,
+                value,
+                now=now,
+                expires_at=cache._expires_at(now),
+                max_entries=cache.max_entries,
+            )
+        except StoreError as exc:
+            cache._failed("a write", exc)
+
+    async def aremember(self, task: str, answer: Answer, cost: float) -> None:
+        entry = self._entry(answer, cost)
+        if entry is None:
+            return
+        cache, (value, now) = self.cache, entry
+        try:
+            await cache.store.acache_put(
+                task,
+                self.scope,
+                self.key,
+                value,
+                now=now,
+                expires_at=cache._expires_at(now),
+                max_entries=cache.max_entries,
+            )
+        except StoreError as exc:
+            cache._failed("a write", exc)
+
+    def chunks(self, answer: Answer) -> list[Any]:
+        """A hit's answer as the chunks of a stream."""
+        return list(self.codec.chunks(answer))
