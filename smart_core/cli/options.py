@@ -9,7 +9,10 @@ from pathlib import Path
 from ..task.pricing import Price
 from .console import fail
 
-__all__ = ["help_paragraphs", "load_config", "parse_prices", "split_list"]
+__all__ = ["help_paragraphs", "load_config", "parse_prices", "run_store", "split_list"]
+
+#: The stores a batch run may keep its state in (it must outlive the process to resume).
+_RUN_STORES = ("sqlite", "redis", "rediss", "postgresql", "postgres")
 
 
 def help_paragraphs(func):
@@ -59,3 +62,37 @@ def split_list(value: str | list[str] | None) -> list[str]:
     if isinstance(value, str):
         value = value.split(",")
     return [v.strip() for v in value if v and v.strip()]
+
+
+def run_store(store: str | None, state: str | Path | None) -> tuple[str | None, Path | None]:
+    """``smart run --store`` and ``--state`` as ``(shared store URL, SQLite state file)``.
+
+    ``--store sqlite:///path.db`` is the same as ``--state path.db`` (one run per file); a Redis
+    or PostgreSQL URL keeps the run on that server. Errors never show a URL's password.
+    """
+    from ..task.redaction import redact_url
+
+    if not store:
+        return None, Path(state) if state else None
+    scheme, sep, rest = store.partition("://")
+    if not sep or scheme.lower() not in _RUN_STORES:
+        raise fail(
+            f"--store {redact_url(store)!r}: a run needs a store that outlives it; use "
+            "sqlite:///path.db, redis://[:password@]host:6379/0 or "
+            "postgresql://user[:password]@host/dbname"
+        )
+    if scheme.lower() == "sqlite":
+        if state:
+            raise fail(f"--store {store} and --state {state} both name the SQLite file; keep one")
+        if not rest.startswith("/") or len(rest) < 2:
+            raise fail(
+                f"--store {store!r}: use three slashes and a path, e.g. sqlite:///run.db "
+                "(relative) or sqlite:////var/lib/run.db (absolute)"
+            )
+        return None, Path(rest[1:])
+    if state:
+        raise fail(
+            f"--state {state} names a SQLite file, but --store {redact_url(store)} keeps the run "
+            "on a server; keep one"
+        )
+    return store, None

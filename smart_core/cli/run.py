@@ -11,7 +11,7 @@ import typer
 
 from ..errors import SmartError
 from .console import err, fail, out
-from .options import help_paragraphs, load_config, parse_prices, split_list
+from .options import help_paragraphs, load_config, parse_prices, run_store, split_list
 from .run_console import finish_run, run_progress
 
 __all__ = ["run_command"]
@@ -21,7 +21,7 @@ __all__ = ["run_command"]
 _RUN_KEYS = {
     "input", "prompt", "reference", "candidates", "epsilon", "delta", "output", "comparator",
     "concurrency", "task", "state", "timeout", "max_retries", "base_urls", "prices", "seed",
-    "report", "png", "method", "max_tokens",
+    "report", "png", "method", "max_tokens", "store",
 }  # fmt: skip
 
 
@@ -64,9 +64,16 @@ def run_command(
     state: Annotated[
         Path | None, typer.Option(help="Run state (SQLite); default OUTPUT.smart.db.")
     ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            help="Keep the counters and run state in a shared store instead: redis://... or "
+            "postgresql://... (sqlite:///path.db is --state path.db)."
+        ),
+    ] = None,
     restart: Annotated[
         bool,
-        typer.Option("--restart", help="Discard the saved state of this output and start over."),
+        typer.Option("--restart", help="Discard the saved state of this run and start over."),
     ] = False,
     openai_base_url: Annotated[
         str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")
@@ -141,6 +148,7 @@ def run_command(
             "--candidates openai:gpt-4o-mini --epsilon 0.05 --output out.jsonl"
         )
     out_path = Path(values["output"])
+    shared_store, state_file = run_store(pick("store", store), pick("state", state))
     spec = BatchRun(
         input=Path(values["input"]),
         prompt=str(values["prompt"]),
@@ -153,7 +161,8 @@ def run_command(
         task=str(pick("task", task, "run")),
         concurrency=int(pick("concurrency", concurrency, 32)),
         method=str(pick("method", None, "anytime")),
-        state=Path(pick("state", state)) if pick("state", state) else None,
+        state=state_file,
+        store=shared_store,
         prices=prices,
         seed=int(pick("seed", seed, 0)),
     )

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Coroutine, Mapping
+from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ._base import Store
@@ -31,6 +31,8 @@ from ._sqlite import SqliteStore
 from ._url import open_store
 
 __all__ = ["DONE_FIELDS", "RunState", "open_run_state"]
+
+_T = TypeVar("_T")
 
 #: The chart row of a finished item, as ``save_done`` takes it and ``timeline`` gives it back
 #: (with ``seq``, the item's place in completion order from 1, and ``index``, its input line).
@@ -104,16 +106,37 @@ class RunState(ABC):
 
 class ThreadedRunState(RunState, ABC):
     """A network backend: its blocking client calls run in a worker thread, so that a run with
-    many items in flight waits on the server concurrently rather than one call at a time."""
+    many items in flight waits on the server concurrently rather than one call at a time.
+
+    A write that has started is waited for even if the caller is cancelled (Ctrl-C, a fatal
+    error stopping the run): the thread would finish it anyway, and the run, which reads its
+    state back as it stops, must see it rather than race it or close the store under it."""
 
     async def asave_ticket(self, item: str, ticket: str) -> None:
-        await asyncio.to_thread(self.save_ticket, item, ticket)
+        await _finish(asyncio.to_thread(self.save_ticket, item, ticket))
 
     async def asave_answer(self, item: str, model: str, answer: str) -> None:
-        await asyncio.to_thread(self.save_answer, item, model, answer)
+        await _finish(asyncio.to_thread(self.save_answer, item, model, answer))
 
     async def asave_done(self, item: str, index: int, line: str, row: Mapping[str, Any]) -> bool:
-        return await asyncio.to_thread(self.save_done, item, index, line, row)
+        return await _finish(asyncio.to_thread(self.save_done, item, index, line, row))
+
+
+async def _finish(work: Coroutine[Any, Any, _T]) -> _T:
+    """Await ``work`` to its end even if cancelled meanwhile (once or again: a stopping run
+    cancels its items more than once); then let the cancellation on."""
+    task = asyncio.ensure_future(work)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            cancelled = True
+        except Exception:
+            pass
+    if cancelled:
+        raise asyncio.CancelledError
+    return task.result()
 
 
 def open_run_state(store: Store | str, run: str) -> RunState:

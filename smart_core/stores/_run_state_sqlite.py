@@ -50,7 +50,10 @@ class SqliteRunState(RunState):
         self.where = str(self.path)
         self.run = run
         try:
-            self.conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            # Not bound to its thread: SQLite serialises the calls on a connection itself.
+            self.conn = sqlite3.connect(
+                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+            )
             self.conn.execute("PRAGMA busy_timeout = 30000")
             self.conn.execute("PRAGMA synchronous = NORMAL")
             for statement in _SCHEMA:
