@@ -112,6 +112,9 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
     """Confidence bound; ``anytime`` stays valid however often it is checked."""
     delta_weights: dict[str, float] | None = None
     """How delta is split over the candidates (positive weights by name); default equal."""
+    cascades: Any = None
+    """Cascades routed to besides the candidates, each measured on probes like a candidate:
+    ``"auto"`` or a list of ``smart_core`` ``Cascade`` (docs/cascades.md); default none."""
     seed: int | None = None
     """Seed for the route draws (reproducible tests)."""
     wait_for_probes: bool = False
@@ -149,6 +152,7 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
             comparator=MessageMatch() if self.comparator is None else self.comparator,
             method=self.method,
             delta_weights=self.delta_weights,
+            cascades=self.cascades,
             store=self.store if isinstance(self.store, str) else "memory://",
         )
         self._router = SmartRouter(self._config, store=self.store, seed=self.seed)

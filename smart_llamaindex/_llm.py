@@ -134,6 +134,11 @@ class SmartLLM(FunctionCallingLLM):
         default=None,
         description="How delta is split over the candidates (positive weights by name).",
     )
+    cascades: Any = Field(
+        default=None,
+        description="Cascades routed to besides the candidates, measured on probes like a "
+        "candidate: 'auto' or a list of smart_core Cascade (docs/cascades.md).",
+    )
     seed: int | None = Field(default=None, description="Seed for reproducible route draws.")
     wait_for_probes: bool = Field(
         default=False,
@@ -559,4 +564,5 @@ def _build_config(llm: SmartLLM, names: list[str]) -> SmartConfig:
         comparator=llm.comparator,
         method=llm.method,
         delta_weights=llm.delta_weights,
+        cascades=llm.cascades,
     )
