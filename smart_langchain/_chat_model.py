@@ -24,6 +24,7 @@ from smart_core import Answer, Calls, ConfigError, Ledger, Routed, SmartConfig, 
 from smart_core.engine.framework_adapter import check_task, config_for, model_name_of
 
 from ._batch_order import drawn_order, in_input_order
+from ._cache import CACHE_KEYS, MessageCodec, cache_request, metadata_kwargs
 from ._convert import MessageMatch, answer_from_message, chunk_from_message
 from ._tools import STRUCTURED_KEY as _STRUCTURED_KEY
 from ._tools import TOOLS_KEY as _TOOLS_KEY
@@ -35,6 +36,9 @@ __all__ = ["SmartChatModel"]
 # Call kwargs that are SMART's own and never reach an inner model.
 _TASK_KEY = "smart_task"
 _PRIVATE = frozenset({_TASK_KEY, _TOOLS_KEY, _STRUCTURED_KEY, "model", "tools", "tool_choice"})
+_PRIVATE |= CACHE_KEYS
+#: Call kwargs that shape no answer, left out of the answer cache's key.
+_UNKEYED = frozenset({_TASK_KEY, "model", "stream"}) | CACHE_KEYS
 
 
 def _model_name(model: Any, where: str) -> str:
@@ -127,6 +131,18 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
     """Default stop sequences for every inner call."""
     streaming: bool = False
     """Stream from the inner model even on ``invoke`` (tokens reach callbacks as they come)."""
+    # ``cache="exact"`` turns SMART's answer cache on (docs/cache.md); it replaces LangChain's own
+    # ``cache`` field, which stays available with a BaseCache or a bool.
+    cache_answers: Literal["shared", "per_user"] = "shared"
+    """With ``cache="exact"``: ``shared``, a tenant's users are served each other's cached
+    answers to identical requests; ``per_user``, only their own (``smart_user`` in the run
+    metadata; a request naming no user skips the cache)."""
+    tenant: str = "default"
+    """Tenant of requests whose run metadata names none (``smart_tenant``)."""
+    cache_ttl_seconds: float | None = 7 * 24 * 3600.0
+    """How long a cached answer is served (default 7 days; None: until evicted)."""
+    cache_max_entries: int = 100_000
+    """Cached answers kept per task in the store."""
 
     _config: SmartConfig = PrivateAttr()
     _router: SmartRouter = PrivateAttr()
@@ -134,6 +150,9 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
     _usage_warnings: UsageWarnings = PrivateAttr(default_factory=UsageWarnings)
 
     def __init__(self, **kwargs: Any) -> None:
+        answer_cache = kwargs.get("cache")
+        if isinstance(answer_cache, str):  # SMART's answer cache, not LangChain's BaseCache
+            kwargs["cache"] = None
         super().__init__(**kwargs)
         self._models = self._named_models()
         names = list(self._models)
@@ -154,6 +173,11 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
             delta_weights=self.delta_weights,
             cascades=self.cascades,
             store=self.store if isinstance(self.store, str) else "memory://",
+            cache=answer_cache if isinstance(answer_cache, str) else "off",
+            cache_answers=self.cache_answers,
+            tenant=self.tenant,
+            cache_ttl_seconds=self.cache_ttl_seconds,
+            cache_max_entries=self.cache_max_entries,
         )
         self._router = SmartRouter(self._config, store=self.store, seed=self.seed)
         self._router.wait_for_probes = self.wait_for_probes
@@ -464,7 +488,26 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
             )
             return self._result_answer(result, name, messages)
 
-        return Calls(call, lambda name: call(name, None))
+        cache = self._request_cache(messages, stop, run_manager, kwargs)
+        return Calls(call, lambda name: call(name, None), cache=cache)
+
+    def _request_cache(
+        self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: Any
+    ) -> Any:
+        """This request's view of the answer cache; None when it is off or the run opted out
+        (``config={"metadata": {"smart_cache": False}}``)."""
+        meta = {**(getattr(run_manager, "metadata", None) or {}), **kwargs}
+        if self._router.cache is None or meta.get("smart_cache") is False:
+            return None
+        params = {k: v for k, v in kwargs.items() if k not in _UNKEYED}
+        params.setdefault("temperature", self.temperature)
+        params.setdefault("max_tokens", self.max_tokens)
+        return self._router.request_cache(
+            cache_request(messages, stop, params),
+            tenant=_name(meta, "smart_tenant"),
+            user=_name(meta, "smart_user"),
+            codec=MessageCodec(),
+        )
 
     def _acalls(
         self,
@@ -482,7 +525,8 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
             )
             return self._result_answer(result, name, messages)
 
-        return Calls(call, lambda name: call(name, None))
+        cache = self._request_cache(messages, stop, run_manager, kwargs)
+        return Calls(call, lambda name: call(name, None), cache=cache)
 
     def _stream_calls(
         self,
@@ -503,6 +547,7 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
             call=lambda name: relay(name, messages, stop, run_manager, kwargs),
             probe=probe,
             streamed=lambda name, chunks: self._streamed_answer(chunks, name, messages),
+            cache=self._request_cache(messages, stop, run_manager, kwargs),
         )
 
     # -- generate and stream: the serving flow, run by the router's drivers ------------------------
@@ -619,10 +664,22 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
 def _task_kwarg(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Copy ``config["metadata"]["smart_task"]`` into the call kwargs (metadata wins)."""
     metadata = (config or {}).get("metadata") or {}
+    kwargs = metadata_kwargs(metadata, kwargs)  # smart_tenant, smart_user, smart_cache
     task = metadata.get(_TASK_KEY)
     if task:
         return {**kwargs, _TASK_KEY: task}
     return kwargs
+
+
+def _name(meta: Mapping[str, Any], key: str) -> str | None:
+    """A tenant or user name from the run metadata; anything but a string is refused."""
+    value = meta.get(key)
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ValueError(
+        f"{key} must be a string naming the {key.removeprefix('smart_')}, got {value!r}; "
+        f"e.g. config={{'metadata': {{'{key}': 'acme'}}}}"
+    )
 
 
 def _annotated(chunk: ChatGenerationChunk | None, meta: dict[str, Any]) -> ChatGenerationChunk:
