@@ -4,7 +4,8 @@ The proxy receives Chat Completions bodies (messages, tools, tool_choice, respon
 sampling parameters) and must send each to whichever model SMART picks, returning an OpenAI
 shaped response whatever the provider. OpenAI-compatible providers get the body as it came (with
 their own model name); Anthropic gets it translated to the Messages API and its answer translated
-back. Translation is a set of small pure functions, tested on their own.
+back (``response_format`` JSON modes through a forced tool or the system prompt: see
+``anthropic_json``). Translation is a set of small pure functions, tested on their own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..errors import SmartError
 from ..task.answer import Answer
+from .anthropic_json import json_tool_name, with_json_mode
 from .sdk import AnthropicProvider, OpenAIProvider, ProviderError, anthropic_usage, openai_usage
 
 __all__ = [
@@ -55,7 +57,7 @@ async def _complete(provider: OpenAIProvider | AnthropicProvider, body: Mapping[
         resp = await provider.client.chat.completions.create(model=provider.model, **upstream)
         return resp.model_dump(exclude_none=True)
     resp = await provider.client.messages.create(**to_anthropic(body, provider.model))
-    return completion_from_anthropic(resp.model_dump(), provider.name)
+    return completion_from_anthropic(resp.model_dump(), provider.name, json_tool_name(body))
 
 
 async def stream(
@@ -65,7 +67,7 @@ async def stream(
     with usage (Anthropic's stream events translated as they come)."""
     if isinstance(provider, AnthropicProvider):
         request = to_anthropic(body, provider.model)
-        translate = AnthropicStream(provider.name)
+        translate = AnthropicStream(provider.name, json_tool_name(body))
         try:
             events = await provider.client.messages.create(**request, stream=True)
             async for event in events:
@@ -176,13 +178,8 @@ class _Details:
 
 
 def to_anthropic(body: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """An OpenAI Chat Completions body as Anthropic Messages arguments."""
-    fmt = (body.get("response_format") or {}).get("type")
-    if fmt in ("json_schema", "json_object"):
-        raise UnsupportedRequest(
-            f"response_format {fmt!r} is not available on Anthropic models; route structured "
-            "output through tools, or use OpenAI-compatible models for this task"
-        )
+    """An OpenAI Chat Completions body as Anthropic Messages arguments (a JSON
+    ``response_format`` becomes a forced tool or a system instruction; see ``anthropic_json``)."""
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for m in body.get("messages") or []:
@@ -242,25 +239,37 @@ def to_anthropic(body: Mapping[str, Any], model: str) -> dict[str, Any]:
             out["tool_choice"] = {"type": "tool", "name": choice["function"]["name"]}
         elif choice == "auto":
             out["tool_choice"] = {"type": "auto"}
-    return out
+    return with_json_mode(out, body, UnsupportedRequest)
 
 
-def completion_from_anthropic(message: Mapping[str, Any], model: str) -> dict[str, Any]:
-    """An Anthropic Messages response as an OpenAI ``chat.completion`` dict."""
-    text = "".join(b.get("text", "") for b in message.get("content") or [] if b["type"] == "text")
+def completion_from_anthropic(
+    message: Mapping[str, Any], model: str, json_tool: str | None = None
+) -> dict[str, Any]:
+    """An Anthropic Messages response as an OpenAI ``chat.completion`` dict. ``json_tool`` names
+    the tool that carried a ``json_schema`` answer: its input is the message content."""
+    blocks = message.get("content") or []
+    text = "".join(b.get("text", "") for b in blocks if b["type"] == "text")
+    answer = next(
+        (b for b in blocks if b["type"] == "tool_use" and b.get("name") == json_tool), None
+    )
+    if answer is not None:  # the JSON is the answer; any text around it is not
+        text = json.dumps(answer.get("input") or {})
+        blocks = [b for b in blocks if b is not answer]
     calls = [
         {
             "id": b.get("id"),
             "type": "function",
             "function": {"name": b.get("name"), "arguments": json.dumps(b.get("input") or {})},
         }
-        for b in message.get("content") or []
+        for b in blocks
         if b["type"] == "tool_use"
     ]
     usage = anthropic_usage(_AnthropicUsage(message.get("usage") or {}))
     finish = {"tool_use": "tool_calls", "max_tokens": "length"}.get(
         message.get("stop_reason") or "", "stop"
     )
+    if finish == "tool_calls" and not calls:  # only the JSON tool was used: a plain answer
+        finish = "stop"
     msg: dict[str, Any] = {"role": "assistant", "content": text or None}
     if calls:
         msg["tool_calls"] = calls
@@ -281,10 +290,14 @@ def completion_from_anthropic(message: Mapping[str, Any], model: str) -> dict[st
 class AnthropicStream:
     """Anthropic Messages stream events as OpenAI ``chat.completion.chunk`` dicts, one event at
     a time: text deltas become content deltas, each tool_use block a tool call whose arguments
-    arrive as its JSON deltas, the stop reason a finish chunk, and the usage a final chunk."""
+    arrive as its JSON deltas, the stop reason a finish chunk, and the usage a final chunk. The
+    block of ``json_tool`` (a ``json_schema`` answer) is no tool call: its JSON deltas are the
+    content deltas."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, json_tool: str | None = None) -> None:
         self.model = model
+        self.json_tool = json_tool
+        self.json_blocks: set[int] = set()  # content block indexes carrying the JSON answer
         self.id = f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.input_tokens = 0
@@ -305,6 +318,9 @@ class AnthropicStream:
             block = event.get("content_block") or {}
             if block.get("type") != "tool_use":
                 return []
+            if self.json_tool is not None and block.get("name") == self.json_tool:
+                self.json_blocks.add(event.get("index", 0))
+                return []
             k = self.tool_index.setdefault(event.get("index", 0), len(self.tool_index))
             call = {
                 "index": k,
@@ -318,6 +334,8 @@ class AnthropicStream:
             if delta.get("type") == "text_delta":
                 return [self._chunk({"content": delta.get("text", "")})]
             if delta.get("type") == "input_json_delta":
+                if event.get("index", 0) in self.json_blocks:
+                    return [self._chunk({"content": delta.get("partial_json", "")})]
                 k = self.tool_index.get(event.get("index", 0), 0)
                 fn = {"arguments": delta.get("partial_json", "")}
                 return [self._chunk({"tool_calls": [{"index": k, "function": fn}]})]
@@ -326,6 +344,8 @@ class AnthropicStream:
             self.output_tokens = ((event.get("usage") or {}).get("output_tokens")) or 0
             reason = (event.get("delta") or {}).get("stop_reason") or ""
             finish = {"tool_use": "tool_calls", "max_tokens": "length"}.get(reason, "stop")
+            if finish == "tool_calls" and not self.tool_index:  # only the JSON tool was used
+                finish = "stop"
             return [self._chunk({}, finish)]
         if kind == "message_stop":
             prompt = self.input_tokens + self.cache_read + self.cache_write

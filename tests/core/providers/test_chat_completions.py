@@ -58,8 +58,9 @@ def test_an_openai_body_becomes_anthropic_messages():
     assert out["tool_choice"] == {"type": "any"} and out["stop_sequences"] == ["END"]
 
 
-def test_json_response_formats_are_refused_for_anthropic_with_the_way_out():
-    with pytest.raises(UnsupportedRequest, match=r"response_format 'json_schema'.*tools"):
+def test_a_json_format_anthropic_cannot_follow_is_refused_naming_the_field():
+    # JSON modes themselves are translated (tests/core/providers/test_anthropic_json.py).
+    with pytest.raises(UnsupportedRequest, match=r"response_format.json_schema is missing"):
         to_anthropic({"messages": [], "response_format": {"type": "json_schema"}}, "m")
 
 
