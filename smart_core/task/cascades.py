@@ -184,5 +184,13 @@ def parse_cascades(
 
 
 def cascade_specs(cascades: Iterable[Cascade]) -> list[dict[str, Any]]:
-    """The plain (JSON, TOML) form of ``cascades``."""
-    return [c.to_dict() for c in cascades]
+    """The plain (JSON, TOML) form of ``cascades``; ValueError for a cascade whose scorer is a
+    function (it cannot be rebuilt from text, so a store keeps the counters only)."""
+    out = [c.to_dict() for c in cascades]
+    for cascade in out:
+        for step in cascade["steps"]:
+            if step["scorer"].startswith("callable:"):
+                raise ValueError(
+                    f"cascade {cascade['name']!r}: a function scorer has no plain form"
+                )
+    return out

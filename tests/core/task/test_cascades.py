@@ -60,3 +60,15 @@ def test_explicit_cascades_round_trip_through_the_stored_json():
 def test_bad_cascades_fail_at_start_up_naming_the_problem(cascades, message):
     with pytest.raises(ConfigError, match=message):
         _config(cascades=cascades)
+
+
+def test_a_function_scorer_keeps_the_config_out_of_the_store_rather_than_misrecorded():
+    from smart_core import SmartRouter
+
+    cascade = Cascade([CascadeStep("gpt-4o-mini", lambda a: 1.0)], name="c")
+    config = _config(cascades=[cascade])
+    with pytest.raises(Exception, match="function scorer"):
+        config.model_dump_json()
+    router = SmartRouter(config)
+    router.policy()  # records the config when it can; here it cannot, and must not fail
+    assert router.store.get_meta(config.task, "config") is None
