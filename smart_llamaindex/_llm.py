@@ -45,6 +45,7 @@ from smart_core import (
 from smart_core.engine.framework_adapter import check_task, config_for, model_name_of
 
 from . import _silence
+from ._cache import CACHE_KWARGS, ResponseCodec, cache_request
 from ._convert import answer_from_response, prompt_text
 
 if TYPE_CHECKING:
@@ -144,6 +145,23 @@ class SmartLLM(FunctionCallingLLM):
         default=False,
         description="Record each probe before returning (default: in the background).",
     )
+    cache: str = Field(
+        default="off",
+        description="Answer cache: 'exact' serves the reference's earlier answer to an identical "
+        "request without calling any model (docs/cache.md); 'off' never looks.",
+    )
+    cache_answers: str = Field(
+        default="shared",
+        description="'shared': a tenant's users share cached answers; 'per_user': only the user "
+        "who asked (smart_user=...); a request naming no user then skips the cache.",
+    )
+    tenant: str = Field(
+        default="default", description="Tenant of requests that name none (smart_tenant=...)."
+    )
+    cache_ttl_seconds: float | None = Field(
+        default=7 * 24 * 3600.0, description="How long a cached answer is served (None: no end)."
+    )
+    cache_max_entries: int = Field(default=100_000, description="Cached answers kept per task.")
     model_names: list[str] = Field(
         default_factory=list, description="Reference first, then candidates (derived)."
     )
@@ -378,28 +396,53 @@ class SmartLLM(FunctionCallingLLM):
     # -- serving: the serving flow, run by the router's drivers ----------------------------------
 
     @staticmethod
-    def _options(kwargs: dict[str, Any]) -> tuple[str | None, str | None, dict[str, Any]]:
+    def _options(
+        kwargs: dict[str, Any],
+    ) -> tuple[str | None, str | None, dict[str, Any], dict[str, Any]]:
+        """The task, the request id, the kwargs for the inner LLMs, the cache keywords."""
         kwargs = dict(kwargs)
         task = kwargs.pop(_TASK_KWARG, None)
         if task is not None:
             check_task(task, "llm.chat(messages, smart_task='support-rag')")
         request_id = kwargs.pop(_REQUEST_ID_KWARG, None) or uuid.uuid4().hex
-        return task, request_id, kwargs
+        cache = {k: kwargs.pop(k) for k in CACHE_KWARGS if k in kwargs}
+        return task, request_id, kwargs, cache
+
+    def _request_cache(
+        self, kind: str, payload: Any, kwargs: dict[str, Any], options: dict[str, Any]
+    ) -> Any:
+        """This request's view of the answer cache; None when it is off or ``smart_cache=False``."""
+        if self._router.cache is None or options.get("smart_cache") is False:
+            return None
+        for key in ("smart_tenant", "smart_user"):
+            if not isinstance(options.get(key), str | None):
+                raise ValueError(
+                    f"{key} must be a string, got {options[key]!r}; e.g. llm.chat(messages, "
+                    f"{key}='acme')"
+                )
+        return self._router.request_cache(
+            cache_request(kind, payload, kwargs),
+            tenant=options.get("smart_tenant"),
+            user=options.get("smart_user"),
+            codec=ResponseCodec(kind),
+        )
 
     def _serve(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
-        task, request_id, kwargs = self._options(kwargs)
+        task, request_id, kwargs, options = self._options(kwargs)
         calls = Calls(
             lambda m: self._respond(m, kind, payload, kwargs),
             lambda m: self._probe(m, kind, payload, kwargs),
+            cache=self._request_cache(kind, payload, kwargs, options),
         )
         routed = self._router.serve(calls, task=task, request_id=request_id)
         return _tag(routed.answer.raw, routed.record())
 
     async def _aserve(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
-        task, request_id, kwargs = self._options(kwargs)
+        task, request_id, kwargs, options = self._options(kwargs)
         calls = Calls(
             lambda m: self._arespond(m, kind, payload, kwargs),
             lambda m: self._aprobe(m, kind, payload, kwargs),
+            cache=self._request_cache(kind, payload, kwargs, options),
         )
         routed = await self._router.aserve(calls, task=task, request_id=request_id)
         return _tag(routed.answer.raw, routed.record())
@@ -408,24 +451,26 @@ class SmartLLM(FunctionCallingLLM):
     # returns, as LlamaIndex's own LLMs do: a failure before that raises (or falls back) here.
 
     def _serve_stream(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
-        task, request_id, kwargs = self._options(kwargs)
+        task, request_id, kwargs, options = self._options(kwargs)
         calls = Calls(
             call=lambda m: self._call(self._bind(m), kind, payload, kwargs, stream=True),
             probe=lambda m: self._probe(m, kind, payload, kwargs),
             streamed=lambda m, chunks: self._streamed(m, kind, payload, chunks),
             shows=_has_content,
+            cache=self._request_cache(kind, payload, kwargs, options),
         )
         relayed = self._router.serve_stream(calls, task=task, request_id=request_id)
         first = next(relayed, None)
         return _relay(first, relayed)
 
     async def _aserve_stream(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
-        task, request_id, kwargs = self._options(kwargs)
+        task, request_id, kwargs, options = self._options(kwargs)
         calls = Calls(
             call=lambda m: self._acall(self._bind(m), kind, payload, kwargs, stream=True),
             probe=lambda m: self._aprobe(m, kind, payload, kwargs),
             streamed=lambda m, chunks: self._streamed(m, kind, payload, chunks),
             shows=_has_content,
+            cache=self._request_cache(kind, payload, kwargs, options),
         )
         relayed = self._router.aserve_stream(calls, task=task, request_id=request_id)
         first = await anext(relayed, None)
@@ -564,5 +609,10 @@ def _build_config(llm: SmartLLM, names: list[str]) -> SmartConfig:
         comparator=llm.comparator,
         method=llm.method,
         delta_weights=llm.delta_weights,
+        cache=llm.cache,
+        cache_answers=llm.cache_answers,
+        tenant=llm.tenant,
+        cache_ttl_seconds=llm.cache_ttl_seconds,
+        cache_max_entries=llm.cache_max_entries,
         cascades=llm.cascades,
     )

@@ -1,0 +1,79 @@
+"""The answer cache for :class:`~smart_llamaindex.SmartLLM`: what keys a request, and how a
+reference answer is kept and handed back as a LlamaIndex response.
+
+A request is keyed by its kind (chat or completion), its messages or prompt (the system message
+included) and its call parameters (tools as their OpenAI schemas). What is kept is the answer's
+text; an answer with tool calls is not kept (their parsed form belongs to the model that made
+them). A hit comes back as a fresh ``ChatResponse`` / ``CompletionResponse``; on a hit no inner
+LLM runs, so no inner LLM event is emitted for it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    CompletionResponse,
+    MessageRole,
+)
+
+from smart_core import Answer
+from smart_core.cache import CachedAnswer
+
+__all__ = ["CACHE_KWARGS", "ResponseCodec", "cache_request"]
+
+#: Call keywords naming the request's tenant and user, and opting it out (``smart_cache=False``).
+CACHE_KWARGS = ("smart_tenant", "smart_user", "smart_cache")
+_WORDS = re.compile(r"\S+\s*|\s+")
+
+
+def _tool_schema(tool: Any) -> Any:
+    metadata = getattr(tool, "metadata", None)
+    return metadata.to_openai_tool() if metadata is not None else tool
+
+
+def cache_request(kind: str, payload: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """What makes an answer: chat messages or the prompt, and every call parameter."""
+    params = dict(kwargs)
+    if isinstance(params.get("tools"), list | tuple):
+        params["tools"] = [_tool_schema(t) for t in params["tools"]]
+    if kind == "chat":
+        return {"chat": [m.model_dump(mode="json") for m in payload], "params": params}
+    prompt, formatted = payload
+    return {"complete": prompt, "formatted": formatted, "params": params}
+
+
+class ResponseCodec:
+    """Keeps an answer's text; hands it back as the response ``kind`` (chat or completion)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def encode(self, answer: Answer) -> Any:
+        if answer.value:
+            raise TypeError("SmartLLM keeps no answer with tool calls in the answer cache")
+        return {"text": answer.text or ""}
+
+    def decode(self, cached: CachedAnswer) -> Answer:
+        text = (cached.payload or {}).get("text", cached.answer.text or "")
+        answer = Answer(text=text, model=cached.answer.model, usage=cached.answer.usage)
+        answer.raw = self._response(text, None)
+        return answer
+
+    def chunks(self, answer: Answer) -> Iterable[Any]:
+        """Cumulative responses word by word, as LlamaIndex streams them."""
+        text, so_far, out = answer.text or "", "", []
+        for piece in _WORDS.findall(text) or [""]:
+            so_far += piece
+            out.append(self._response(so_far, piece))
+        return out
+
+    def _response(self, text: str, delta: str | None) -> Any:
+        if self.kind == "chat":
+            message = ChatMessage(role=MessageRole.ASSISTANT, content=text)
+            return ChatResponse(message=message, delta=delta)
+        return CompletionResponse(text=text, delta=delta)
