@@ -208,3 +208,16 @@ def test_a_hit_streams_the_stored_answer_as_chunks():
     assert [o.chunk for o in out] == ["re", "f:s"]
     assert out[-1].routed.route == EXACT_ROUTE and out[0].ticket.route == EXACT_ROUTE
     assert calls[REF] == 1
+
+
+async def test_smart_report_shows_the_caches_hits_misses_and_savings(tmp_path):
+    from smart_core import SqliteStore, store_report
+
+    store = SqliteStore(tmp_path / "s.db")
+    router, _ = make_router(store)
+    for q in ["a", "a", "b", "a"]:
+        await router.arun({"q": q})
+    router.close()
+    (report,) = store_report(f"sqlite:///{tmp_path / 's.db'}")
+    assert "answer cache: 2 hits, 2 misses (50.0% served from it), saved ~$" in report.text()
+    assert report.to_dict()["ledger"]["cache_hits"] == 2
