@@ -8,6 +8,7 @@ import sys
 import typer
 
 from ..testing._cli import fake_server
+from . import bench_cache as _bench_cache  # noqa: F401  (registers `smart bench nn`, `qqp`)
 from . import bench_serve as _bench_serve  # noqa: F401  (registers `smart bench serve`)
 from .bench import bench_app
 from .console import err

@@ -1,0 +1,221 @@
+"""Benchmarks of the semantic cache's parts: nearest-neighbour search (numpy brute force against
+faiss indexes) and the offline embedder on duplicate-question pairs (QQP).
+
+QQP (``../shared/data/qqp/dev.jsonl.gz``, GPTCache's slice of Quora Question Pairs): every
+pair's first question is cached, every second question is looked up among all first questions.
+A lookup whose nearest entry is at similarity >= s is a hit at s; a hit is true only when the
+nearest entry is the lookup's own pair and the pair is labelled duplicate (an answer to the
+same question), every other hit is false (the answer to a different question).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "QQP_PATH",
+    "NearestTiming",
+    "ThresholdRow",
+    "bench_nearest",
+    "bench_qqp",
+    "load_qqp",
+]
+
+#: Where the development data lives, beside the repository (never copied into it).
+QQP_PATH = Path(__file__).resolve().parents[3] / "shared" / "data" / "qqp" / "dev.jsonl.gz"
+
+
+@dataclass(frozen=True, slots=True)
+class NearestTiming:
+    method: str
+    entries: int
+    dimensions: int
+    build_seconds: float
+    query_ms_median: float
+    query_ms_p90: float
+    recall_at_1: float
+    memory_mb: float
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _unit(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x
+
+
+def _timed(search, queries: np.ndarray) -> tuple[list[int], list[float]]:
+    found, times = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        found.append(int(search(q)))
+        times.append((time.perf_counter() - t0) * 1000)
+    return found, times
+
+
+def bench_nearest(
+    sizes: Sequence[int] = (10_000, 1_000_000),
+    *,
+    dimensions: int = 256,
+    queries: int = 200,
+    seed: int = 0,
+) -> list[NearestTiming]:
+    """One query at a time (as a cache lookup is): numpy's exact product, faiss's exact
+    inner-product index, and faiss's approximate indexes (HNSW, IVF), with their recall@1."""
+    import faiss
+
+    rng = np.random.default_rng(seed)
+    rows: list[NearestTiming] = []
+    for n in sizes:
+        data = _unit(rng, n, dimensions)
+        # Queries near stored entries, as repeated questions are.
+        picks = rng.integers(0, n, queries)
+        q = data[picks] + 0.3 * _unit(rng, queries, dimensions)
+        q /= np.linalg.norm(q, axis=1, keepdims=True)
+        truth, times = _timed(lambda v, data=data: np.argmax(data @ v), q)
+        rows.append(_row("numpy brute force", n, dimensions, 0.0, times, 1.0, data.nbytes))
+        candidates = [("faiss flat (exact)", lambda: faiss.IndexFlatIP(dimensions))]
+        candidates.append(("faiss HNSW32 ef=64", lambda: _hnsw(faiss, dimensions)))
+        candidates.append(("faiss IVF nlist=1024 nprobe=16", lambda: _ivf(faiss, dimensions)))
+        for name, make in candidates:
+            t0 = time.perf_counter()
+            index = make()
+            if not index.is_trained:
+                index.train(data[: min(n, 50_000)])
+            index.add(data)
+            build = time.perf_counter() - t0
+
+            def search(v: np.ndarray, index=index) -> int:
+                return index.search(v.reshape(1, -1), 1)[1][0, 0]
+
+            found, times = _timed(search, q)
+            recall = float(np.mean(np.asarray(found) == np.asarray(truth)))
+            rows.append(_row(name, n, dimensions, build, times, recall, _index_bytes(faiss, index)))
+            del index
+    return rows
+
+
+def _hnsw(faiss, d: int):
+    index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efSearch = 64
+    return index
+
+
+def _ivf(faiss, d: int):
+    index = faiss.index_factory(d, "IVF1024,Flat", faiss.METRIC_INNER_PRODUCT)
+    faiss.extract_index_ivf(index).nprobe = 16
+    return index
+
+
+def _index_bytes(faiss, index) -> int:
+    return len(faiss.serialize_index(index))
+
+
+def _row(name, n, d, build, times, recall, nbytes) -> NearestTiming:
+    return NearestTiming(
+        name,
+        n,
+        d,
+        build,
+        float(np.median(times)),
+        float(np.percentile(times, 90)),
+        recall,
+        nbytes / 1e6,
+    )
+
+
+# -- QQP ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdRow:
+    threshold: float
+    lookups: int
+    hits: int
+    false_hits: int
+    duplicates: int
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.lookups if self.lookups else 0.0
+
+    @property
+    def false_hit_rate(self) -> float:
+        """Share of hits that serve the answer to a different question."""
+        return self.false_hits / self.hits if self.hits else 0.0
+
+    @property
+    def duplicate_recall(self) -> float:
+        """Share of duplicate lookups served their pair's answer."""
+        return (self.hits - self.false_hits) / self.duplicates if self.duplicates else 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            **asdict(self),
+            "hit_rate": self.hit_rate,
+            "false_hit_rate": self.false_hit_rate,
+            "duplicate_recall": self.duplicate_recall,
+        }
+
+
+def load_qqp(path: Path = QQP_PATH, limit: int | None = None) -> list[dict[str, object]]:
+    """The pairs of the QQP file; FileNotFoundError naming the path when it is absent."""
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path} is absent: the QQP benchmark needs the development data beside the "
+            "repository (../shared/data/qqp/dev.jsonl.gz, see ../shared/data/README.md)"
+        )
+    pairs = []
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            pairs.append(json.loads(line))
+            if limit is not None and len(pairs) >= limit:
+                break
+    return pairs
+
+
+def bench_qqp(
+    pairs: list[dict[str, object]],
+    thresholds: Sequence[float] = (0.8, 0.9),
+    *,
+    dimensions: int = 2**12,
+    chunk: int = 1000,
+) -> list[ThresholdRow]:
+    """Hit and false-hit rates of the offline embedder at fixed similarity thresholds."""
+    from ..cache.embedding import HashedNgramEmbedder
+
+    embedder = HashedNgramEmbedder(dimensions)
+    cached = embedder.sparse([str(p["a"]) for p in pairs])
+    looked = embedder.sparse([str(p["b"]) for p in pairs])
+    duplicate = np.array([bool(p["duplicate"]) for p in pairs])
+    nearest = np.empty(len(pairs), dtype=np.int64)
+    similarity = np.empty(len(pairs), dtype=np.float32)
+    cached_t = cached.T.tocsc()
+    for start in range(0, len(pairs), chunk):
+        scores = (looked[start : start + chunk] @ cached_t).toarray()
+        nearest[start : start + chunk] = scores.argmax(axis=1)
+        similarity[start : start + chunk] = scores.max(axis=1)
+    own = nearest == np.arange(len(pairs))
+    true_hit = own & duplicate
+    rows = []
+    for s in thresholds:
+        hit = similarity >= s
+        rows.append(
+            ThresholdRow(
+                threshold=s,
+                lookups=len(pairs),
+                hits=int(hit.sum()),
+                false_hits=int((hit & ~true_hit).sum()),
+                duplicates=int(duplicate.sum()),
+            )
+        )
+    return rows

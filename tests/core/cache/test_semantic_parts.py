@@ -1,0 +1,72 @@
+"""The semantic cache's parts: the offline embedder, exact nearest-neighbour search, and the
+QQP benchmark's counting (on a small file of its own; the real data is not needed)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smart_core.cache.embedding import Embedder, HashedNgramEmbedder
+from smart_core.cache.vector_index import BruteForceIndex
+from smart_core.jobs.cache_bench import bench_qqp, load_qqp
+
+
+def test_the_offline_embedder_gives_unit_vectors_close_for_paraphrases():
+    e = HashedNgramEmbedder()
+    assert isinstance(e, Embedder)
+    v = e.embed(["How do I reset my password?", "how can I reset my password", "Best pizza?"])
+    assert v.shape == (3, e.dimensions) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    sim = v @ v.T
+    assert sim[0, 1] > 0.7 > 0.3 > sim[0, 2]
+    assert np.array_equal(e.embed(["same"]), HashedNgramEmbedder().embed(["same"]))  # no state
+
+
+def test_brute_force_search_finds_the_exact_nearest():
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((500, 32)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index = BruteForceIndex(32)
+    assert index.nearest(data[0]) is None
+    index.add([f"id{i}" for i in range(500)], data)
+    assert len(index) == 500
+    found, similarity = index.nearest(data[123])
+    assert found == "id123" and similarity == pytest.approx(1.0, abs=1e-5)
+    best, sims = index.nearest_many(data[:10])
+    assert list(best) == list(range(10)) and np.allclose(sims, 1.0, atol=1e-5)
+    with pytest.raises(ValueError, match="2 ids for 1 vectors"):
+        index.add(["a", "b"], data[:1])
+
+
+def test_the_qqp_bench_counts_hits_and_false_hits(tmp_path: Path):
+    pairs = [
+        {
+            "a": "How do I learn Python quickly?",
+            "b": "How do I learn Python quickly",
+            "duplicate": True,
+        },
+        {
+            "a": "What is the capital of France?",
+            "b": "What is the capital of Spain?",
+            "duplicate": False,
+        },
+        {"a": "Why is the sky blue?", "b": "Completely unrelated words here", "duplicate": False},
+    ]
+    path = tmp_path / "dev.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.writelines(json.dumps(p) + "\n" for p in pairs)
+    rows = bench_qqp(load_qqp(path), [0.5, 0.99])
+    low, high = rows
+    assert low.lookups == 3 and low.duplicates == 1
+    assert low.hits == 2 and low.false_hits == 1  # France/Spain is a near miss: a false hit
+    assert high.hits <= low.hits
+    assert low.to_dict()["false_hit_rate"] == pytest.approx(0.5)
+
+
+def test_the_qqp_bench_says_why_it_cannot_run_without_the_data(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match=r"shared/data/qqp/dev.jsonl.gz"):
+        load_qqp(tmp_path / "missing.jsonl.gz")
