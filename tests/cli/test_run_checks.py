@@ -239,3 +239,33 @@ def test_help_paragraphs_wrap_at_the_terminal_not_the_source(command):
         lines = paragraph.splitlines()
         for line in lines[:-1]:  # a line cut short mid-paragraph is a line break from the source
             assert len(line) > 60, f"{line!r} in {paragraph!r}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--store", "memory://"], "a run needs a store that outlives it"),
+        (["--store", "mongodb://u:s3cret@h/db"], "a run needs a store that outlives it"),
+        (["--store", "redis://:s3cret@h:1/0", "--state", "x.db"], "keep one"),
+        (["--store", "sqlite:///a.db", "--state", "b.db"], "both name the SQLite file"),
+    ],
+)
+def test_a_store_a_run_cannot_use_is_refused_before_any_call(tmp_path, extra, message):
+    _items(tmp_path / "items.jsonl", 3)
+    with FakeLLMServer() as server:
+        result = CliRunner().invoke(app, _args(tmp_path, server, *extra), env=WIDE)
+        assert not server.requests
+    assert result.exit_code != 0 and message in result.output
+    assert "s3cret" not in result.output
+
+
+def test_store_sqlite_is_the_state_file(tmp_path):
+    _items(tmp_path / "items.jsonl", 4)
+    state = tmp_path / "elsewhere.db"
+    with FakeLLMServer() as server:
+        result = CliRunner().invoke(
+            app, _args(tmp_path, server, "--store", f"sqlite:///{state}", "--json"), env=WIDE
+        )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["state"] == str(state)
+    assert not (tmp_path / "out" / "labels.jsonl.smart.db").exists()
