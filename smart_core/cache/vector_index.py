@@ -1,10 +1,10 @@
 """Nearest-neighbour search over a namespace's embedded requests, by cosine similarity.
 
 Brute force with numpy: one matrix-vector product over unit vectors. It is exact (a hit's
-similarity is the true nearest one's), needs no index to build, persist or keep in step with
-evictions, and one namespace of a cache holds at most ``cache_max_entries`` entries (100,000 by
-default). ``smart bench nn`` measures it against faiss's exact and approximate (HNSW, IVF)
-indexes at 10k and 1M entries (docs/benchmarks.md).
+similarity is the true nearest one's) and needs no index to build, persist or keep in step with
+evictions. ``smart bench nn`` measured it against faiss (docs/benchmarks.md section 9): as fast
+as HNSW or IVF at 10k entries (0.24 ms a lookup at 256 dimensions), 35 times slower than IVF at
+100k (8 ms), so namespaces much beyond 10k entries want a faiss IVF index behind this interface.
 """
 
 from __future__ import annotations
