@@ -34,6 +34,13 @@ def replay_command(
         list[str] | None, typer.Option(help="MODEL=IN,OUT USD per 1M tokens (repeatable).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    screen: Annotated[
+        int | None,
+        typer.Option(
+            help="Requests screened before certification (batch mode); 0 turns screening off. "
+            "Default: screened with six candidates or more."
+        ),
+    ] = None,
     cascades: Annotated[
         str | None,
         typer.Option(
@@ -67,6 +74,7 @@ def replay_command(
                 prices=parse_prices(price),
                 progress=advance,
                 cascades=declared,
+                screen=screen,
             )
     except SmartError as exc:
         raise fail(str(exc)) from None

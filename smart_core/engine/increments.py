@@ -96,6 +96,11 @@ def probed(
         _add_call(inc, model, cost)
         inc[K.SPENT_PROBE_CANDIDATES] = inc.get(K.SPENT_PROBE_CANDIDATES, 0.0) + cost
     with_reference = {**answers, ref_name: reference}
+    # A screening probe's costs are kept apart: the certification stage's share of delta is
+    # chosen from screening alone (smart_core.policy.screened_batch).
+    screening = ticket.decision.stage == "screening"
+    if screening:
+        _add_screen_call(inc, ref_name, cost_of(reference))
     for c in ticket.probe_models:
         route = routes[c]
         try:
@@ -115,6 +120,8 @@ def probed(
             continue
         if route.models != (c,):  # a route of several calls: its would-be cost, by its name
             _add_model_call(inc, c, cost_of_route(answer, cost_of))
+        if screening:
+            _add_screen_call(inc, c, cost_of_route(answer, cost_of))
         try:
             agreed = bool(comparator(answer, reference))
         except Exception as exc:

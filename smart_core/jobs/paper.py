@@ -25,7 +25,7 @@ from ..engine.effects import Begin, Call, Effect, Finish, LookUp, Settle, StartP
 from ..engine.flow import serve_flow
 from ..engine.routes import RouteTable
 from ..engine.ticket import Routed, Ticket
-from ..policy import Decision, Policy, policy_class, probe_outcome
+from ..policy import BatchPlanPolicy, Decision, Policy, batch_policy, policy_class, probe_outcome
 from ..policy import keys as K
 from ..stats.mix import mix_cost, solve_mix
 from ..task.answer import Answer
@@ -98,14 +98,20 @@ def oracle_savings(dataset: str, epsilon: float) -> float:
 
 
 def simulate_paper(
-    dataset: str, epsilon: float, *, delta: float = 0.05, seed: int = 0, method: str = "anytime"
+    dataset: str,
+    epsilon: float,
+    *,
+    delta: float = 0.05,
+    seed: int = 0,
+    method: str = "anytime",
+    screen: int | None = None,
 ) -> PaperRun:
     """Run one batch of ``dataset`` through the policy; returns cost and realized disagreement."""
     n_items, models = DATASETS[dataset]
     costs = _item_costs(dataset)
     rates = {m: v[0] for m, v in models.items()}
     candidates = [m for m in models if m != REFERENCE]
-    policy = policy_class(batch_size=n_items, method=method)(
+    args = dict(
         task=f"paper/{dataset}",
         reference=REFERENCE,
         candidates=candidates,
@@ -115,6 +121,10 @@ def simulate_paper(
         method=method,
         batch_size=n_items,
     )
+    if policy_class(batch_size=n_items, method=method) is BatchPlanPolicy:
+        policy = batch_policy(**args, screen=screen)
+    else:
+        policy = policy_class(batch_size=n_items, method=method)(**args)
     steps = _PaperSteps(policy, costs, rates, n_items, random.Random(seed))
     routes = RouteTable.of_models(REFERENCE, candidates)
     for _ in range(n_items):
@@ -156,7 +166,9 @@ class _PaperSteps:
         self._view: Any = None
         self._probes_at_view = 0.0
         self._routed_since_view = 0
-        self._dropped = {K.dropped(c) for c in policy.candidates}
+        self._dropped = {K.dropped(c) for c in policy.candidates} | {
+            K.cert_dropped(c) for c in policy.candidates
+        }
 
     def __call__(self, effect: Effect) -> Any:
         if isinstance(effect, Begin):
@@ -181,6 +193,7 @@ class _PaperSteps:
         probes = counters[K.PROBES]
         if (
             self._view is None
+            or self._view.stage == "screening"  # short, and its end changes everything
             or probes - self._probes_at_view >= max(1.0, 0.01 * probes)
             or self._routed_since_view >= max(1, (self.n_items - self.t) // 400)
         ):
@@ -211,8 +224,15 @@ class _PaperSteps:
         )
 
     def _settle(self, probes: _Probed) -> None:
+        screening = probes.decision.stage == "screening"
+        if screening:  # the reference answered this probe
+            self.counters[K.screen_calls(REFERENCE)] += 1
+            self.counters[K.screen_cost(REFERENCE)] += self.costs[REFERENCE]
         for c in probes.routes:
             self._call(c)
+            if screening:
+                self.counters[K.screen_calls(c)] += 1
+                self.counters[K.screen_cost(c)] += self.costs[c]
             agreed = self.rng.random() < self.rates[c]
             for key, value in probe_outcome(probes.decision, c, agreed).items():
                 self.counters[key] += value

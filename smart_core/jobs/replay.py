@@ -262,6 +262,7 @@ def replay(
     workers: int | None = None,
     progress: Callable[[int], object] | None = None,
     cascades: Any = None,
+    screen: int | None = None,
 ) -> ReplayReport:
     """Replay ``path`` in ``orders`` random orders as batch deployments and aggregate.
 
@@ -289,6 +290,7 @@ def replay(
         batch_size=len(items),
         prices=prices,
         cascades=cascades,
+        screen=screen,
     )
     comp = parse_comparator(comparator)
     workers = min(workers or os.cpu_count() or 1, orders)

@@ -32,6 +32,9 @@ def ticket_from(text: str) -> Ticket:
         audit=d["audit"],
         certificate=Certificate(**d["certificate"]),
         increments=d["increments"],
+        probe_tags={k: int(v) for k, v in d.get("probe_tags", {}).items()},
+        stage=str(d.get("stage", "")),
+        look=tuple(d.get("look", ())),
     )
     return Ticket(raw["request_id"], decision, raw["route"], raw["fallback"])
 

@@ -22,7 +22,18 @@ from .base import (
 from .batch import BatchPlanPolicy
 from .batch_budget import BatchBudgetPolicy
 from .online import OnlineMixPolicy
+from .screened_batch import ScreenedBatchPolicy, default_screen
 from .state import TaskState
+
+
+def batch_policy(*, batch_size: int, candidates, screen: int | None = None, **kwargs) -> Policy:
+    """The batch plan for these arguments: with a screening stage where one pays
+    (:func:`~smart_core.policy.screened_batch.default_screen`, or ``screen`` requests; 0 turns
+    it off), else the plain plan."""
+    n = default_screen(batch_size, len(candidates)) if screen is None else screen
+    if n > 0:
+        return ScreenedBatchPolicy(batch_size=batch_size, candidates=candidates, screen=n, **kwargs)
+    return BatchPlanPolicy(batch_size=batch_size, candidates=candidates, **kwargs)
 
 
 def policy_class(
@@ -38,6 +49,12 @@ def policy_class(
 def policy_for(config, *, task: str | None = None) -> Policy:
     """The policy of ``task`` under ``config``, chosen by its mode (online or batch)."""
     cls = policy_class(batch_size=config.batch_size, method=config.method)
+    if cls is BatchPlanPolicy:
+        return batch_policy(
+            **cls.config_arguments(config, task=task),
+            batch_size=config.batch_size,
+            screen=getattr(config, "screen", None),
+        )
     return cls.from_config(config, task=task)
 
 
@@ -48,7 +65,9 @@ __all__ = [
     "OnlineMixPolicy",
     "Policy",
     "PolicyView",
+    "ScreenedBatchPolicy",
     "TaskState",
+    "batch_policy",
     "current_epoch",
     "policy_class",
     "policy_for",

@@ -80,6 +80,14 @@ class Decision:
     #: Online drift detection: per probed candidate, the epoch the probe belongs to, fixed at
     #: the decision so that its outcome lands in the counters it was drawn for.
     probe_tags: dict[str, int] = field(default_factory=dict)
+    #: Batch mode with screening: the stage the decision belongs to ("screening",
+    #: "certifying"; "" without stages), fixed at the decision like ``probe_tags``: a
+    #: certifying probe's outcomes also count in the certification stage's counters, a
+    #: screening probe's costs in the screening stage's.
+    stage: str = ""
+    #: Batch mode with screening: the probed candidates for which this probe is part of their
+    #: planned look (:mod:`smart_core.stats.fixed_look`), fixed at the decision.
+    look: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,11 @@ class PolicyView:
     #: Online drift detection: each candidate's detector statistic as a share of its alarm
     #: threshold; audits of a suspected candidate are drawn more often to settle the question.
     suspicion: dict[str, float] = field(default_factory=dict)
+    #: Batch mode with screening: "screening" for the batch's first requests, "certifying"
+    #: after them, "" for a policy without stages (:mod:`smart_core.policy.screened_batch`).
+    stage: str = ""
+    #: Batch mode with screening: candidates whose planned look still wants probes.
+    look: tuple[str, ...] = ()
 
     @property
     def mix(self) -> dict[str, float]:
@@ -366,10 +379,17 @@ class PolicyBase:
         probe = route == ref and bool(watched)
         inc: dict[str, float] = {K.REQUESTS: 1.0, K.routed(route): 1.0}
         tags = {c: view.probe_tags[c] for c in watched} if probe and view.probe_tags else {}
+        certifying = probe and view.stage == "certifying"
+        if view.stage == "screening":
+            inc[K.SCREENED] = 1.0
         if probe:
             inc[K.PROBES] = 1.0
             for c in watched:
                 inc[K.probes_open(c)] = 1.0
+                if certifying:
+                    inc[K.cert_open(c)] = 1.0
+                if certifying and c in view.look:
+                    inc[K.look_open(c)] = 1.0
                 if tags.get(c, 0):
                     inc[K.epoch_open(c, tags[c])] = 1.0
         if audit:
@@ -378,7 +398,10 @@ class PolicyBase:
             inc[K.epoch(c)] = 1.0
         for c in view.to_drop:
             e = view.probe_tags.get(c, 0)
-            inc[K.epoch_dropped(c, e) if e else K.dropped(c)] = 1.0
+            if view.stage == "certifying":
+                inc[K.cert_dropped(c)] = 1.0
+            else:
+                inc[K.epoch_dropped(c, e) if e else K.dropped(c)] = 1.0
         if self.batch_size is not None and route != ref:
             inc[K.charged(route)] = 1.0 - view.lower[route]
         batch_size = budget = differing = None
@@ -412,6 +435,8 @@ class PolicyBase:
             certificate=cert,
             increments=inc,
             probe_tags=tags,
+            stage=view.stage,
+            look=tuple(c for c in view.look if c in watched) if certifying else (),
         )
 
 
@@ -425,6 +450,14 @@ def probe_outcome(decision: Decision | None, route: str, agreed: bool) -> dict[s
         inc[K.epoch_probes(route, epoch)] = 1.0
         inc[K.epoch_agreements(route, epoch)] = agree
         inc[K.epoch_open(route, epoch)] = -1.0
+    if decision is not None and decision.stage == "certifying":
+        inc[K.cert_probes(route)] = 1.0
+        inc[K.cert_agreements(route)] = agree
+        inc[K.cert_open(route)] = -1.0
+        if route in decision.look:
+            inc[K.look_probes(route)] = 1.0
+            inc[K.look_agreements(route)] = agree
+            inc[K.look_open(route)] = -1.0
     return inc
 
 
@@ -435,6 +468,12 @@ def probe_failure(decision: Decision | None, route: str) -> dict[str, float]:
     epoch = decision.probe_tags.get(route, 0) if decision is not None else 0
     if epoch:
         inc[K.epoch_open(route, epoch)] = -1.0
+    if decision is not None and decision.stage == "certifying":
+        inc[K.cert_open(route)] = -1.0
+        if route in decision.look:
+            # A failed call is no answer: the look's sample stays the answers it got (the
+            # look's size is read once all its probes are settled).
+            inc[K.look_open(route)] = -1.0
     return inc
 
 

@@ -14,11 +14,17 @@ __all__ = [
     "REF_COST_SQ",
     "REF_N",
     "REQUESTS",
+    "SCREENED",
     "SPENT",
     "SPENT_PROBE_CANDIDATES",
     "agreements",
     "call_cost",
     "calls",
+    "cert_agreements",
+    "cert_dropped",
+    "cert_open",
+    "cert_probes",
+    "cert_route",
     "charged",
     "compare_errors",
     "cooled",
@@ -31,10 +37,15 @@ __all__ = [
     "epoch_probes",
     "failures",
     "fallbacks",
+    "look_agreements",
+    "look_open",
+    "look_probes",
     "probe_route",
     "probes_of",
     "probes_open",
     "routed",
+    "screen_calls",
+    "screen_cost",
 ]
 
 #: Requests decided (reserved at decision time, so the batch budget counts in-flight work).
@@ -46,6 +57,10 @@ ANSWERED = "answered"
 PROBES = "probes"
 #: Probes drawn on requests the mix had sent to a candidate.
 AUDITS = "audits"
+#: Batch mode with screening: requests decided during the screening stage (the first ones of the
+#: batch). The certification stage's bounds count only probes decided after it
+#: (:mod:`smart_core.policy.screened_batch`).
+SCREENED = "screened"
 #: USD spent on every call of the task.
 SPENT = "spent"
 #: USD spent on candidate calls made only to measure agreement during probes.
@@ -160,3 +175,60 @@ def epoch_open(route: str, epoch: int) -> str:
 def epoch_dropped(route: str, epoch: int) -> str:
     """Like :func:`dropped`, within ``epoch`` >= 1 (a restarted route is probed again)."""
     return f"epoch.dropped:{epoch}:{route}"
+
+
+def cert_probes(route: str) -> str:
+    """Like :func:`probes_of`, for the probes of ``route`` decided in the certification stage
+    (after screening): the only probes its certification bound counts."""
+    return f"cert.n:{route}"
+
+
+def cert_agreements(route: str) -> str:
+    """Like :func:`agreements`, within the certification stage."""
+    return f"cert.agree:{route}"
+
+
+def cert_open(route: str) -> str:
+    """Like :func:`probes_open`, within the certification stage."""
+    return f"cert.open:{route}"
+
+
+def cert_dropped(route: str) -> str:
+    """Like :func:`dropped`, within the certification stage."""
+    return f"cert.dropped:{route}"
+
+
+def screen_calls(model: str) -> str:
+    """Calls of ``model`` on screening probes whose cost is known: the certification stage's
+    share of delta is chosen from the screening stage alone, costs included."""
+    return f"screen.calls:{model}"
+
+
+def screen_cost(model: str) -> str:
+    """USD spent on ``model`` on screening probes."""
+    return f"screen.cost:{model}"
+
+
+def look_probes(route: str) -> str:
+    """Like :func:`cert_probes`, for the certification probes of ``route`` that make up its one
+    planned look (the first ones, up to the size screening fixed)."""
+    return f"look.n:{route}"
+
+
+def look_agreements(route: str) -> str:
+    """Like :func:`cert_agreements`, within ``route``'s planned look."""
+    return f"look.agree:{route}"
+
+
+def look_open(route: str) -> str:
+    """Like :func:`cert_open`, within ``route``'s planned look."""
+    return f"look.open:{route}"
+
+
+def cert_route(key: str) -> str | None:
+    """The route of one of a candidate's certification-stage probe counters, else None."""
+    for name in (cert_probes, cert_agreements, cert_open, look_probes, look_agreements, look_open):
+        head = name("")
+        if key.startswith(head):
+            return key[len(head) :]
+    return None

@@ -12,13 +12,24 @@ behind a slow one, the open-as-differing count when one slow probe holds back ma
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from . import keys as K
 from .state import TaskState
 
 __all__ = ["SettledPrefix"]
+
+#: A family of probe counters: (route of a key, compared key, agreements key, open key).
+_Family = tuple[
+    Callable[[str], str | None], Callable[[str], str], Callable[[str], str], Callable[[str], str]
+]
+_WHOLE: _Family = (K.probe_route, K.probes_of, K.agreements, K.probes_open)
+_CERT: _Family = (K.cert_route, K.cert_probes, K.cert_agreements, K.cert_open)
+
+
+def _is_probe_key(key: str) -> bool:
+    return bool(K.probe_route(key) or K.cert_route(key))
 
 
 @dataclass
@@ -49,7 +60,7 @@ class SettledPrefix:
             return None
         seq = self._next
         self._next += 1
-        self._probes[seq] = _Probe({k: v for k, v in increments.items() if K.probe_route(k)})
+        self._probes[seq] = _Probe({k: v for k, v in increments.items() if _is_probe_key(k)})
         return seq
 
     def settled(self, seq: int, written: Mapping[str, float]) -> None:
@@ -58,7 +69,7 @@ class SettledPrefix:
         if probe is None:  # already in the prefix
             return
         for k, v in written.items():
-            if K.probe_route(k):
+            if _is_probe_key(k):
                 probe.written[k] = probe.written.get(k, 0.0) + v
         self._settle(seq)
 
@@ -72,14 +83,23 @@ class SettledPrefix:
         """Per candidate with probe counters, (agreements, probes) of the settled prefix: what
         the probes after the first one still open wrote to ``counters`` is left out (the open
         ones within the prefix are counted, as differing)."""
+        return self._prefix(counters, _WHOLE)
+
+    def cert_prefix(self, counters: Mapping[str, float]) -> dict[str, tuple[int, int]]:
+        """Like :meth:`prefix`, over the certification stage's probe counters (batch mode with
+        screening): a probe decided after screening is in both."""
+        return self._prefix(counters, _CERT)
+
+    def _prefix(self, counters: Mapping[str, float], family: _Family) -> dict[str, tuple[int, int]]:
+        route_of, probes_of, agreements, opened = family
         later: dict[str, float] = {}
         for probe in self._probes.values():
             for k, v in probe.written.items():
                 later[k] = later.get(k, 0.0) + v
         out = {}
-        candidates = {route for k in counters if (route := K.probe_route(k))}
+        candidates = {route for k in counters if (route := route_of(k))}
         for c in candidates:
-            n, s, o = K.probes_of(c), K.agreements(c), K.probes_open(c)
+            n, s, o = probes_of(c), agreements(c), opened(c)
             still_open = max(counters.get(o, 0.0) - later.get(o, 0.0), 0.0)
             probes = counters.get(n, 0.0) - later.get(n, 0.0) + still_open
             out[c] = (int(counters.get(s, 0.0) - later.get(s, 0.0)), int(probes))
@@ -89,7 +109,10 @@ class SettledPrefix:
         """The task's state from the store's ``counters``, with the settled prefix
         (:attr:`TaskState.prefix <smart_core.policy.state.TaskState.prefix>`): the policy reads
         its bounds at both sizes and keeps the better."""
-        return TaskState.from_counters(counters, prefix=self.prefix(counters))
+        cert = self.cert_prefix(counters)  # only a screened batch has certification counters
+        return TaskState.from_counters(
+            counters, prefix=self.prefix(counters), cert_prefix=cert or None
+        )
 
     @property
     def open(self) -> int:

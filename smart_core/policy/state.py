@@ -56,20 +56,32 @@ _EPOCH_FIELDS = {  # "epoch.n:{epoch}:{route}" and the like: the head is up to t
     K.epoch_open("", 0).partition(":")[0] + ":": "open",
     K.epoch_dropped("", 0).partition(":")[0] + ":": "dropped",
 }
+_CERT_FIELDS = {
+    K.cert_probes(""): "compared",
+    K.cert_agreements(""): "agreed",
+    K.cert_open(""): "open",
+    K.cert_dropped(""): "dropped",
+}
+_LOOK_FIELDS = {
+    K.look_probes(""): "compared",
+    K.look_agreements(""): "agreed",
+    K.look_open(""): "open",
+}
 _PER_ROUTE = {
     K.routed(""): "routed",
     K.charged(""): "charged",
     K.calls(""): "calls",
     K.call_cost(""): "call_cost",
+    K.screen_calls(""): "screen_calls",
+    K.screen_cost(""): "screen_cost",
 }
 
 
 # What each counter key holds, parsed once per key: (family, field, route, epoch). Keys are
 # few (a handful per candidate) and recur in every read of the store, so a decision's parse is
 # one dictionary look-up per key.
-_REQUESTS, _PROBES, _EVIDENCE, _ROUTE, _EPOCH, _EPOCH_EVIDENCE, _OTHER = (
-    "requests",
-    "probes",
+_REQUESTS, _PROBES, _SCREENED, _CERT, _LOOK = "requests", "probes", "screened", "cert", "look"
+_EVIDENCE, _ROUTE, _EPOCH, _EPOCH_EVIDENCE, _OTHER = (
     "evidence",
     "route",
     "epoch",
@@ -82,14 +94,18 @@ _PARSED: dict[str, tuple[str, str, str, int]] = {}
 def _parse(key: str) -> tuple[str, str, str, int]:
     head, sep, rest = key.partition(":")
     if not sep:
-        kind = _REQUESTS if key == K.REQUESTS else _PROBES if key == K.PROBES else _OTHER
-        parsed = (kind, "", "", 0)
+        kinds = {K.REQUESTS: _REQUESTS, K.PROBES: _PROBES, K.SCREENED: _SCREENED}
+        parsed = (kinds.get(key, _OTHER), "", "", 0)
     else:
         head += ":"
         if (name := _EVIDENCE_FIELDS.get(head)) is not None:
             parsed = (_EVIDENCE, name, rest, 0)
         elif (name := _PER_ROUTE.get(head)) is not None:
             parsed = (_ROUTE, name, rest, 0)
+        elif (name := _CERT_FIELDS.get(head)) is not None:
+            parsed = (_CERT, name, rest, 0)
+        elif (name := _LOOK_FIELDS.get(head)) is not None:
+            parsed = (_LOOK, name, rest, 0)
         elif head == K.epoch(""):
             parsed = (_EPOCH, "", rest, 0)
         elif (name := _EPOCH_FIELDS.get(head)) is not None:
@@ -134,6 +150,18 @@ class TaskState:
     #: it (:class:`~smart_core.policy.settled_prefix.SettledPrefix`); ``None`` otherwise. The
     #: bounds are then read at both sizes and the better kept.
     prefix: Mapping[str, tuple[int, int]] | None = None
+    #: Batch mode with screening: requests decided in the screening stage.
+    screened: float = 0.0
+    #: Batch mode with screening, per candidate: its probe counters in the certification stage
+    #: (the probes decided after screening), the only ones its certification bound counts.
+    cert_evidence: Mapping[str, Evidence] = field(default_factory=dict)
+    #: Batch mode with screening, per model: calls on screening probes and their cost.
+    screen_calls: Mapping[str, float] = field(default_factory=dict)
+    screen_cost: Mapping[str, float] = field(default_factory=dict)
+    #: Batch mode with screening, per candidate: its probe counters within its planned look.
+    look_evidence: Mapping[str, Evidence] = field(default_factory=dict)
+    #: Like ``prefix``, over the certification stage's probes.
+    cert_prefix: Mapping[str, tuple[int, int]] | None = None
 
     @classmethod
     def from_counters(
@@ -141,13 +169,16 @@ class TaskState:
         counters: Mapping[str, float],
         *,
         prefix: Mapping[str, tuple[int, int]] | None = None,
+        cert_prefix: Mapping[str, tuple[int, int]] | None = None,
     ) -> TaskState:
         """The state held by a store's ``counters`` (keys of :mod:`smart_core.policy.keys`)."""
         per_route: dict[str, dict[str, float]] = {name: {} for name in _PER_ROUTE.values()}
         evidence: dict[str, dict[str, float]] = {}
         epoch_evidence: dict[tuple[str, int], dict[str, float]] = {}
+        cert: dict[str, dict[str, float]] = {}
+        look: dict[str, dict[str, float]] = {}
         epochs: dict[str, int] = {}
-        requests = probes = 0.0
+        requests = probes = screened = 0.0
         for key, value in counters.items():
             parsed = _PARSED.get(key)
             if parsed is None:
@@ -165,6 +196,12 @@ class TaskState:
                 requests = value
             elif kind is _PROBES:
                 probes = value
+            elif kind is _CERT:
+                cert.setdefault(route, {})[name] = value
+            elif kind is _LOOK:
+                look.setdefault(route, {})[name] = value
+            elif kind is _SCREENED:
+                screened = value
         return cls(
             requests=requests,
             probes=probes,
@@ -172,6 +209,10 @@ class TaskState:
             epochs=epochs,
             epoch_evidence={k: Evidence(**v) for k, v in epoch_evidence.items()},
             prefix=prefix,
+            screened=screened,
+            cert_evidence={c: Evidence(**v) for c, v in cert.items()},
+            look_evidence={c: Evidence(**v) for c, v in look.items()},
+            cert_prefix=cert_prefix,
             **per_route,
         )
 
@@ -183,6 +224,14 @@ class TaskState:
     def evidence_of(self, candidate: str) -> Evidence:
         """``candidate``'s probe counters (zero if it has none)."""
         return self.evidence.get(candidate, _NO_EVIDENCE)
+
+    def certified_by(self, candidate: str) -> Evidence:
+        """``candidate``'s probe counters in the certification stage (zero if it has none)."""
+        return self.cert_evidence.get(candidate, _NO_EVIDENCE)
+
+    def looked_by(self, candidate: str) -> Evidence:
+        """``candidate``'s probe counters within its planned look (zero if it has none)."""
+        return self.look_evidence.get(candidate, _NO_EVIDENCE)
 
     def epoch_of(self, candidate: str) -> int:
         """``candidate``'s drift epoch: how many times its detector has restarted it."""

@@ -293,6 +293,13 @@ class SmartConfig(_Settings):
     delta_weights: dict[str, float] | None = None
     """How delta is split over the candidates (union bound), as positive weights by name; fixed
     before any data is seen. Default None: an equal split."""
+    screen: int | None = None
+    """Batch mode: requests of the batch's start that screen every candidate before the few
+    worth it are certified on fresh probes with all of delta (docs/guarantee.md, "Screening").
+    Screening stops earlier once one candidate is told apart. Default None: at most 8 % of the
+    batch (24 to 240) with six candidates or more and 400 items or more, else none (with few
+    candidates the plain plan saves more); 0 turns screening off. Must be >= 0 and below
+    ``batch_size``."""
 
     cascades: Any = None
     """Cascades (FrugalGPT) SMART may route to besides the candidates, each measured on probes
@@ -386,6 +393,16 @@ class SmartConfig(_Settings):
             raise ConfigError(
                 f"{info.field_name} must be a whole number > 0, got {value!r}; "
                 f"leave it unset (None) if unknown"
+            )
+        return value
+
+    @field_validator("screen")
+    @classmethod
+    def _check_screen(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ConfigError(
+                f"screen must be a whole number >= 0, got {value!r}; 0 turns screening off, "
+                "None (default) screens batches of six candidates or more"
             )
         return value
 

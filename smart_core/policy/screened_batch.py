@@ -1,0 +1,543 @@
+"""Batch mode in two stages: screen the candidates, then certify the promising few on fresh
+probes with the whole of delta, the leader with one look planned in advance.
+
+Why: a bound that must hold for K candidates at once gives each ``delta / K`` (the union bound),
+and every probe calls every candidate still in the running. With ten candidates most of the
+probes pay for bounds and calls of candidates that never carry the batch. Here the batch's first
+requests are the *screening* stage: every candidate worth its price is probed on them, nothing is
+routed to a candidate, and candidates told apart from the leader (:func:`contenders`) stop being
+probed. Screening ends once one contender is left (after at least :data:`MIN_SCREEN` requests)
+or after ``screen`` requests. From what screening saw alone (agreements and costs on its
+probes), :func:`certification_shares` splits delta among the few contenders left. In the
+*certification* stage each contender's bound counts only the probes decided after screening, and
+the batch runs as :class:`~smart_core.policy.batch.BatchPlanPolicy` on the rest of the batch.
+The leader's share is spent half on one look at a size screening fixes
+(:mod:`smart_core.stats.fixed_look`: the exact bound read once is narrower than one read at
+every size) and half on the bound valid at every size, for when the look falls short.
+
+Why the guarantee holds (docs/guarantee.md, "Screening"): the batch is processed in random
+order, and screening's end is a stopping time of what it saw (call that F0). Given F0, the items
+after screening are the rest of the batch, still in uniformly random order: a finite population
+of ``N - R0`` items from which the certification probes are drawn without replacement, the
+setting of :class:`~smart_core.stats.confidence.FinitePopulationSequence` and of the one-look
+bound. The shares, the look's size and its level are functions of F0 alone and sum to delta, so
+given F0 the chance that any certification bound ever fails is at most delta; hence
+unconditionally too. Screening's items are all answered by the reference and differ nowhere, so
+the whole budget ``epsilon * N`` goes to the certification stage's items, which the charges
+``min(R_c, G_c)`` of the batch plan cover.
+
+When it pays: certification is hard (the best candidate's agreement close to ``1 - epsilon``)
+and candidates are many. When one candidate is far above the target the plain plan certifies it
+in a few probes, and screening's probes are lost; so :func:`default_screen` screens only with
+many candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from ..stats.confidence import make_confidence_sequence
+from ..stats.fixed_look import look_size, max_differing
+from .base import MIN_PROBES_BEFORE_DROP, PolicyBase, PolicyView, State
+from .batch import BatchPlanPolicy
+from .state import Evidence, TaskState
+
+__all__ = [
+    "Prospect",
+    "ScreenedBatchPolicy",
+    "certification_shares",
+    "contenders",
+    "default_screen",
+    "prospects",
+    "screen_size",
+]
+
+#: At most this many candidates share delta in the certification stage.
+MAX_CERTIFIED = 3
+#: The leader's share of delta when other contenders are certified beside it.
+LEAD_SHARE = 0.7
+#: A candidate stays a contender while it may beat the leader by more than this share of the
+#: leader's predicted saving.
+MATTERS = 0.25
+#: Share of a certified candidate's delta spent on its one planned look; the rest keeps the
+#: bound valid at every size, for when the look falls short.
+LOOK_SHARE = 0.5
+#: A look is planned for the screening estimate less this many standard errors, so that it
+#: passes more often than not.
+PLAN_SHADE = 0.5
+#: Candidates from which a batch is screened by default.
+SCREEN_FROM = 6
+#: The most of the batch screening may take.
+SCREEN_SHARE = 0.08
+#: Standard errors apart two predicted savings must be before screening tells them apart.
+SEPARATION = 1.0
+#: Requests screened at least (three times the probes a candidate gets before it may be
+#: dropped), unless ``screen`` is smaller.
+MIN_SCREEN = 3 * MIN_PROBES_BEFORE_DROP
+
+
+def default_screen(batch_size: int, candidates: int) -> int:
+    """Most requests screened before certification starts; 0 (no screening) where it cannot
+    pay.
+
+    With few candidates concentrating delta gains little (``ln K`` in the bound's width) while
+    the screening probes are lost to certification: on the paper's four candidates the plain
+    plan saves more (docs/benchmarks.md). With :data:`SCREEN_FROM` candidates or more, at most
+    8 % of the batch, between 24 requests (three times the probes a candidate gets before it
+    may be dropped) and 240. Screening stops earlier once one candidate is told apart.
+    """
+    if candidates < SCREEN_FROM or batch_size < 400:
+        return 0
+    return screen_size(batch_size)
+
+
+def screen_size(batch_size: int) -> int:
+    """The most requests a batch of ``batch_size`` screens, when it screens."""
+    return int(min(240, max(MIN_SCREEN, round(SCREEN_SHARE * batch_size))))
+
+
+@dataclass(frozen=True, slots=True)
+class Prospect:
+    """What certifying one candidate is predicted to save, at its screening estimate and one
+    standard error either side (:func:`_predicted_saving`)."""
+
+    value: float
+    low: float
+    high: float
+
+
+def prospects(
+    evidence: Mapping[str, Evidence],
+    costs: Mapping[str, float | None],
+    reference_cost: float | None,
+    *,
+    budget: float,
+    rest: int,
+    alpha: float,
+) -> dict[str, Prospect]:
+    """Each candidate's :class:`Prospect` from its screening counters and costs (candidates
+    with no compared probe, no known cost, or a cost at or above the reference's are left out).
+    """
+    if not reference_cost or reference_cost <= 0:
+        return {}
+    out = {}
+    for c, ev in evidence.items():
+        cost = costs.get(c)
+        if cost is None or cost >= reference_cost or ev.compared <= 0:
+            continue
+        p = (min(ev.agreed, ev.compared) + 0.5) / (ev.compared + 1.0)
+        sd = math.sqrt(p * (1.0 - p) / (ev.compared + 1.0))
+
+        def saving(q: float, cost: float = cost) -> float:
+            return _predicted_saving(q, cost, reference_cost, budget, rest, alpha)
+
+        out[c] = Prospect(saving(p), saving(p - SEPARATION * sd), saving(p + SEPARATION * sd))
+    return out
+
+
+def contenders(found: Mapping[str, Prospect]) -> list[str]:
+    """The candidates still worth certifying, best first: the leader (largest predicted
+    saving), and those that may still beat it by more than :data:`MATTERS` of its saving (their
+    high end that far above the leader's low end). Two candidates equally good stop mattering
+    as soon as both are known well enough: which of them is certified then changes little."""
+    live = [c for c, pr in found.items() if pr.high > 0]
+    if not live:
+        return []
+    live.sort(key=lambda c: (-found[c].value, c))
+    lead = found[live[0]]
+    margin = MATTERS * max(lead.value, 0.0)
+    return [live[0]] + [c for c in live[1:] if found[c].high > lead.low + margin]
+
+
+def certification_shares(found: Mapping[str, Prospect]) -> dict[str, float]:
+    """Each certified candidate's share of delta (summing to 1), from the screening stage
+    alone: the leader :data:`LEAD_SHARE` (all of it if alone), the other contenders (at most
+    :data:`MAX_CERTIFIED` in all) the rest in proportion to their predicted saving. Everything
+    here must be a function of screening's counters only: the shares are what the
+    certification bounds spend."""
+    chosen = contenders(found)[:MAX_CERTIFIED]
+    if not chosen:
+        return {}
+    if len(chosen) == 1:
+        return {chosen[0]: 1.0}
+    others = chosen[1:]
+    total = sum(max(found[c].value, 1e-12) for c in others)
+    shares = {chosen[0]: LEAD_SHARE}
+    for c in others:
+        shares[c] = (1.0 - LEAD_SHARE) * max(found[c].value, 1e-12) / total
+    return shares
+
+
+def _predicted_saving(
+    p: float, cost: float, reference_cost: float, budget: float, rest: int, alpha: float
+) -> float:
+    """Predicted saving of certifying a candidate of agreement ``p`` alone on ``rest`` items:
+    the best over probe counts ``n`` of (items it may then take) x (reference cost - its cost)
+    less the ``n`` probes' reference calls and its own. The bound after ``n`` probes is taken
+    as ``p`` less a one-look bound's width, ``sqrt(2 ln(1/alpha) p (1 - p) / n)``: a rough
+    guide, enough to rank candidates."""
+    best = 0.0
+    n = 10.0
+    q = min(max(p, 1e-3), 1.0 - 1e-3)
+    z2 = 2.0 * math.log(1.0 / alpha)
+    while n < rest:
+        differing = max(1.0 - p + math.sqrt(z2 * q * (1.0 - q) / n), 1e-9)
+        items = min(rest - n, budget / differing)
+        best = max(best, items * (reference_cost - cost) - n * (reference_cost + cost))
+        n = math.ceil(n * 1.25)
+    return best
+
+
+class ScreenedBatchPolicy(PolicyBase):
+    """Batch mode with a screening stage: the first ``screen`` requests probe every candidate;
+    the rest of the batch certifies the few screening chose, with all of delta among them."""
+
+    mode = "batch"
+    realization_delta = 0.0
+
+    def __init__(
+        self,
+        *,
+        task: str,
+        reference: str,
+        candidates: Sequence[str],
+        epsilon: float,
+        delta: float,
+        prior_costs: Mapping[str, float],
+        batch_size: int,
+        method: str = "anytime",
+        delta_weights: Mapping[str, float] | None = None,
+        screen: int | None = None,
+    ) -> None:
+        args = dict(
+            task=task,
+            reference=reference,
+            candidates=candidates,
+            epsilon=epsilon,
+            delta=delta,
+            prior_costs=prior_costs,
+            batch_size=batch_size,
+            method=method,
+        )
+        # Screening's own economics (which candidates are not worth even screening) use the
+        # plain plan; its bounds are never used to route.
+        self._screening = BatchPlanPolicy(**args, delta_weights=delta_weights)
+        super().__init__(
+            **{k: v for k, v in args.items() if k not in ("batch_size", "method")},
+            bound=self._screening.bound,
+            delta_weights=delta_weights,
+        )
+        self.batch_size = batch_size
+        self.screen = screen_size(batch_size) if screen is None else screen
+        if not 1 <= self.screen < batch_size:
+            raise ValueError(
+                f"screen must be between 1 and batch_size - 1 ({batch_size - 1}), got {screen}; "
+                "0 (no screening) is the plain BatchPlanPolicy"
+            )
+        self._method = method
+        self._plans: dict[tuple, BatchPlanPolicy | None] = {}
+        self._prospect_cache: dict[tuple, dict[str, Prospect]] = {}
+
+    @classmethod
+    def from_config(cls, config, *, task: str | None = None) -> ScreenedBatchPolicy:
+        return cls(
+            **cls.config_arguments(config, task=task),
+            batch_size=config.batch_size,
+            screen=getattr(config, "screen", None),
+        )
+
+    # -- stages ------------------------------------------------------------------------------
+
+    def _screening_stage(self, state: TaskState) -> bool:
+        """Is the next request screened? Screening is the batch's first requests, until at most
+        ``screen`` of them or until it has told one candidate apart (after at least
+        :data:`MIN_SCREEN`); once a request is decided in certification it is over for good."""
+        if state.requests > state.screened or state.requests >= self.screen:
+            return False
+        if state.requests < min(MIN_SCREEN, self.screen):
+            return True
+        return len(self._found_contenders(state, settled_only=False)) > 1
+
+    def _prospects(self, state: TaskState, *, settled_only: bool) -> dict[str, Prospect]:
+        screened = {c: _screening_evidence(state, c) for c in self.candidates}
+        costs = {m: _screen_mean(state, m) for m in (self.reference, *self.candidates)}
+        key = (
+            settled_only,
+            state.screened,
+            tuple((c, ev.compared, ev.agreed, ev.dropped) for c, ev in screened.items()),
+            tuple(costs.items()),
+        )
+        found = self._prospect_cache.get(key)
+        if found is None:
+            rest = max(self.batch_size - int(max(state.screened, state.requests)), 1)
+            found = prospects(
+                {c: ev for c, ev in screened.items() if not ev.dropped},
+                {c: costs[c] for c in self.candidates},
+                costs[self.reference],
+                budget=self.epsilon * self.batch_size,
+                rest=rest,
+                alpha=self.delta * LEAD_SHARE * LOOK_SHARE,
+            )
+            if len(self._prospect_cache) > 10_000:
+                self._prospect_cache.clear()
+            self._prospect_cache[key] = found
+        return found
+
+    def _found_contenders(self, state: TaskState, *, settled_only: bool) -> list[str]:
+        return contenders(self._prospects(state, settled_only=settled_only))
+
+    def _plan(self, state: TaskState) -> BatchPlanPolicy | None:
+        """The certification stage's plan, once screening is over and settled (``None`` before,
+        or if no candidate is worth certifying)."""
+        screened = {c: _screening_evidence(state, c) for c in self.candidates}
+        if any(ev.open > 0 for ev in screened.values()):
+            return None  # screening's outcomes are not all in: the shares cannot be fixed yet
+        found = self._prospects(state, settled_only=True)
+        key = (state.screened, tuple(sorted(found.items())))
+        if key not in self._plans:
+            shares = certification_shares(found)
+            rest = self.batch_size - int(state.screened)
+            self._plans[key] = self._certification_plan(state, shares, rest)
+        return self._plans[key]
+
+    def _certification_plan(
+        self, screened: TaskState, shares: Mapping[str, float], rest: int
+    ) -> BatchPlanPolicy | None:
+        if not shares:
+            return None
+        chosen = sorted(shares, key=lambda c: (-shares[c], c))
+        budget = self.epsilon * self.batch_size  # the whole batch's: screening differs nowhere
+        looks, look_alphas = {}, {}
+        # One look, the leader's: the others' bounds hold at every size (a look the plan would
+        # probe on for must be worth its probes, which only the leader's is predicted to be).
+        for c in chosen[:1]:
+            ev = _screening_evidence(screened, c)
+            p = (ev.agreed + 0.5) / (ev.compared + 1.0)
+            # Planned a little below the estimate, so that the look passes more often than not.
+            p_plan = p - PLAN_SHADE * math.sqrt(p * (1.0 - p) / (ev.compared + 1.0))
+            alpha = self.delta * shares[c] * LOOK_SHARE
+            n = look_size(p_plan, rest, budget, alpha)
+            if n is not None:
+                looks[c], look_alphas[c] = n, alpha
+        weights = {c: shares[c] * (1.0 - LOOK_SHARE if c in looks else 1.0) for c in chosen}
+        return _CertificationPlan(
+            task=self.task,
+            reference=self.reference,
+            candidates=chosen,
+            epsilon=min(1.0, budget / rest),
+            delta=self.delta * sum(weights.values()),
+            prior_costs=self._prior_costs,
+            batch_size=rest,
+            method=self._method,
+            delta_weights=weights,
+            bound=make_confidence_sequence(self._method, self.epsilon, rest),
+            looks=looks,
+            look_alphas=look_alphas,
+        )
+
+    def _certification_state(self, state: TaskState) -> TaskState:
+        """The certification stage seen as a batch of its own: its requests, and each
+        candidate's certification counters as its evidence."""
+        evidence = dict(state.cert_evidence)
+        return replace(
+            state,
+            requests=max(state.requests - state.screened, 0.0),
+            probes=max(state.probes - state.screened, 0.0),
+            evidence=evidence,
+            prefix=state.cert_prefix,
+            epochs={},
+            epoch_evidence={},
+        )
+
+    # -- the policy --------------------------------------------------------------------------
+
+    def view(self, state: State) -> PolicyView:
+        state = TaskState.of(state)
+        if self._screening_stage(state):
+            return self._screening_view(state)
+        plan = self._plan(state)
+        if plan is None:
+            return self._pending_view(state)
+        view = plan.view(self._certification_state(state))
+        return self._widen(view, stage="certifying")
+
+    def _screening_view(self, state: TaskState) -> PolicyView:
+        """Probe every candidate the plain plan would still probe; route nothing to them."""
+        plain = self._screening.view(state)
+        to_drop = list(plain.to_drop)
+        if state.requests >= MIN_SCREEN:
+            # Told apart from the leader: no longer worth screening.
+            found = self._prospects(state, settled_only=False)
+            kept = set(contenders(found))
+            to_drop += [c for c in found if c not in kept and c not in to_drop]
+        live = tuple(
+            c for c in self.candidates if not state.evidence_of(c).dropped and c not in to_drop
+        )
+        return self._reference_view(state, live, tuple(to_drop), "screening")
+
+    def _pending_view(self, state: TaskState) -> PolicyView:
+        """Screening is over: while its last outcomes are out (or if nothing is worth
+        certifying), items go to the reference; the former probe the candidates screening
+        kept, as certification probes."""
+        screened = {c: _screening_evidence(state, c) for c in self.candidates}
+        if any(ev.open > 0 for ev in screened.values()):
+            live = tuple(c for c in self.candidates if not state.evidence_of(c).dropped)
+        else:
+            live = ()
+        return self._reference_view(state, live, (), "certifying")
+
+    def _reference_view(
+        self, state: TaskState, live: tuple[str, ...], to_drop: tuple[str, ...], stage: str
+    ) -> PolicyView:
+        routes = (self.reference, *self.candidates)
+        zero = {c: 0.0 for c in self.candidates}
+        return PolicyView(
+            routes=routes,
+            live=live,
+            lower={self.reference: 1.0, **zero},
+            upper={self.reference: 1.0, **{c: 1.0 for c in self.candidates}},
+            cost={r: self.expected_cost(state, r) for r in routes},
+            weights=tuple(1.0 if r == self.reference else 0.0 for r in routes),
+            effective_epsilon=0.0,
+            budget_left=self.epsilon * self.batch_size,
+            to_drop=to_drop,
+            bound=1.0,
+            explore=False,
+            stage=stage,
+        )
+
+    def _widen(self, view: PolicyView, *, stage: str) -> PolicyView:
+        """A certification-stage view over every candidate (those not chosen: weight 0)."""
+        routes = (self.reference, *self.candidates)
+        weight = dict(zip(view.routes, view.weights, strict=True))
+        return replace(
+            view,
+            routes=routes,
+            weights=tuple(weight.get(r, 0.0) for r in routes),
+            lower={r: view.lower.get(r, 0.0) for r in routes},
+            upper={r: view.upper.get(r, 0.0) for r in routes},
+            cost={r: view.cost.get(r, 0.0) for r in routes},
+            stage=stage,
+        )
+
+    # -- the budget, delegated to the certification plan -------------------------------------
+
+    def _bounds(self, state: TaskState) -> tuple[dict[str, float], dict[str, float], list[str]]:
+        plan = None if self._screening_stage(state) else self._plan(state)
+        lower = {self.reference: 1.0, **{c: 0.0 for c in self.candidates}}
+        upper = {self.reference: 1.0, **{c: 1.0 for c in self.candidates}}
+        if plan is None:
+            return lower, upper, []
+        sub_lower, sub_upper, live = plan._bounds(self._certification_state(state))
+        return {**lower, **sub_lower}, {**upper, **sub_upper}, live
+
+    def batch_charges(
+        self, state: State, lower: Mapping[str, float], route: str | None = None
+    ) -> dict[str, float]:
+        state = TaskState.of(state)
+        plan = None if self._screening_stage(state) else self._plan(state)
+        charges = {c: 0.0 for c in self.candidates}
+        if plan is not None:
+            charges.update(plan.batch_charges(self._certification_state(state), lower, route))
+        return charges
+
+    def _fits_budget(
+        self,
+        state: State,
+        lower: Mapping[str, float],
+        route: str | None,
+        *,
+        saturated: str | None = None,
+    ) -> bool:
+        state = TaskState.of(state)
+        plan = None if self._screening_stage(state) else self._plan(state)
+        if plan is None:
+            # No certified candidate: only items already counted (none) fit.
+            return route is None or route == self.reference
+        if route is not None and route not in plan.candidates and route != self.reference:
+            return False
+        return plan._fits_budget(
+            self._certification_state(state), lower, route, saturated=saturated
+        )
+
+    def _steer(self, view: PolicyView, state: TaskState, route: str) -> str:
+        plan = None if self._screening_stage(state) else self._plan(state)
+        if plan is None:
+            return self.reference
+        return plan._steer(view, self._certification_state(state), route)
+
+
+def _screening_evidence(state: TaskState, c: str) -> Evidence:
+    """``c``'s probe counters over the screening stage: all of its probes less those of the
+    certification stage."""
+    whole, cert = state.evidence_of(c), state.certified_by(c)
+    return Evidence(
+        compared=whole.compared - cert.compared,
+        agreed=whole.agreed - cert.agreed,
+        open=max(whole.open - cert.open, 0.0),
+        dropped=whole.dropped,
+    )
+
+
+def _screen_mean(state: TaskState, model: str) -> float | None:
+    """Mean cost of one call of ``model`` on screening probes (``None`` if none is known)."""
+    n = state.screen_calls.get(model, 0.0)
+    return state.screen_cost.get(model, 0.0) / n if n > 0 else None
+
+
+class _CertificationPlan(BatchPlanPolicy):
+    """The certification stage: the batch plan over the rest of the batch, each chosen candidate
+    also bounded by its one planned look once that look's probes are all in."""
+
+    def __init__(
+        self, *, looks: Mapping[str, int], look_alphas: Mapping[str, float], **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        #: Per candidate with a look: the look's size and level, fixed from screening alone.
+        self.looks = dict(looks)
+        self.look_alphas = dict(look_alphas)
+
+    def _pending_looks(self, state: TaskState) -> tuple[str, ...]:
+        return tuple(
+            c
+            for c, n in self.looks.items()
+            if not state.evidence_of(c).dropped and state.evidence_of(c).sampled < n
+        )
+
+    def _look_cap(self, state: TaskState, c: str) -> float | None:
+        """The most differing answers among ``c``'s items unprobed at its look, once the look
+        is complete (``None`` before)."""
+        n = self.looks.get(c)
+        look = state.looked_by(c)
+        if n is None or look.open > 0 or state.evidence_of(c).sampled < n or not look.compared:
+            return None
+        k = int(look.compared - look.agreed)
+        return float(max_differing(k, int(look.compared), self.batch_size, self.look_alphas[c]) - k)
+
+    def _cap(self, state: State, lower: Mapping[str, float], c: str) -> float:
+        state = TaskState.of(state)
+        cap = super()._cap(state, lower, c)
+        look = self._look_cap(state, c)
+        return cap if look is None else min(cap, look)
+
+    def _bounds(self, state: TaskState) -> tuple[dict[str, float], dict[str, float], list[str]]:
+        lower, upper, live = super()._bounds(state)
+        for c in self.looks:
+            look = self._look_cap(state, c)
+            if look is not None:
+                unprobed = max(self.batch_size - state.looked_by(c).compared, 1.0)
+                lower[c] = max(lower[c], 1.0 - look / unprobed)
+        return lower, upper, live
+
+    def view(self, state: State) -> PolicyView:
+        """The plan's view, its probes tagged as the leader's look while the look wants more.
+        The plan itself decides when to stop probing: a look it does not reach is given up
+        (its share of delta unspent), never waited for."""
+        state = TaskState.of(state)
+        view = super().view(state)
+        pending = self._pending_looks(state)
+        if not pending or not view.live:
+            return view
+        return replace(view, look=tuple(c for c in pending if c in view.live))

@@ -1,0 +1,312 @@
+"""Batch mode with screening: the stages, what each stage's counters hold, that certification
+spends delta on screening's choice alone, and the guarantee by simulation at the threshold."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from smart_core import SmartConfig
+from smart_core.policy import (
+    BatchPlanPolicy,
+    ScreenedBatchPolicy,
+    TaskState,
+    batch_policy,
+    policy_for,
+    probe_failure,
+    probe_outcome,
+)
+from smart_core.policy import keys as K
+from smart_core.policy.screened_batch import (
+    LOOK_SHARE,
+    MIN_SCREEN,
+    Prospect,
+    certification_shares,
+    contenders,
+    default_screen,
+)
+from smart_core.policy.state import Evidence
+from smart_core.stats.fixed_look import max_differing
+
+REF = "ref"
+#: Cost of one call: three cheap candidates, a dear one (the reference's price) and a free one.
+COSTS = {REF: 0.005, "a": 0.0004, "b": 0.0003, "c": 0.0005, "dear": 0.005, "junk": 0.0001}
+
+
+def make(candidates=("a", "b", "c", "junk"), *, n=1500, epsilon=0.10, delta=0.05, screen=None):
+    return ScreenedBatchPolicy(
+        task="t",
+        reference=REF,
+        candidates=list(candidates),
+        epsilon=epsilon,
+        delta=delta,
+        prior_costs=COSTS,
+        batch_size=n,
+        screen=screen,
+    )
+
+
+@dataclass
+class Run:
+    counters: dict[str, float]
+    differing: int
+    cost: float
+    screened: int
+    probes: int
+
+
+def simulate(policy, rates: Mapping[str, float], *, seed: int, costs=COSTS) -> Run:
+    """One batch through the real policy: every item's answers drawn at the true rates, the
+    decision's increments applied, probes settled at once as the router settles them (screening
+    costs kept apart, as engine.increments does)."""
+    rng = random.Random(seed)
+    counters: dict[str, float] = defaultdict(float)
+    differing, cost = 0, 0.0
+    for _ in range(policy.batch_size):
+        decision = policy.decide(counters, rng)
+        for k, v in decision.increments.items():
+            counters[k] += v
+        cost += costs[decision.route]
+        screening = decision.stage == "screening"
+        if decision.probe and screening:
+            counters[K.screen_calls(REF)] += 1
+            counters[K.screen_cost(REF)] += costs[REF]
+        for c in decision.probe_models:
+            cost += costs[c]
+            counters[K.calls(c)] += 1
+            counters[K.call_cost(c)] += costs[c]
+            if screening:
+                counters[K.screen_calls(c)] += 1
+                counters[K.screen_cost(c)] += costs[c]
+            for k, v in probe_outcome(decision, c, rng.random() < rates[c]).items():
+                counters[k] += v
+        if decision.route != REF and rng.random() >= rates[decision.route]:
+            differing += 1
+    return Run(dict(counters), differing, cost, int(counters[K.SCREENED]), int(counters[K.PROBES]))
+
+
+# -- stages ------------------------------------------------------------------------------------
+
+
+def test_screening_probes_every_candidate_and_routes_nothing_to_them():
+    policy = make()
+    rng = random.Random(0)
+    counters: dict[str, float] = defaultdict(float)
+    for _ in range(MIN_SCREEN):
+        d = policy.decide(counters, rng)
+        assert d.stage == "screening" and d.route == REF and d.probe
+        assert set(d.probe_models) == {"a", "b", "c", "junk"}
+        assert d.increments[K.SCREENED] == 1.0
+        for k, v in d.increments.items():
+            counters[k] += v
+        for c in d.probe_models:  # settle each probe: every candidate agrees
+            for k, v in probe_outcome(d, c, True).items():
+                counters[k] += v
+    assert counters[K.SCREENED] == MIN_SCREEN
+    assert not any(k.startswith("cert.") for k in counters)
+
+
+def test_certification_bounds_count_only_the_probes_after_screening():
+    """However good a candidate looked in screening, its bound starts from nothing: screening's
+    probes chose it, so they cannot also certify it."""
+    policy = make(screen=30)
+    counters = {K.REQUESTS: 30, K.PROBES: 30, K.SCREENED: 30, K.routed(REF): 30}
+    for c, agreed in (("a", 30), ("b", 20), ("c", 18), ("junk", 2)):
+        counters |= {K.probes_of(c): 30, K.agreements(c): agreed}
+        counters |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
+    counters |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    view = policy.view(counters)
+    assert view.stage == "certifying"
+    assert view.lower["a"] == 0.0
+    assert view.live and "a" in view.live and "junk" not in view.live
+    d = policy.decide(counters, random.Random(1))
+    assert d.probe and d.stage == "certifying" and "a" in d.probe_models
+    assert d.increments[K.cert_open("a")] == 1.0
+    # Its outcome lands in both families of counters; a failure settles both.
+    assert probe_outcome(d, "a", True)[K.cert_agreements("a")] == 1.0
+    assert probe_outcome(d, "a", False)[K.probes_of("a")] == 1.0
+    assert probe_failure(d, "a")[K.cert_open("a")] == -1.0
+    # 400 agreeing certification probes later the bound is high.
+    more = {**counters, K.REQUESTS: 430, K.PROBES: 430}
+    more |= {K.cert_probes("a"): 400, K.cert_agreements("a"): 400}
+    more |= {K.probes_of("a"): 430, K.agreements("a"): 430}
+    assert policy.view(more).lower["a"] > 0.95
+
+
+def test_the_plan_is_fixed_by_screening_alone():
+    """The shares (and the planned look) are a function of screening's counters: certification
+    outcomes, good or bad, never change them."""
+    policy = make(screen=30)
+    base = {K.REQUESTS: 60, K.PROBES: 60, K.SCREENED: 30, K.routed(REF): 60}
+    for c, agreed in (("a", 29), ("b", 27), ("c", 20), ("junk", 3)):
+        base |= {K.probes_of(c): 30, K.agreements(c): agreed}
+        base |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
+    base |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    plans = []
+    for agreed in (0, 15, 30):
+        counters = dict(base)
+        for c in ("a", "b"):
+            counters[K.probes_of(c)] += 30
+            counters[K.agreements(c)] += agreed
+            counters |= {K.cert_probes(c): 30, K.cert_agreements(c): agreed}
+        plans.append(policy._plan(TaskState.from_counters(counters)))
+    assert plans[0] is plans[1] is plans[2]
+    assert plans[0].candidates[0] == "a"  # the leader
+    assert abs(sum(plans[0].alphas.values()) + sum(plans[0].look_alphas.values()) - 0.05) < 1e-12
+
+
+def test_shares_concentrate_on_the_leader_and_sum_to_one():
+    found = {
+        "a": Prospect(10.0, 8.0, 12.0),
+        "b": Prospect(7.0, 5.0, 11.0),  # may still beat a
+        "c": Prospect(3.0, 1.0, 5.0),  # cannot
+        "d": Prospect(-1.0, -2.0, 0.0),  # can save nothing
+    }
+    assert contenders(found) == ["a", "b"]
+    shares = certification_shares(found)
+    assert set(shares) == {"a", "b"} and abs(sum(shares.values()) - 1.0) < 1e-12
+    assert shares["a"] > shares["b"]
+    assert certification_shares({"a": Prospect(10.0, 8.0, 12.0)}) == {"a": 1.0}
+    assert certification_shares({"d": Prospect(-1.0, -2.0, 0.0)}) == {}
+
+
+def test_a_useless_or_dear_candidate_is_not_certified():
+    """A candidate that never agrees leaves screening within its first probes, and one at the
+    reference's price is never certified: neither can save anything."""
+    policy = make(candidates=("a", "b", "dear", "junk"))
+    run = simulate(policy, {"a": 0.97, "b": 0.8, "dear": 0.99, "junk": 0.0}, seed=3)
+    c = run.counters
+    assert c[K.dropped("junk")] == 1.0
+    assert c[K.probes_of("junk")] <= MIN_SCREEN + 8
+    assert c.get(K.cert_probes("dear"), 0.0) == 0.0 and c.get(K.cert_probes("junk"), 0.0) == 0.0
+    assert c[K.routed("a")] > 0.5 * policy.batch_size  # and the good one carries the batch
+
+
+def test_default_screen_and_the_policy_a_config_gets():
+    assert default_screen(1500, 5) == 0 and default_screen(300, 8) == 0
+    assert MIN_SCREEN <= default_screen(1500, 6) <= 240
+    base = {"task": "t", "epsilon": 0.1, "reference": "gpt-4o"}
+    models = ["gpt-4o-mini", "gpt-4.1-nano", "gpt-4.1-mini", "gpt-4.1", "o4-mini", "gpt-5-mini"]
+    many = {**base, "candidates": models}
+    assert type(policy_for(SmartConfig(**many, batch_size=1500))) is ScreenedBatchPolicy
+    assert type(policy_for(SmartConfig(**many, batch_size=1500, screen=0))) is BatchPlanPolicy
+    assert type(policy_for(SmartConfig(**base, candidates=["gpt-4o-mini"], batch_size=1500))) is (
+        BatchPlanPolicy
+    )
+    assert policy_for(SmartConfig(**many, batch_size=1500, screen=50)).screen == 50
+    with pytest.raises(ValueError, match="screen"):
+        SmartConfig(**many, batch_size=1500, screen=-1)
+    with pytest.raises(ValueError, match="screen"):
+        batch_policy(
+            task="t", reference=REF, candidates=["a", "b", "c"], epsilon=0.1, delta=0.05,
+            prior_costs=COSTS, batch_size=100, screen=100,
+        )  # fmt: skip
+
+
+def test_a_restored_ticket_keeps_its_stage_and_look():
+    from smart_core.engine.ticket import Ticket
+    from smart_core.jobs.run_records import ticket_from, ticket_json
+
+    policy = make(screen=30)
+    counters = {K.REQUESTS: 30, K.PROBES: 30, K.SCREENED: 30, K.routed(REF): 30}
+    for c in ("a", "b", "c", "junk"):
+        counters |= {K.probes_of(c): 30, K.agreements(c): 29 if c == "a" else 10}
+        counters |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
+    counters |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    d = policy.decide(counters, random.Random(0))
+    assert d.stage == "certifying" and d.look == ("a",)
+    back = ticket_from(ticket_json(Ticket("r1", d, d.route)))
+    assert back.decision.stage == "certifying" and back.decision.look == ("a",)
+
+
+# -- the guarantee, by simulation --------------------------------------------------------------
+
+
+def test_selection_then_one_look_covers_the_truth_at_the_threshold():
+    """The statistical core, 4,000 times: a random order of a batch, screening on its first
+    items, the shares and the look fixed from screening alone, then the look on fresh items of
+    the rest. The leader sits exactly where its look is tightest, so the chance that the look's
+    bound misses the truth is as large as it gets; it stays within the look's share of delta
+    (three standard errors), which a rule that reused screening's probes would not."""
+    n_items, screen, runs = 1500, 60, 4000
+    policy = make(screen=screen)
+    rng = np.random.default_rng(11)
+    # True differing counts over the batch: "a" at the edge, "b" close behind, the rest poor.
+    truth = {"a": 132, "b": 200, "c": 420, "junk": 1400}
+    missed = planned = 0
+    for _ in range(runs):
+        seen = {c: int(rng.hypergeometric(d, n_items - d, screen)) for c, d in truth.items()}
+        counters = {K.REQUESTS: screen, K.PROBES: screen, K.SCREENED: screen}
+        for c, k in seen.items():
+            counters |= {K.probes_of(c): screen, K.agreements(c): screen - k}
+            counters |= {K.screen_calls(c): screen, K.screen_cost(c): screen * COSTS[c]}
+        counters |= {K.screen_calls(REF): screen, K.screen_cost(REF): screen * COSTS[REF]}
+        plan = policy._plan(TaskState.from_counters(counters))
+        if plan is None or not plan.looks:
+            continue
+        ((c, n),) = plan.looks.items()
+        planned += 1
+        rest, left = n_items - screen, truth[c] - seen[c]
+        k = int(rng.hypergeometric(left, rest - left, n))
+        if max_differing(k, n, rest, plan.look_alphas[c]) - k < left - k:
+            missed += 1
+    assert planned > runs / 2  # the look was planned in most runs, so the check is exercised
+    rate, alpha = missed / planned, 0.05 * LOOK_SHARE
+    assert rate <= alpha + 3 * math.sqrt(alpha * (1 - alpha) / planned), (missed, planned)
+
+
+@pytest.mark.slow
+def test_realized_disagreement_stays_within_epsilon_at_the_threshold():
+    """The whole policy, 300 batches of 1,500 items: the cheap leader agrees exactly at
+    1 - epsilon, so every batch that routes to it is at the edge of the budget. The share of
+    batches whose realized disagreement exceeds epsilon stays within delta."""
+    eps, delta, runs = 0.10, 0.05, 300
+    rates = {"a": 1 - eps, "b": 0.85, "c": 0.7, "junk": 0.0}
+    over = routed = 0
+    for seed in range(runs):
+        run = simulate(make(epsilon=eps, delta=delta), rates, seed=seed)
+        over += run.differing > eps * 1500
+        routed += run.counters.get(K.routed("a"), 0.0) > 0
+    assert routed > runs / 3
+    assert over / runs <= delta + 2 * math.sqrt(delta * (1 - delta) / runs), (over, runs)
+
+
+@pytest.mark.slow
+def test_screening_saves_more_than_the_plain_plan_where_certifying_is_hard():
+    """Eight cheap candidates, the best a little above the target (0.925 at epsilon 0.10, as
+    arc_challenge's best): the plain plan splits delta eight ways and needs many probes to
+    certify it; screening narrows to it and certifies it with all of delta and a look. Over 8
+    batches the screened plan's median cost is lower, and no batch exceeds epsilon."""
+    many = {f"m{i}": 0.0002 + 0.00005 * i for i in range(7)}
+    costs = {**COSTS, **many}
+    rates = {"a": 0.925, **{m: 0.75 + 0.02 * i for i, m in enumerate(many)}}
+    cands = ["a", *many]
+    args = dict(
+        task="t", reference=REF, candidates=cands, epsilon=0.1, delta=0.05, prior_costs=costs,
+        batch_size=1500,
+    )  # fmt: skip
+    screened, plain = [], []
+    for seed in range(8):
+        s = simulate(ScreenedBatchPolicy(**args), rates, seed=seed, costs=costs)
+        p = simulate(BatchPlanPolicy(**args), rates, seed=seed, costs=costs)
+        assert s.differing <= 150 and p.differing <= 150
+        screened.append(s.cost)
+        plain.append(p.cost)
+    assert float(np.median(screened)) < float(np.median(plain)), (screened, plain)
+
+
+def test_screening_evidence_is_the_whole_less_certification():
+    from smart_core.policy.screened_batch import _screening_evidence
+
+    state = TaskState(
+        evidence={"a": Evidence(compared=50, agreed=45, open=2)},
+        cert_evidence={"a": Evidence(compared=20, agreed=19, open=1)},
+    )
+    ev = _screening_evidence(state, "a")
+    assert (ev.compared, ev.agreed, ev.open) == (30, 26, 1)
