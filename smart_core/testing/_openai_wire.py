@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from ._logprobs import MAX_TOP_LOGPROBS
 from ._prompt import Message, Prompt, RequestOptions, Tool, ToolCall
 from ._reply import BadRequest, Completion
 from ._sse import fragments, frame, text_pieces
@@ -92,13 +93,33 @@ def parse_request(body: Any) -> tuple[Prompt, RequestOptions]:
     )
     stop = body.get("stop")
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    logprobs, top = _logprobs_options(body)
     options = RequestOptions(
         stream=bool(body.get("stream")),
         include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
         stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        logprobs=logprobs,
+        top_logprobs=top,
     )
     return prompt, options
+
+
+def _logprobs_options(body: Mapping[str, Any]) -> tuple[bool, int]:
+    """``logprobs`` and ``top_logprobs``, refused as OpenAI refuses them (HTTP 400)."""
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise BadRequest(f"'logprobs' must be a boolean, got {logprobs!r}")
+    top = body.get("top_logprobs")
+    if top is None:
+        return bool(logprobs), 0
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise BadRequest(
+            f"'top_logprobs' must be an integer from 0 to {MAX_TOP_LOGPROBS}, got {top!r}"
+        )
+    if not logprobs:
+        raise BadRequest("'logprobs' must be set to true when 'top_logprobs' is used")
+    return True, top
 
 
 def usage_body(c: Completion) -> dict[str, Any]:
@@ -141,7 +162,12 @@ def completion_body(c: Completion) -> dict[str, Any]:
     }
     if c.tool_calls:
         message["tool_calls"] = [_call(t) for t in c.tool_calls]
-    choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": c.finish}
+    choice = {
+        "index": 0,
+        "message": message,
+        "logprobs": _logprobs_body(c.logprobs),
+        "finish_reason": c.finish,
+    }
     return {**_envelope(c, "chat.completion"), "choices": [choice], "usage": usage_body(c)}
 
 
@@ -150,12 +176,18 @@ def stream_frames(c: Completion, options: RequestOptions) -> list[str]:
     name first, then argument fragments), a finish chunk, the ``choices: []`` usage chunk when
     ``stream_options.include_usage`` asked for it, and ``[DONE]``."""
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+    def chunk(delta: dict[str, Any], finish: str | None = None, tokens: Any = None) -> str:
+        choice = {"index": 0, "delta": delta, "logprobs": tokens, "finish_reason": finish}
         return frame({**_envelope(c, "chat.completion.chunk"), "choices": [choice]})
 
     frames = [chunk({"role": "assistant", "content": ""})]
-    frames += [chunk({"content": piece}) for piece in text_pieces(c.text)]
+    # With logprobs, each content delta carries its own token's entry, as OpenAI streams them.
+    pieces = text_pieces(c.text)
+    entries = list(c.logprobs) if c.logprobs is not None else [None] * len(pieces)
+    frames += [
+        chunk({"content": piece}, tokens=_logprobs_body((e,) if e is not None else None))
+        for piece, e in zip(pieces, entries, strict=True)
+    ]
     for i, call in enumerate(c.tool_calls):
         head = {"index": i, "id": call.id, "type": "function"}
         frames.append(
@@ -172,6 +204,12 @@ def stream_frames(c: Completion, options: RequestOptions) -> list[str]:
         frames.append(frame(usage))
     frames.append(frame("[DONE]"))
     return frames
+
+
+def _logprobs_body(entries: tuple[dict[str, Any], ...] | None) -> dict[str, Any] | None:
+    if entries is None:
+        return None
+    return {"content": [dict(e) for e in entries], "refusal": None}
 
 
 _ERROR_TYPES = {

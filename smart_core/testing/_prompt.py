@@ -86,3 +86,6 @@ class RequestOptions:
     include_usage: bool = False
     stop: tuple[str, ...] = ()
     max_tokens: int | None = None
+    #: OpenAI's ``logprobs`` / ``top_logprobs``: token log-probabilities of the answer.
+    logprobs: bool = False
+    top_logprobs: int = 0

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import SmartError
+from ._logprobs import default_confidence, token_logprobs
 from ._prompt import Prompt, RequestOptions, ToolCall
 
 __all__ = [
@@ -33,13 +34,24 @@ class Reply:
     """A behaviour's answer when a plain string is not enough.
 
     ``input_tokens`` / ``output_tokens`` override the server's estimate (a replay file's logged
-    counts, say); ``None`` keeps the estimate.
+    counts, say); ``None`` keeps the estimate. ``confidence`` is the probability the model gives
+    its whole answer, reported as token logprobs when an OpenAI client asks for them
+    (``logprobs: true``); ``None``: a fixed function of the text, between 0.5 and 1.
     """
 
     text: str = ""
     tool_calls: tuple[ToolCall, ...] = ()
     input_tokens: int | None = None
     output_tokens: int | None = None
+    confidence: float | None = None
+
+    def __post_init__(self) -> None:
+        c = self.confidence
+        if c is not None and not (isinstance(c, int | float) and 0.0 < c <= 1.0):
+            raise ValueError(
+                f"Reply.confidence must be a probability in (0, 1], got {c!r}; e.g. "
+                "Reply('A', confidence=0.95)"
+            )
 
 
 def count_tokens(text: str) -> int:
@@ -98,6 +110,8 @@ class Completion:
     stop_sequence: str | None
     input_tokens: int
     output_tokens: int
+    #: OpenAI ``logprobs.content`` entries of the text, when the client asked for them.
+    logprobs: tuple[dict[str, Any], ...] | None = None
 
 
 def complete(reply: Reply, prompt: Prompt, options: RequestOptions, *, number: int) -> Completion:
@@ -118,6 +132,10 @@ def complete(reply: Reply, prompt: Prompt, options: RequestOptions, *, number: i
             text = text[:at]
         if options.max_tokens is not None and count_tokens(text) > options.max_tokens:
             text, finish, stop_sequence = text[: max(0, options.max_tokens) * 4], "length", None
+    logprobs = None
+    if options.logprobs:
+        confidence = reply.confidence or default_confidence(text)
+        logprobs = tuple(token_logprobs(text, confidence, options.top_logprobs))
     output = reply.output_tokens
     if output is None:
         output = count_tokens(text + "".join(c.name + _dumps(c.arguments) for c in calls))
@@ -132,4 +150,5 @@ def complete(reply: Reply, prompt: Prompt, options: RequestOptions, *, number: i
         if reply.input_tokens is None
         else reply.input_tokens,
         output_tokens=output,
+        logprobs=logprobs,
     )
