@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from . import _anthropic_wire, _openai_wire
+from . import _anthropic_wire, _embeddings, _openai_wire
 from ._behaviour import Behaviour, Responder, as_behaviour, respond
 from ._echo import echo
 from ._faults import Fault, FaultKind
@@ -164,6 +164,7 @@ class FakeLLMServer:
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
                 Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
             ],
             exception_handlers={404: self._not_found, 405: self._not_found},
         )
@@ -288,6 +289,45 @@ class FakeLLMServer:
 
     async def _anthropic(self, request: Request) -> Any:
         return await self._handle(request, "anthropic")
+
+    async def _embeddings(self, request: Request) -> JSONResponse:
+        """OpenAI's Embeddings API (:mod:`._embeddings`): deterministic vectors, no behaviour
+        or fault schedule; each request is logged with ``api="openai"`` under its model."""
+        body: Any = None
+        try:
+            body = json.loads(await request.body())
+            model, texts, dimensions, encoding = _embeddings.parse_embeddings_request(body)
+        except (ValueError, BadRequest) as exc:
+            message = str(exc) if isinstance(exc, BadRequest) else "the body is not valid JSON"
+            model = body.get("model") if isinstance(body, dict) else None
+            self._record(
+                model=str(model or ""),
+                api="openai",
+                stream=False,
+                status=400,
+                fault=None,
+                call=0,
+                prompt=None,
+                body=body,
+                error=message,
+            )
+            error = _openai_wire.error_body("invalid_request", message)
+            return JSONResponse(error, status_code=400)
+        with self._lock:
+            self._number += 1
+            self._calls[model] += 1
+            call = self._calls[model]
+        self._record(
+            model=model,
+            api="openai",
+            stream=False,
+            status=200,
+            fault=None,
+            call=call,
+            prompt=None,
+            body=body,
+        )
+        return JSONResponse(_embeddings.embeddings_body(model, texts, dimensions, encoding))
 
     async def _not_found(self, request: Request, exc: Exception) -> JSONResponse:
         message = (
