@@ -202,6 +202,7 @@ class PolicyBase:
         prior_costs: Mapping[str, float],
         bound: ConfidenceSequence,
         delta_weights: Mapping[str, float] | None = None,
+        route_models: Mapping[str, Sequence[str]] | None = None,
         bound_delta: float | None = None,
     ) -> None:
         self.task = task
@@ -216,6 +217,13 @@ class PolicyBase:
             delta if bound_delta is None else bound_delta, self.candidates, delta_weights
         )
         self._prior_costs = dict(prior_costs)
+        #: Per candidate route, the models a probe of it calls besides the reference (a model
+        #: route calls itself; a cascade its steps' models): a probe calls each model once,
+        #: however many of its routes read the answer.
+        self.route_models = {
+            c: tuple(m for m in (route_models or {}).get(c, (c,)) if m != reference)
+            for c in self.candidates
+        }
         # Economic choices (drop, explore, commit) per evidence step: see the subclasses.
         self._econ_cache: dict[tuple, tuple[tuple[str, ...], bool]] = {}
 
@@ -240,6 +248,7 @@ class PolicyBase:
             "prior_costs": prior,
             "method": config.method,
             "delta_weights": getattr(config, "delta_weights", None),
+            "route_models": {c.name: c.models for c in cascades},
         }
 
     # -- derived quantities ------------------------------------------------------------------
@@ -260,6 +269,14 @@ class PolicyBase:
             ref_mean = state.call_cost.get(self.reference, 0.0) / ref_n
             return prior * ref_mean / self._prior_costs[self.reference]
         return prior
+
+    def probe_calls_cost(
+        self, state: State, live: Sequence[str], cost: Mapping[str, float]
+    ) -> float:
+        """What a probe of ``live`` adds to the reference's call: each model its routes need,
+        once (``cost`` gives a model's cost where known, else its expected cost)."""
+        models = dict.fromkeys(m for c in live for m in self.route_models.get(c, (c,)))
+        return sum(cost[m] if m in cost else self.expected_cost(state, m) for m in models)
 
     def _alpha(self, state: TaskState, c: str) -> float:
         """``c``'s share of delta for its bound now."""

@@ -90,6 +90,7 @@ class BatchPlanPolicy(PolicyBase):
         batch_size: int,
         method: str = "anytime",
         delta_weights: Mapping[str, float] | None = None,
+        route_models: Mapping[str, Sequence[str]] | None = None,
         bound: ConfidenceSequence | None = None,
     ) -> None:
         bound = bound or make_confidence_sequence(method, epsilon, batch_size)
@@ -107,6 +108,7 @@ class BatchPlanPolicy(PolicyBase):
             prior_costs=prior_costs,
             bound=bound,
             delta_weights=delta_weights,
+            route_models=route_models,
         )
         self.batch_size = batch_size
         # The finite-population bound covers the batch's own answers: no realization margin.
@@ -390,7 +392,7 @@ class BatchPlanPolicy(PolicyBase):
         ref, state, cost, grid = self.reference, look.state, look.cost, look.grid
         # Predictions are optimistic, and what a probe adds to a plain reference call (the
         # candidates' calls) is lost for good if it does not pay: it is counted with a margin.
-        probe_cost = cost[ref] + (1.0 + _COMMIT_MARGIN) * sum(cost[c] for c in live)
+        probe_cost = cost[ref] + (1.0 + _COMMIT_MARGIN) * self.probe_calls_cost(state, live, cost)
         extras = grid.extras
         # The table's cells as columns: caps[i, j, k] is candidate i's cap after extras[j] more
         # probes in scenario k; a scenario below today's estimate must not undo today's

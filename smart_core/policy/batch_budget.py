@@ -48,6 +48,7 @@ class BatchBudgetPolicy(OnlineMixPolicy):
         method: str = "clopper-pearson",
         audit_rate: float = 0.0,
         delta_weights: Mapping[str, float] | None = None,
+        route_models: Mapping[str, Sequence[str]] | None = None,
         bound: ConfidenceSequence | None = None,
     ) -> None:
         bound = bound or make_confidence_sequence(method, epsilon, batch_size)
@@ -62,6 +63,7 @@ class BatchBudgetPolicy(OnlineMixPolicy):
             prior_costs=prior_costs,
             audit_rate=audit_rate,
             delta_weights=delta_weights,
+            route_models=route_models,
             bound=bound,
         )
         self.batch_size = batch_size

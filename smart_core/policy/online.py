@@ -70,6 +70,7 @@ class OnlineMixPolicy(PolicyBase):
         expected_requests: int | None = None,
         audit_rate: float = 0.0,
         delta_weights: Mapping[str, float] | None = None,
+        route_models: Mapping[str, Sequence[str]] | None = None,
         bound: ConfidenceSequence | None = None,
         drift: bool = False,
     ) -> None:
@@ -82,6 +83,7 @@ class OnlineMixPolicy(PolicyBase):
             prior_costs=prior_costs,
             bound=bound or make_confidence_sequence(method, epsilon),
             delta_weights=delta_weights,
+            route_models=route_models,
         )
         self.expected_requests = expected_requests
         self.audit_rate = audit_rate
@@ -123,7 +125,7 @@ class OnlineMixPolicy(PolicyBase):
 
         # Dropped candidates are no longer probed but may still be routed at their last bound.
         routes = (ref, *self.candidates)
-        probe_overhead = sum(cost[c] for c in live)
+        probe_overhead = self.probe_calls_cost(state, live, cost)
         costs = [cost[ref] + probe_overhead] + [cost[c] for c in self.candidates]
         bounds = [lower[r] for r in routes]
         allowed = self._allowed(state, routes, costs, bounds, upper, 1.0 - eps_eff)

@@ -209,6 +209,7 @@ class ScreenedBatchPolicy(PolicyBase):
         batch_size: int,
         method: str = "anytime",
         delta_weights: Mapping[str, float] | None = None,
+        route_models: Mapping[str, Sequence[str]] | None = None,
         screen: int | None = None,
     ) -> None:
         args = dict(
@@ -223,11 +224,14 @@ class ScreenedBatchPolicy(PolicyBase):
         )
         # Screening's own economics (which candidates are not worth even screening) use the
         # plain plan; its bounds are never used to route.
-        self._screening = BatchPlanPolicy(**args, delta_weights=delta_weights)
+        self._screening = BatchPlanPolicy(
+            **args, delta_weights=delta_weights, route_models=route_models
+        )
         super().__init__(
             **{k: v for k, v in args.items() if k not in ("batch_size", "method")},
             bound=self._screening.bound,
             delta_weights=delta_weights,
+            route_models=route_models,
         )
         self.batch_size = batch_size
         self.screen = screen_size(batch_size) if screen is None else screen
@@ -332,6 +336,7 @@ class ScreenedBatchPolicy(PolicyBase):
             batch_size=rest,
             method=self._method,
             delta_weights=weights,
+            route_models=self.route_models,
             bound=make_confidence_sequence(self._method, self.epsilon, rest),
             looks=looks,
             look_alphas=look_alphas,
