@@ -3,7 +3,8 @@
 Times :meth:`Policy.decide <smart_core.policy.Policy.decide>` alone (no store), on counters as
 a task has them after ``probes`` probes: ``candidates`` cheap candidates agreeing with the
 reference at rates spread between 0.90 and 0.99, in online mode (``expected_requests``) and in
-batch mode (a batch four times the probes). Each decision counts one more request, so the
+batch mode (a batch four times the probes; with six candidates or more a screened batch past its
+screening, as :func:`~smart_core.policy.policy_for` builds it). Each decision counts one more request, so the
 policy's caches see what they see in serving; the first decisions, which fill them, are timed
 too.
 """
@@ -64,12 +65,24 @@ def _setup(mode: str, candidates: int, probes: int) -> tuple[Policy, dict[str, f
         K.calls(_REF): float(probes),
         K.call_cost(_REF): probes * 0.004,
     }
+    # A screened batch (six candidates or more) is past its screening: its first requests
+    # screened every candidate, the rest of the probes are certification probes.
+    screened = min(getattr(policy, "screen", 0), probes // 2)
+    if screened:
+        counters[K.SCREENED] = float(screened)
+        counters[K.screen_calls(_REF)] = float(screened)
+        counters[K.screen_cost(_REF)] = screened * 0.004
     for i, name in enumerate(names):
         rate = 0.90 + 0.09 * i / max(candidates - 1, 1)
         counters[K.probes_of(name)] = float(probes)
         counters[K.agreements(name)] = float(round(rate * probes))
         counters[K.calls(name)] = float(probes)
         counters[K.call_cost(name)] = probes * 0.0002 * (1 + i)
+        if screened:
+            counters[K.screen_calls(name)] = float(screened)
+            counters[K.screen_cost(name)] = screened * 0.0002 * (1 + i)
+            counters[K.cert_probes(name)] = float(probes - screened)
+            counters[K.cert_agreements(name)] = float(round(rate * (probes - screened)))
     return policy, counters
 
 
