@@ -22,10 +22,11 @@ from pydantic import PrivateAttr
 
 from smart_core import Answer, Calls, ConfigError, Ledger, Routed, SmartConfig, SmartRouter
 from smart_core.engine.framework_adapter import check_task, config_for, model_name_of
+from smart_core.task.cascades import logprob_models
 
 from ._batch_order import drawn_order, in_input_order
 from ._cache import CACHE_KEYS, MessageCodec, cache_request, metadata_kwargs
-from ._convert import MessageMatch, answer_from_message, chunk_from_message
+from ._convert import MessageMatch, answer_from_message, chunk_from_message, logprobs_in
 from ._tools import STRUCTURED_KEY as _STRUCTURED_KEY
 from ._tools import TOOLS_KEY as _TOOLS_KEY
 from ._tools import ToolsAndStructuredOutput
@@ -147,6 +148,7 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
     _config: SmartConfig = PrivateAttr()
     _router: SmartRouter = PrivateAttr()
     _models: dict[str, BaseChatModel] = PrivateAttr()
+    _logprob_models: frozenset[str] = PrivateAttr(default=frozenset())
     _usage_warnings: UsageWarnings = PrivateAttr(default_factory=UsageWarnings)
 
     def __init__(self, **kwargs: Any) -> None:
@@ -181,6 +183,7 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
         )
         self._router = SmartRouter(self._config, store=self.store, seed=self.seed)
         self._router.wait_for_probes = self.wait_for_probes
+        self._logprob_models = logprob_models(self._config.cascade_list())
 
     def _named_models(self) -> dict[str, BaseChatModel]:
         models: dict[str, BaseChatModel] = {}
@@ -410,6 +413,10 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
             call.setdefault("max_tokens", self.max_tokens)
         if stream is False:
             call.pop("stream", None)
+        if name in self._logprob_models and "logprobs" in type(inner).model_fields:
+            # A cascade step judged by its confidence: asked on every call of the model, served
+            # or probed, so a probe judges the step on what serving it would have seen.
+            call.setdefault("logprobs", True)
         if kwargs.get("tools"):
             options = dict(kwargs.get(_TOOLS_KEY) or {})
             if kwargs.get("tool_choice") is not None:
@@ -441,8 +448,12 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
 
     def _result_answer(self, result: ChatResult, name: str, prompt: list[BaseMessage]) -> Answer:
         """A whole answer, carrying LangChain's ``ChatResult`` to hand back to the user."""
-        answer = self._answer(result.generations[0].message, name, prompt)
+        generation = result.generations[0]
+        answer = self._answer(generation.message, name, prompt)
         answer.raw = result
+        answer.logprobs = logprobs_in(
+            generation.generation_info, generation.message.response_metadata
+        )
         return answer
 
     def _streamed_answer(
@@ -451,7 +462,9 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
         merged = merge_chat_generation_chunks(chunks)
         if merged is None:
             return Answer(text="", model=name)
-        return self._answer(merged.message, name, prompt)
+        answer = self._answer(merged.message, name, prompt)
+        answer.logprobs = logprobs_in(merged.generation_info, merged.message.response_metadata)
+        return answer
 
     def _metadata(self, routed: Routed) -> dict[str, Any]:
         meta = routed.certificate.to_dict()

@@ -17,7 +17,7 @@ from langchain_core.outputs import ChatGenerationChunk
 
 from smart_core import Answer, JsonMatch, ToolCallMatch, Usage
 
-__all__ = ["MessageMatch", "answer_from_message", "chunk_from_message"]
+__all__ = ["MessageMatch", "answer_from_message", "chunk_from_message", "logprobs_in"]
 
 
 def _details(usage: Mapping[str, Any], field: str, key: str) -> int:
@@ -60,6 +60,17 @@ def answer_from_message(message: BaseMessage, model: str) -> Answer:
         usage=usage_from_message(message),
         raw=message,
     )
+
+
+def logprobs_in(*infos: Mapping[str, Any] | None) -> tuple[float, ...] | None:
+    """Token logprobs as ``ChatOpenAI`` reports them (``{"logprobs": {"content": [{"logprob":
+    ...}]}}`` in a generation's ``generation_info`` or a message's ``response_metadata``; a
+    stream's chunks merged), from the first of ``infos`` that has them."""
+    for info in infos:
+        content = ((info or {}).get("logprobs") or {}).get("content")
+        if isinstance(content, list) and content:
+            return tuple(float(t["logprob"]) for t in content if isinstance(t, Mapping))
+    return None
 
 
 def chunk_from_message(message: AIMessage) -> ChatGenerationChunk:

@@ -157,6 +157,7 @@ class _Provider:
         max_tokens: int = 256,
         temperature: float | None = 0.0,
         name: str | None = None,
+        logprobs: bool = False,
     ) -> None:
         if not model.strip():
             raise ConfigError(f"{self.provider}: model must be a non-empty model name")
@@ -167,6 +168,9 @@ class _Provider:
         self.max_tokens = int(max_tokens)
         self.temperature = temperature
         self.name = name or f"{self.provider}:{model}"
+        #: Ask for token logprobs (a cascade step judged by its confidence); APIs without them
+        #: (Anthropic's) answer without, and such a step escalates.
+        self.logprobs = bool(logprobs)
         self._secret = _key(self.provider, api_key, base_url)
         self._client = self._make_client(self._secret)
 
@@ -233,9 +237,13 @@ class OpenAIProvider(_Provider):
             kwargs["max_tokens"] = self.max_tokens
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
+        if self.logprobs:
+            kwargs["logprobs"] = True
         resp = await self._client.chat.completions.create(**kwargs)
         text = resp.choices[0].message.content if resp.choices else None
-        return Answer(text=text, model=self.name, usage=openai_usage(resp.usage), raw=resp)
+        answer = Answer(text=text, model=self.name, usage=openai_usage(resp.usage), raw=resp)
+        answer.logprobs = openai_logprobs(resp)
+        return answer
 
 
 class AnthropicProvider(_Provider):
@@ -278,6 +286,15 @@ def openai_usage(usage: Any) -> Usage:
         cached_input_tokens=int(getattr(details, "cached_tokens", 0) or 0),
         reasoning_tokens=int(getattr(out_details, "reasoning_tokens", 0) or 0),
     )
+
+
+def openai_logprobs(resp: Any) -> tuple[float, ...] | None:
+    """The token logprobs of a Chat Completions response's first choice, if it has them."""
+    choices = getattr(resp, "choices", None) or []
+    content = getattr(getattr(choices[0], "logprobs", None), "content", None) if choices else None
+    if not content:
+        return None
+    return tuple(float(t.logprob) for t in content)
 
 
 def anthropic_usage(usage: Any) -> Usage:

@@ -17,7 +17,9 @@ class Answer:
     ``text`` is the plain answer; ``value`` an optional structured form (parsed JSON, tool calls)
     that comparators prefer when present. ``cost`` (USD) overrides pricing from ``usage`` when the
     caller already knows it (replays, providers that bill per call). ``raw`` is passed through
-    untouched for the framework adapters.
+    untouched for the framework adapters. ``logprobs`` are the answer's token log-probabilities
+    when the model was asked for them (a cascade step judged by its confidence), in the
+    provider-neutral form every adapter reads them into.
     """
 
     text: str | None = None
@@ -26,3 +28,4 @@ class Answer:
     usage: Usage = field(default_factory=Usage)
     cost: float | None = None
     raw: Any = None
+    logprobs: tuple[float, ...] | None = None

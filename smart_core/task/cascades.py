@@ -21,13 +21,14 @@ from typing import Any
 
 from ..errors import ConfigError
 from .comparators import Comparator
-from .scorers import AgreementScorer, LabelScorer, Scorer, parse_scorer
+from .scorers import AgreementScorer, LabelScorer, Scorer, parse_scorer, wants_logprobs
 
 __all__ = [
     "ESCALATION_SHARE",
     "Cascade",
     "CascadeStep",
     "auto_cascades",
+    "logprob_models",
     "parse_cascades",
 ]
 
@@ -181,6 +182,15 @@ def parse_cascades(
             )
         seen.add(cascade.name)
     return out
+
+
+def logprob_models(cascades: Iterable[Cascade]) -> frozenset[str]:
+    """The models an adapter must ask for token logprobs: those of steps whose scorer reads them.
+
+    They are asked on every call, served or probed alike, so a cascade judged on a probe sees
+    exactly what it would see served (the logprobs change no answer, only what is reported).
+    """
+    return frozenset(s.model for c in cascades for s in c.steps if wants_logprobs(s.scorer))
 
 
 def cascade_specs(cascades: Iterable[Cascade]) -> list[dict[str, Any]]:

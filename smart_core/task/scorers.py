@@ -29,6 +29,7 @@ __all__ = [
     "LogprobScorer",
     "Scorer",
     "parse_scorer",
+    "wants_logprobs",
 ]
 
 
@@ -118,16 +119,19 @@ class AgreementScorer:
 class LogprobScorer:
     """The probability the model gave its own answer: ``exp`` of the summed token logprobs.
 
-    Reads ``logprobs`` from the answer's ``value`` (a mapping with a ``logprobs`` list) or its
-    ``raw`` (an OpenAI Chat Completions response asked for ``logprobs=True``); an answer without
-    them scores 0, so the step escalates rather than trusting an unknown confidence.
+    Reads ``Answer.logprobs`` (what the adapters and providers fill in when a step's model is
+    asked for logprobs: its scorer says so with ``wants_logprobs``), else a ``logprobs`` list in
+    the answer's ``value`` or an OpenAI Chat Completions response in its ``raw``. An answer
+    without them scores 0, so the step escalates rather than trusting an unknown confidence
+    (a model whose API has no logprobs, e.g. Anthropic's, never passes such a step).
     """
 
-    __slots__ = ("name", "needs")
+    __slots__ = ("name", "needs", "wants_logprobs")
 
     def __init__(self) -> None:
         self.name = "logprob"
         self.needs: tuple[str, ...] = ()
+        self.wants_logprobs = True
 
     def __call__(
         self, answer: Answer, others: Mapping[str, Answer], comparator: Comparator
@@ -145,6 +149,8 @@ class LogprobScorer:
 
 
 def _logprobs(answer: Answer) -> list[float]:
+    if answer.logprobs:
+        return [float(x) for x in answer.logprobs]
     for source in (answer.value, answer.raw):
         found = _logprobs_in(source)
         if found:
@@ -188,6 +194,12 @@ class CallableScorer:
 
     def __repr__(self) -> str:
         return f"CallableScorer({self.fn!r}, name={self.name!r})"
+
+
+def wants_logprobs(scorer: Any) -> bool:
+    """Whether the step's model must be asked for token logprobs for ``scorer`` to judge it
+    (a scorer says so with a true ``wants_logprobs`` attribute; others need nothing)."""
+    return bool(getattr(scorer, "wants_logprobs", False))
 
 
 _FORMS = "'label:A,B' (accept these labels), 'agree:MODEL' (a second model agrees), 'logprob'"
