@@ -8,8 +8,15 @@ A hit is therefore the reference's own answer to this very request: serving it i
 call can only lower the share of answers that differ from the reference's (docs/cache.md,
 docs/guarantee.md "The answer cache").
 
+With an embedder the cache also finds, for a request it has no entry for, the nearest earlier
+request in the same tenant (and user) asked in the same context (:mod:`.semantic_index`): a
+*semantic* hit. That is an answer to another request, so it is never served as the reference's:
+it is what the routes ``cache:semantic@s`` serve, and what a probe compares with the reference's
+answer to certify them (smart_core.engine.semantic_route; docs/guarantee.md).
+
 A store that fails during a lookup or a write costs the request nothing but the cache: the
-lookup is a miss and the write is skipped, with one warning per outage.
+lookup is a miss and the write is skipped, with one warning per outage. So does an embedder
+that fails: the request is looked up exactly, and not added to the semantic index.
 """
 
 from __future__ import annotations
@@ -24,11 +31,15 @@ from ..errors import StoreError
 from ..policy import keys as K
 from ..stores import Store
 from ..task.answer import Answer
+from ..task.config import SEMANTIC_HIT_ROUTE
+from .embedding import Embedder, aembed
 from .entry import CachedAnswer
 from .request_key import request_key, scope_of
+from .semantic_index import SemanticIndex
 
 __all__ = [
     "EXACT_ROUTE",
+    "SEMANTIC_HIT_ROUTE",
     "AnswerCache",
     "AnswerCodec",
     "CacheHit",
@@ -88,6 +99,13 @@ class CacheLookup:
         """The reference's own answer to this very request, if stored."""
         return next((h for h in self.hits if h.route == EXACT_ROUTE), None)
 
+    @property
+    def nearest(self) -> CacheHit | None:
+        """The stored answer to the closest earlier request of the same namespace, with its
+        similarity (the exact entry itself, at 1.0, when there is one); ``None`` without an
+        embedder or when nothing was found."""
+        return next((h for h in self.hits if h.route == SEMANTIC_HIT_ROUTE), None)
+
 
 class AnswerCodec(Protocol):
     """How an adapter keeps its framework's answers: ``encode`` the message as JSON-ready data
@@ -120,6 +138,7 @@ class AnswerCache:
     ``answers`` is ``shared`` (a tenant's users share entries) or ``per_user``; ``tenant`` the
     tenant of requests that name none; ``ttl_seconds`` how long an entry is served (``None``:
     until evicted); ``max_entries`` the entries kept per task (the soonest to expire go first).
+    ``embedder`` (an :class:`~smart_core.cache.embedding.Embedder`) turns on semantic lookups.
     """
 
     def __init__(
@@ -132,6 +151,7 @@ class AnswerCache:
         ttl_seconds: float | None = None,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.time,
+        embedder: Embedder | None = None,
     ) -> None:
         self.store = store
         self.reference = reference
@@ -140,7 +160,11 @@ class AnswerCache:
         self.ttl_seconds = ttl_seconds
         self.max_entries = max_entries
         self.clock = clock
+        self.embedder = embedder
+        #: The vectors of the requests whose answers are stored, per namespace (semantic only).
+        self.index = SemanticIndex(max_entries) if embedder is not None else None
         self._failing = False
+        self._embedding_failing = False
 
     def for_request(
         self,
@@ -149,9 +173,15 @@ class AnswerCache:
         tenant: str | None = None,
         user: str | None = None,
         codec: AnswerCodec | None = None,
+        text: str | None = None,
+        context: Any = None,
     ) -> RequestCache | None:
         """The cache as one request sees it; ``None`` if the request cannot use it (a per-user
-        task with no user, or a request with no JSON form)."""
+        task with no user, or a request with no JSON form).
+
+        For semantic lookups the adapter names the ``text`` compared by similarity (the last
+        user message) and its ``context`` (everything else that shapes the answer, as JSON
+        values: system message, earlier turns, tools, parameters), which must match exactly."""
         scope = scope_of(tenant or self.tenant, user, self.answers)
         if scope is None:
             return None
@@ -160,7 +190,15 @@ class AnswerCache:
         except (TypeError, ValueError) as exc:
             _log.warning("answer cache: request not cached (%s)", exc)
             return None
-        return RequestCache(self, scope, key, codec or PlainCodec())
+        semantic = None
+        if self.embedder is not None and isinstance(text, str) and text.strip():
+            try:
+                where = request_key({"reference": self.reference, "context": context})
+            except (TypeError, ValueError) as exc:
+                _log.warning("answer cache: no semantic lookup for this request (%s)", exc)
+            else:
+                semantic = (text, where)
+        return RequestCache(self, scope, key, codec or PlainCodec(), semantic)
 
     def _expires_at(self, now: float) -> float:
         # No TTL: far enough ahead never to expire, still ordered by write time for eviction.
@@ -174,15 +212,38 @@ class AnswerCache:
     def _worked(self) -> None:
         self._failing = False
 
+    def _embedding_failed(self, error: Exception) -> None:
+        if not self._embedding_failing:
+            self._embedding_failing = True
+            _log.warning(
+                "answer cache: the embedder failed (%s: %s); requests are looked up exactly "
+                "until it works again",
+                type(error).__name__,
+                error,
+            )
+
+    def _embedded(self) -> None:
+        self._embedding_failing = False
+
 
 class RequestCache:
-    """One request's view of the cache: its scope, its key and its adapter's codec."""
+    """One request's view of the cache: its scope, its key and its adapter's codec, and for
+    semantic lookups its text and the key of its context (``semantic``)."""
 
-    def __init__(self, cache: AnswerCache, scope: str, key: str, codec: AnswerCodec) -> None:
+    def __init__(
+        self,
+        cache: AnswerCache,
+        scope: str,
+        key: str,
+        codec: AnswerCodec,
+        semantic: tuple[str, str] | None = None,
+    ) -> None:
         self.cache = cache
         self.scope = scope
         self.key = key
         self.codec = codec
+        self.semantic = semantic
+        self._vector: Any = None  # the text's embedding, computed once per request
 
     def lookup(self, task: str) -> CacheLookup:
         cache = self.cache
@@ -192,7 +253,19 @@ class RequestCache:
             cache._failed("a lookup", exc)
             return CacheLookup()
         cache._worked()
-        return self._found(raw)
+        exact = self._hit(raw, EXACT_ROUTE)
+        if exact is not None or self.semantic is None:
+            return self._lookup(exact, None)
+        near = self._near(task, self._embed())
+        if near is None:
+            return CacheLookup()
+        key, similarity = near
+        try:
+            raw = cache.store.cache_get(task, self.scope, key, now=cache.clock())
+        except StoreError as exc:
+            cache._failed("a lookup", exc)
+            return CacheLookup()
+        return self._lookup(None, self._semantic_hit(task, key, raw, similarity))
 
     async def alookup(self, task: str) -> CacheLookup:
         cache = self.cache
@@ -202,18 +275,80 @@ class RequestCache:
             cache._failed("a lookup", exc)
             return CacheLookup()
         cache._worked()
-        return self._found(raw)
-
-    def _found(self, raw: str | None) -> CacheLookup:
-        if raw is None:
+        exact = self._hit(raw, EXACT_ROUTE)
+        if exact is not None or self.semantic is None:
+            return self._lookup(exact, None)
+        near = self._near(task, await self._aembed())
+        if near is None:
             return CacheLookup()
+        key, similarity = near
+        try:
+            raw = await cache.store.acache_get(task, self.scope, key, now=cache.clock())
+        except StoreError as exc:
+            cache._failed("a lookup", exc)
+            return CacheLookup()
+        return self._lookup(None, self._semantic_hit(task, key, raw, similarity))
+
+    def _lookup(self, exact: CacheHit | None, near: CacheHit | None) -> CacheLookup:
+        if exact is not None:
+            # The request's own entry is its nearest one too: a semantic route serves it then.
+            if self.semantic is not None:
+                near = CacheHit(SEMANTIC_HIT_ROUTE, exact.answer, exact.cost, exact.stored_at)
+            return CacheLookup(tuple(h for h in (exact, near) if h is not None))
+        return CacheLookup(() if near is None else (near,))
+
+    def _namespace(self, task: str) -> tuple[str, str, str]:
+        assert self.semantic is not None
+        return (task, self.scope, self.semantic[1])
+
+    def _near(self, task: str, vector: Any) -> tuple[str, float] | None:
+        index = self.cache.index
+        if vector is None or index is None:
+            return None
+        return index.nearest(self._namespace(task), vector)
+
+    def _semantic_hit(
+        self, task: str, key: str, raw: str | None, similarity: float
+    ) -> CacheHit | None:
+        hit = self._hit(raw, SEMANTIC_HIT_ROUTE, min(similarity, 1.0))
+        if hit is None and self.cache.index is not None:  # expired, evicted or unreadable
+            self.cache.index.forget(self._namespace(task), key)
+        return hit
+
+    def _embed(self) -> Any:
+        if self._vector is None and self.semantic is not None:
+            embedder = self.cache.embedder
+            assert embedder is not None
+            try:
+                self._vector = embedder.embed([self.semantic[0]])[0]
+            except Exception as exc:
+                self.cache._embedding_failed(exc)
+                return None
+            self.cache._embedded()
+        return self._vector
+
+    async def _aembed(self) -> Any:
+        if self._vector is None and self.semantic is not None:
+            embedder = self.cache.embedder
+            assert embedder is not None
+            try:
+                self._vector = (await aembed(embedder, [self.semantic[0]]))[0]
+            except Exception as exc:
+                self.cache._embedding_failed(exc)
+                return None
+            self.cache._embedded()
+        return self._vector
+
+    def _hit(self, raw: str | None, route: str, similarity: float = 1.0) -> CacheHit | None:
+        if raw is None:
+            return None
         try:
             cached = CachedAnswer.loads(raw)
             answer = self.codec.decode(cached)
         except Exception as exc:  # an entry this version cannot read: a miss, rewritten later
             _log.warning("answer cache: unreadable entry ignored (%s)", exc)
-            return CacheLookup()
-        return CacheLookup((CacheHit(EXACT_ROUTE, answer, cached.cost, cached.stored_at),))
+            return None
+        return CacheHit(route, answer, cached.cost, cached.stored_at, similarity)
 
     def _entry(self, answer: Answer, cost: float) -> tuple[str, float] | None:
         now = self.cache.clock()
@@ -242,6 +377,8 @@ class RequestCache:
             )
         except StoreError as exc:
             cache._failed("a write", exc)
+            return
+        self._index(task, self._embed())
 
     async def aremember(self, task: str, answer: Answer, cost: float) -> None:
         entry = self._entry(answer, cost)
@@ -260,6 +397,12 @@ class RequestCache:
             )
         except StoreError as exc:
             cache._failed("a write", exc)
+            return
+        self._index(task, await self._aembed())
+
+    def _index(self, task: str, vector: Any) -> None:
+        if vector is not None and self.cache.index is not None:
+            self.cache.index.add(self._namespace(task), self.key, vector)
 
     def chunks(self, answer: Answer) -> list[Any]:
         """A hit's answer as the chunks of a stream."""

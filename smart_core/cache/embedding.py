@@ -11,19 +11,70 @@ are close too. That is why semantic hits are to be certified routes, never trust
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Embedder", "HashedNgramEmbedder"]
+__all__ = ["Embedder", "FunctionEmbedder", "HashedNgramEmbedder", "aembed", "unit_rows"]
 
 
 @runtime_checkable
 class Embedder(Protocol):
-    """Turns texts into unit vectors (rows of a float32 array), one row per text."""
+    """Turns texts into unit vectors (rows of a float32 array), one row per text.
+
+    An embedder may also have ``async def aembed(texts)`` (a network model's async client);
+    without it the async serving path runs ``embed`` in a worker thread.
+    """
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def unit_rows(vectors: Any) -> np.ndarray:
+    """``vectors`` as float32 rows of length 1 (a zero row stays zero), so that a dot product
+    is a cosine similarity whatever the model returned."""
+    rows = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    norms = np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows / np.where(norms > 0, norms, 1.0)
+
+
+async def aembed(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
+    """``embedder``'s vectors, awaited: its ``aembed`` if it has one, else ``embed`` in a
+    thread (a network call must not block the event loop)."""
+    native = getattr(embedder, "aembed", None)
+    if native is not None:
+        return await native(texts)
+    return await asyncio.to_thread(embedder.embed, texts)
+
+
+class FunctionEmbedder:
+    """An embedder from functions returning one vector per text (lists of floats): how the
+    adapters wrap a framework's embedding model (LangChain ``embed_documents`` /
+    ``aembed_documents``, LlamaIndex ``get_text_embedding_batch`` / its async twin). The
+    vectors are L2-normalised here, as models differ on that."""
+
+    def __init__(
+        self,
+        embed: Callable[[list[str]], Any],
+        aembed: Callable[[list[str]], Any] | None = None,
+        *,
+        name: str = "embedder",
+    ) -> None:
+        self._embed = embed
+        self._aembed = aembed
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"FunctionEmbedder({self.name})"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return unit_rows(self._embed(list(texts)))
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        if self._aembed is None:
+            return await asyncio.to_thread(self.embed, texts)
+        return unit_rows(await self._aembed(list(texts)))
 
 
 class HashedNgramEmbedder:

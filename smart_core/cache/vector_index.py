@@ -19,17 +19,34 @@ class BruteForceIndex:
 
     def __init__(self, dimensions: int) -> None:
         self.dimensions = dimensions
-        self._vectors = np.zeros((0, dimensions), dtype=np.float32)
+        self._buffer = np.zeros((0, dimensions), dtype=np.float32)  # grown by doubling
         self._ids: list[str] = []
 
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self._buffer[: len(self._ids)]
+
+    @property
+    def _vectors(self) -> np.ndarray:
+        return self.vectors
+
     def add(self, ids: list[str], vectors: np.ndarray) -> None:
         vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, self.dimensions)
         if len(ids) != len(vectors):
             raise ValueError(f"add: {len(ids)} ids for {len(vectors)} vectors")
-        self._vectors = np.vstack([self._vectors, vectors])
+        n, needed = len(self._ids), len(self._ids) + len(ids)
+        if needed > len(self._buffer):  # amortised: one add is not a copy of every vector
+            grown = np.zeros((max(needed, 2 * len(self._buffer), 64), self.dimensions), np.float32)
+            grown[:n] = self._buffer[:n]
+            self._buffer = grown
+        self._buffer[n:needed] = vectors
         self._ids.extend(ids)
 
     def nearest(self, vector: np.ndarray) -> tuple[str, float] | None:

@@ -16,6 +16,9 @@ The steps:
    answer to this very request: it is served (**ServeHit**) instead of any call, whatever route
    was drawn, which can only lower the share of answers that differ from the reference's; on a
    probe it also stands in for the reference's answer the probed routes are compared with.
+   A semantic hit (an answer to a similar request) is served only when the drawn route is a
+   semantic one whose threshold it meets; on a probe it is what the probed semantic routes
+   would have served, compared with the reference's answer like a candidate's.
 3. **StartProbes**: on a probe, the probed routes' models are called beside the reference.
 4. The ticket's route serves the request (its ``serve`` yields the calls). If a candidate
    fails before the user has seen anything, the failure is recorded (never as a disagreement)
@@ -45,7 +48,7 @@ from .effects import (
     Settle,
     StartProbes,
 )
-from .routes import RouteTable
+from .routes import RouteAnswer, RouteTable
 from .ticket import Routed
 
 __all__ = ["serve_flow"]
@@ -58,7 +61,12 @@ def serve_flow(
     a stream that ended with nothing to record)."""
     ticket = yield Begin(task, request_id)
     found = yield LookUp(ticket)
+    if found is not None:
+        ticket = replace(ticket, cached=found)
     hit = found.exact if found is not None else None
+    if hit is None and found is not None:  # a semantic route serves a hit close enough
+        cache_hit = getattr(routes[ticket.route], "cache_hit", None)
+        hit = cache_hit(found) if cache_hit is not None else None
     probes = yield StartProbes(ticket)
     if hit is not None:
         routed = yield ServeHit(replace(ticket, route=hit.route), hit)
@@ -87,9 +95,18 @@ def serve_flow(
     routed = yield Finish(ticket, answer, cache_miss=found is not None)
     if probes is not None:
         yield Settle(probes, routed.answer)
-    if found is not None and routed.route == routes.reference.name:
+    if found is not None and _by_reference(routed, routes.reference.name):
         yield Remember(ticket, routed)
     return routed
+
+
+def _by_reference(routed: Routed, reference: str) -> bool:
+    """The reference alone answered this request (routed to it, or a route whose only call was
+    the reference's, as a semantic route's miss): its answer may be stored for the request."""
+    if routed.route == reference:
+        return True
+    answer = routed.answer
+    return isinstance(answer, RouteAnswer) and answer.step_name == "ref" and len(answer.calls) == 1
 
 
 def _cancel(probes: Any) -> None:

@@ -15,6 +15,7 @@ from ..policy import probe_failure, probe_outcome
 from ..task.answer import Answer
 from .probe_run import CUT_SHORT
 from .routes import RouteAnswer, RouteTable, cost_of_route
+from .semantic_route import NEAREST, nearest_answer
 from .ticket import Ticket
 
 __all__ = ["CUT_SHORT_WARNING", "answered", "fell_back", "probed", "served"]
@@ -96,6 +97,9 @@ def probed(
         _add_call(inc, model, cost)
         inc[K.SPENT_PROBE_CANDIDATES] = inc.get(K.SPENT_PROBE_CANDIDATES, 0.0) + cost
     with_reference = {**answers, ref_name: reference}
+    nearest = nearest_answer(ticket.cached)  # what the semantic routes would serve, if close
+    if nearest is not None:
+        with_reference[NEAREST] = nearest
     # A screening probe's costs are kept apart: the certification stage's share of delta is
     # chosen from screening alone (smart_core.policy.screened_batch).
     screening = ticket.decision.stage == "screening"
@@ -104,7 +108,10 @@ def probed(
     for c in ticket.probe_models:
         route = routes[c]
         try:
-            answer = route.probe_answer(with_reference)
+            if getattr(route, "reads_request", False):  # a cascade whose scorer may read it
+                answer = route.probe_answer(with_reference, request=ticket.request)
+            else:
+                answer = route.probe_answer(with_reference)
         except Exception as exc:  # a scorer that raises: served, the request falls back
             answer = exc
         if answer is CUT_SHORT or isinstance(answer, asyncio.CancelledError):
@@ -118,7 +125,8 @@ def probed(
         if not isinstance(answer, Answer):  # the call raised: a failure, as when routed
             _merge(inc, probe_failure(ticket.decision, c))
             continue
-        if route.models != (c,):  # a route of several calls: its would-be cost, by its name
+        if route.models != (c,) and getattr(route, "costed_on_probes", True):
+            # a route of several calls: its would-be cost, by its name
             _add_model_call(inc, c, cost_of_route(answer, cost_of))
         if screening:
             _add_screen_call(inc, c, cost_of_route(answer, cost_of))

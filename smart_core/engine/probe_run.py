@@ -35,17 +35,22 @@ class AsyncProbeRun:
         self._router = router
         self._ticket = ticket
         self._tasks = {m: asyncio.ensure_future(call(m)) for m in models}
+        # A probe may measure routes that call no model beside the reference (the semantic
+        # cache's): it is recorded all the same, once the reference has answered.
+        self._open = bool(ticket.probe_models)
 
     def cancel(self) -> None:
         """Abandon the probe (the reference failed or the request was re-routed)."""
         for t in self._tasks.values():
             t.cancel()
         self._tasks = {}
+        self._open = False
 
     async def asettle(self, reference: Answer) -> None:
         """Record the probe once every candidate is done: now, or in the background."""
-        if not self._tasks:
+        if not self._open:
             return
+        self._open = False
         if self._router.wait_for_probes:
             await self._record(reference)
             return
@@ -95,7 +100,7 @@ class ProbeRun:
         self._done = threading.Event()
         self._futures: dict[str, Future[Answer]] = {m: pool.submit(call, m) for m in models}
         self._pending = len(self._futures)
-        if not self._futures:
+        if not ticket.probe_models:  # nothing to measure (routes calling no other model are)
             self._finished = True
             self._done.set()
         for f in self._futures.values():

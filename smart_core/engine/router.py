@@ -71,7 +71,9 @@ class SmartRouter(CacheServing, BatchServing):
     (pass a :class:`~smart_core.stores.Store` to share one). ``seed`` makes the route draws
     reproducible. With ``wait_for_probes=False`` (the default) a probe returns as soon as the
     reference answers and the candidates finish in the background; batch runners set it to True
-    so every probe is recorded before the next decision.
+    so every probe is recorded before the next decision. ``embedder`` (a
+    :class:`~smart_core.cache.Embedder`) embeds requests for ``cache="semantic"`` (default: the
+    offline hashed n-gram embedder).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class SmartRouter(CacheServing, BatchServing):
         wait_for_probes: bool = False,
         max_background_probes: int = 256,
         clock: Callable[[], float] = time.monotonic,
+        embedder: Any = None,
     ) -> None:
         if endpoints is not None:
             missing = [m for m in config.model_names() if m not in endpoints]
@@ -110,7 +113,7 @@ class SmartRouter(CacheServing, BatchServing):
         #: The routes every task of this config may take, by name.
         self.routes = RouteTable.of_config(config)
         #: The answer cache (``config.cache``), kept in the store beside the counters.
-        self.cache: AnswerCache | None = answer_cache(config, self.store)
+        self.cache: AnswerCache | None = answer_cache(config, self.store, embedder)
 
     # -- policy and state ----------------------------------------------------------------------
 
@@ -423,7 +426,8 @@ class SmartRouter(CacheServing, BatchServing):
         """Serve one request; raises the reference's own exception if the reference fails.
 
         With ``config.cache`` on, ``request`` (if it has a JSON form) keys the answer cache
-        within ``tenant`` (and ``user`` for per-user answers)."""
+        within ``tenant`` (and ``user`` for per-user answers); with ``cache="semantic"`` a
+        request that is a string is also compared by similarity with earlier ones."""
         if not self.endpoints:
             raise RuntimeError(
                 "SmartRouter.arun() needs endpoints; pass `endpoints={model: async_callable}` "
@@ -433,8 +437,10 @@ class SmartRouter(CacheServing, BatchServing):
         def call(model: str) -> Awaitable[Answer]:
             return self._acall(model, request)
 
-        cache = self.request_cache(request, tenant=tenant, user=user)
-        return await self.aserve(Calls(call, call, cache=cache), task=task, request_id=request_id)
+        text = request if isinstance(request, str) else None
+        cache = self.request_cache(request, tenant=tenant, user=user, text=text)
+        calls = Calls(call, call, cache=cache, request=request)
+        return await self.aserve(calls, task=task, request_id=request_id)
 
     def run(
         self,

@@ -116,14 +116,20 @@ class RouteTable:
 
     @classmethod
     def of_config(cls, config: Any) -> RouteTable:
-        """The routes of a :class:`~smart_core.SmartConfig`: a :class:`ModelRoute` per model and
-        a :class:`~smart_core.engine.cascade.CascadeRoute` per configured cascade."""
+        """The routes of a :class:`~smart_core.SmartConfig`: a :class:`ModelRoute` per model, a
+        :class:`~smart_core.engine.cascade.CascadeRoute` per configured cascade and, with
+        ``cache="semantic"``, a :class:`~smart_core.engine.semantic_route.SemanticRoute` per
+        similarity threshold."""
         from .cascade import CascadeRoute
+        from .semantic_route import SemanticRoute
 
         ref = config.reference.name
         models: list[Route] = [ModelRoute(c.name) for c in config.candidates]
         cascades = [CascadeRoute(c, ref, config.comparator) for c in config.cascade_list()]
-        return cls(ModelRoute(ref), [*models, *cascades])
+        semantic = []
+        if config.cache == "semantic":
+            semantic = [SemanticRoute(s, ref) for s in config.cache_similarities]
+        return cls(ModelRoute(ref), [*models, *cascades, *semantic])
 
     def __getitem__(self, name: str) -> Route:
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..policy import Decision
@@ -53,6 +53,13 @@ class Ticket:
     fallback: bool = False
     #: False while the store is unreachable: the reference answers and nothing is recorded.
     recorded: bool = True
+    #: The request as the caller passed it (``Calls.request``: provider-neutral messages from
+    #: the adapters), for the scorers of cascade steps that read it; ``None`` if not given.
+    request: Any = field(default=None, compare=False, repr=False)
+    #: What the answer cache found for the request (a ``CacheLookup``), once looked up: a
+    #: probe hands its nearest hit to the semantic routes it measures. (Not part of what makes
+    #: two tickets the same request.)
+    cached: Any = field(default=None, compare=False, repr=False)
 
     @property
     def task(self) -> str:

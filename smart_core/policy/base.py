@@ -239,16 +239,22 @@ class PolicyBase:
         cascades = config.cascade_list()
         for cascade in cascades:  # its steps' models, and the reference on escalation
             prior[cascade.name] = cascade.prior_cost(prior, config.reference.name)
+        semantic = config.semantic_routes()  # a hit costs nothing, a miss the reference's call
+        for name in semantic:  # half the requests assumed served from the cache, then learned
+            prior[name] = 0.5 * prior[config.reference.name]
         return {
             "task": task or config.task,
             "reference": config.reference.name,
-            "candidates": [c.name for c in config.candidates] + [c.name for c in cascades],
+            "candidates": [c.name for c in config.candidates]
+            + [c.name for c in cascades]
+            + semantic,
             "epsilon": config.epsilon,
             "delta": config.delta,
             "prior_costs": prior,
             "method": config.method,
             "delta_weights": getattr(config, "delta_weights", None),
-            "route_models": {c.name: c.models for c in cascades},
+            "route_models": {c.name: c.models for c in cascades}
+            | {name: (config.reference.name,) for name in semantic},  # probing them calls nothing
         }
 
     # -- derived quantities ------------------------------------------------------------------

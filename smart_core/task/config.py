@@ -30,7 +30,20 @@ from .cascades import Cascade, cascade_specs, parse_cascades
 from .comparators import Comparator, parse_comparator
 from .pricing import Price, PriceTable, UnknownPriceError
 
-__all__ = ["ModelSpec", "SmartConfig"]
+__all__ = ["SEMANTIC_HIT_ROUTE", "ModelSpec", "SmartConfig", "semantic_route_name"]
+
+#: What a semantic lookup's hit is called before a route serves it (docs/cache.md).
+SEMANTIC_HIT_ROUTE = "cache:semantic"
+
+
+def _indexed(specs: Any) -> list[tuple[str, Any]]:
+    return [(f"candidates[{i}]", spec) for i, spec in enumerate(specs)]
+
+
+def semantic_route_name(similarity: float) -> str:
+    """The route serving the nearest earlier answer at ``similarity`` or more, e.g.
+    ``cache:semantic@0.9`` (a route's name keys its counters: it never changes)."""
+    return f"{SEMANTIC_HIT_ROUTE}@{similarity:g}"
 
 
 # -- turning pydantic errors into ConfigError -----------------------------------------------------
@@ -307,10 +320,16 @@ class SmartConfig(_Settings):
     reference"; per pair of candidates, "keep the first's answer when both agree, else the
     reference"), or a list of :class:`~smart_core.task.cascades.Cascade` (or their TOML form,
     ``{steps = [{model = ..., scorer = "label:A"}]}``). Default None: no cascades."""
-    cache: Literal["off", "exact"] = "off"
+    cache: Literal["off", "exact", "semantic"] = "off"
     """Answer cache (docs/cache.md): ``exact`` serves a request the reference has already
     answered, identically (same messages with the system message, tools, response format and
-    parameters), from the store without calling any model; ``off`` (default) never looks."""
+    parameters), from the store without calling any model; ``semantic`` does that too, and adds
+    one route per ``cache_similarities`` value, ``cache:semantic@s`` ("the nearest earlier
+    answer if its similarity is at least s, else the reference"), measured on probes like a
+    candidate; ``off`` (default) never looks."""
+    cache_similarities: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95)
+    """With ``cache="semantic"``: the similarity thresholds of the semantic routes (each in
+    (0, 1]); every route gets a share of delta, so a few are better than many."""
     cache_answers: Literal["shared", "per_user"] = "shared"
     """Who may be served a cached answer: ``shared`` (default), any user of the tenant whose
     request it answered; ``per_user``, only the user who asked (for answers that depend on who
@@ -426,6 +445,16 @@ class SmartConfig(_Settings):
             )
         return value
 
+    @field_validator("cache_similarities")
+    @classmethod
+    def _check_similarities(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if not value or any(not (math.isfinite(s) and 0 < s <= 1) for s in value):
+            raise ConfigError(
+                f"cache_similarities must be thresholds in (0, 1], at least one, got {value!r}; "
+                "e.g. cache_similarities=(0.85, 0.9, 0.95)"
+            )
+        return tuple(sorted(set(value)))
+
     @field_validator("audit_rate")
     @classmethod
     def _check_audit_rate(cls, value: float | None) -> float | None:
@@ -480,6 +509,12 @@ class SmartConfig(_Settings):
     @model_validator(mode="after")
     def _check_models(self) -> SmartConfig:
         seen = {self.reference.name: "reference"}
+        for field, spec in [("reference", self.reference), *_indexed(self.candidates)]:
+            if spec.name.startswith("cache:"):  # the answer cache's routes are named so
+                raise ConfigError(
+                    f"{field} {spec.name!r}: model names starting with 'cache:' are kept for the "
+                    "answer cache's routes; name the model otherwise (ModelSpec(name=...))"
+                )
         for i, spec in enumerate(self.candidates):
             if seen.get(spec.name) == "reference":
                 raise ConfigError(
@@ -499,7 +534,7 @@ class SmartConfig(_Settings):
             candidates=names,
             comparator=self.comparator,
         )
-        routes = [*names, *(c.name for c in cascades)]
+        routes = [*names, *(c.name for c in cascades), *self.semantic_routes()]
         for name in self.delta_weights or {}:
             if name not in routes:
                 raise ConfigError(
@@ -547,8 +582,16 @@ class SmartConfig(_Settings):
         return list(self._cascades)
 
     def route_names(self) -> list[str]:
-        """Every route's name: the reference, the candidates, then the cascades."""
-        return [*self.model_names(), *(c.name for c in self._cascades)]
+        """Every route's name: the reference, the candidates, the cascades, then the semantic
+        cache's routes."""
+        return [*self.model_names(), *(c.name for c in self._cascades), *self.semantic_routes()]
+
+    def semantic_routes(self) -> list[str]:
+        """The semantic cache's routes (``cache:semantic@s``, lowest ``s`` first); none unless
+        ``cache="semantic"``."""
+        if self.cache != "semantic":
+            return []
+        return [semantic_route_name(s) for s in self.cache_similarities]
 
     def spec(self, name: str) -> ModelSpec:
         """The ModelSpec called ``name``; ConfigError listing the known names otherwise."""
