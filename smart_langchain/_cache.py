@@ -18,11 +18,18 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, mess
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from smart_core import Answer
-from smart_core.cache import CachedAnswer
+from smart_core.cache import CachedAnswer, FunctionEmbedder
 
 from ._convert import answer_from_message, chunk_from_message
 
-__all__ = ["CACHE_KEYS", "MessageCodec", "cache_request", "metadata_kwargs"]
+__all__ = [
+    "CACHE_KEYS",
+    "MessageCodec",
+    "cache_request",
+    "embedder_of",
+    "metadata_kwargs",
+    "semantic_parts",
+]
 
 #: Run metadata (``config={"metadata": {...}}``) the cache reads, also accepted as call kwargs.
 TENANT_KEY, USER_KEY, CACHE_KEY = "smart_tenant", "smart_user", "smart_cache"
@@ -50,6 +57,34 @@ def cache_request(
 ) -> dict[str, Any]:
     """What makes an answer: the messages, the stop sequences, the call parameters."""
     return {"messages": [_message(m) for m in messages], "stop": stop, "params": dict(params)}
+
+
+def semantic_parts(request: Mapping[str, Any]) -> dict[str, Any]:
+    """For the semantic cache: the last message's text, if it is the user's and plain text, and
+    the rest of the request, which must match exactly (system message, earlier turns, stop,
+    tools, parameters); ``{}`` when the request has no such text (an exact lookup only)."""
+    messages = request.get("messages") or []
+    last = messages[-1] if messages else None
+    if not last or last.get("type") != "human" or not isinstance(last.get("content"), str):
+        return {}
+    return {"text": last["content"], "context": {**request, "messages": messages[:-1]}}
+
+
+def embedder_of(embeddings: Any) -> FunctionEmbedder | None:
+    """A LangChain ``Embeddings`` as smart_core's embedder (``embed_documents``, and
+    ``aembed_documents`` on async paths); ``None`` for ``None``."""
+    if embeddings is None:
+        return None
+    if not callable(getattr(embeddings, "embed_documents", None)):
+        raise TypeError(
+            f"embeddings must be a LangChain Embeddings (with embed_documents), got "
+            f"{type(embeddings).__name__}; e.g. OpenAIEmbeddings(model='text-embedding-3-small')"
+        )
+    return FunctionEmbedder(
+        embeddings.embed_documents,
+        getattr(embeddings, "aembed_documents", None),
+        name=type(embeddings).__name__,
+    )
 
 
 def _message_of(answer: Answer) -> BaseMessage:

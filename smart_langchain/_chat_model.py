@@ -25,7 +25,14 @@ from smart_core.engine.framework_adapter import check_task, config_for, model_na
 from smart_core.task.cascades import logprob_models
 
 from ._batch_order import drawn_order, in_input_order
-from ._cache import CACHE_KEYS, MessageCodec, cache_request, metadata_kwargs
+from ._cache import (
+    CACHE_KEYS,
+    MessageCodec,
+    cache_request,
+    embedder_of,
+    metadata_kwargs,
+    semantic_parts,
+)
 from ._convert import MessageMatch, answer_from_message, chunk_from_message, logprobs_in
 from ._tools import STRUCTURED_KEY as _STRUCTURED_KEY
 from ._tools import TOOLS_KEY as _TOOLS_KEY
@@ -144,6 +151,12 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
     """How long a cached answer is served (default 7 days; None: until evicted)."""
     cache_max_entries: int = 100_000
     """Cached answers kept per task in the store."""
+    cache_similarities: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95)
+    """With ``cache="semantic"``: a route ``cache:semantic@s`` per threshold, certified on probes
+    like a candidate (docs/cache.md)."""
+    embeddings: Any = None
+    """With ``cache="semantic"``: a LangChain ``Embeddings`` comparing the last user message with
+    earlier ones (default: SMART's offline hashed n-gram embedder)."""
 
     _config: SmartConfig = PrivateAttr()
     _router: SmartRouter = PrivateAttr()
@@ -180,8 +193,11 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
             tenant=self.tenant,
             cache_ttl_seconds=self.cache_ttl_seconds,
             cache_max_entries=self.cache_max_entries,
+            cache_similarities=self.cache_similarities,
         )
-        self._router = SmartRouter(self._config, store=self.store, seed=self.seed)
+        self._router = SmartRouter(
+            self._config, store=self.store, seed=self.seed, embedder=embedder_of(self.embeddings)
+        )
         self._router.wait_for_probes = self.wait_for_probes
         self._logprob_models = logprob_models(self._config.cascade_list())
 
@@ -515,11 +531,13 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
         params = {k: v for k, v in kwargs.items() if k not in _UNKEYED}
         params.setdefault("temperature", self.temperature)
         params.setdefault("max_tokens", self.max_tokens)
+        request = cache_request(messages, stop, params)
         return self._router.request_cache(
-            cache_request(messages, stop, params),
+            request,
             tenant=_name(meta, "smart_tenant"),
             user=_name(meta, "smart_user"),
             codec=MessageCodec(),
+            **semantic_parts(request),
         )
 
     def _acalls(
