@@ -22,9 +22,9 @@ from llama_index.core.base.llms.types import (
 )
 
 from smart_core import Answer
-from smart_core.cache import CachedAnswer
+from smart_core.cache import CachedAnswer, FunctionEmbedder
 
-__all__ = ["CACHE_KWARGS", "ResponseCodec", "cache_request"]
+__all__ = ["CACHE_KWARGS", "ResponseCodec", "cache_request", "embedder_of", "semantic_parts"]
 
 #: Call keywords naming the request's tenant and user, and opting it out (``smart_cache=False``).
 CACHE_KWARGS = ("smart_tenant", "smart_user", "smart_cache")
@@ -45,6 +45,50 @@ def cache_request(kind: str, payload: Any, kwargs: Mapping[str, Any]) -> dict[st
         return {"chat": [m.model_dump(mode="json") for m in payload], "params": params}
     prompt, formatted = payload
     return {"complete": prompt, "formatted": formatted, "params": params}
+
+
+def semantic_parts(request: Mapping[str, Any]) -> dict[str, Any]:
+    """For the semantic cache: the text compared by similarity (a chat's last message if it is
+    the user's, a completion's prompt) and the rest of the request, which must match exactly;
+    ``{}`` when there is no such text (an exact lookup only)."""
+    if "chat" in request:
+        chat = request["chat"]
+        last = chat[-1] if chat else None
+        text = _plain_text(last) if last and last.get("role") == "user" else None
+        if text is None:
+            return {}
+        return {"text": text, "context": {**request, "chat": chat[:-1]}}
+    prompt = request.get("complete")
+    if not isinstance(prompt, str):
+        return {}
+    return {"text": prompt, "context": {**request, "complete": None}}
+
+
+def _plain_text(message: Mapping[str, Any]) -> str | None:
+    """A dumped ChatMessage's text if it is text only (its blocks, or a ``content`` string)."""
+    if isinstance(message.get("content"), str):
+        return message["content"]
+    blocks = message.get("blocks") or []
+    if not blocks or any(b.get("block_type") != "text" for b in blocks):
+        return None
+    return "".join(str(b.get("text") or "") for b in blocks)
+
+
+def embedder_of(embed_model: Any) -> FunctionEmbedder | None:
+    """A LlamaIndex embedding model as smart_core's embedder (``get_text_embedding_batch``, and
+    its async twin on async paths); ``None`` for ``None``."""
+    if embed_model is None:
+        return None
+    if not callable(getattr(embed_model, "get_text_embedding_batch", None)):
+        raise TypeError(
+            f"embed_model must be a LlamaIndex embedding model (BaseEmbedding), got "
+            f"{type(embed_model).__name__}; e.g. OpenAIEmbedding(model='text-embedding-3-small')"
+        )
+    return FunctionEmbedder(
+        embed_model.get_text_embedding_batch,
+        getattr(embed_model, "aget_text_embedding_batch", None),
+        name=type(embed_model).__name__,
+    )
 
 
 class ResponseCodec:

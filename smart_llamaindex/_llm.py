@@ -45,7 +45,7 @@ from smart_core import (
 from smart_core.engine.framework_adapter import check_task, config_for, model_name_of
 
 from . import _silence
-from ._cache import CACHE_KWARGS, ResponseCodec, cache_request
+from ._cache import CACHE_KWARGS, ResponseCodec, cache_request, embedder_of, semantic_parts
 from ._convert import answer_from_response, prompt_text
 
 if TYPE_CHECKING:
@@ -162,6 +162,16 @@ class SmartLLM(FunctionCallingLLM):
         default=7 * 24 * 3600.0, description="How long a cached answer is served (None: no end)."
     )
     cache_max_entries: int = Field(default=100_000, description="Cached answers kept per task.")
+    cache_similarities: tuple[float, ...] = Field(
+        default=(0.8, 0.85, 0.9, 0.95),
+        description="With cache='semantic': a route cache:semantic@s per threshold, certified on "
+        "probes like a candidate (docs/cache.md).",
+    )
+    embed_model: Any = Field(
+        default=None,
+        description="With cache='semantic': a LlamaIndex embedding model comparing the last user "
+        "message (or the prompt) with earlier ones; default: SMART's offline embedder.",
+    )
     model_names: list[str] = Field(
         default_factory=list, description="Reference first, then candidates (derived)."
     )
@@ -178,7 +188,11 @@ class SmartLLM(FunctionCallingLLM):
         config = _build_config(self, names)
         store = self.store if isinstance(self.store, Store) else None
         self._router = SmartRouter(
-            config, store=store, seed=self.seed, wait_for_probes=self.wait_for_probes
+            config,
+            store=store,
+            seed=self.seed,
+            wait_for_probes=self.wait_for_probes,
+            embedder=embedder_of(self.embed_model),
         )
         self._llms = dict(zip(names, llms, strict=True))
         self._reference_name = names[0]
@@ -420,11 +434,13 @@ class SmartLLM(FunctionCallingLLM):
                     f"{key} must be a string, got {options[key]!r}; e.g. llm.chat(messages, "
                     f"{key}='acme')"
                 )
+        request = cache_request(kind, payload, kwargs)
         return self._router.request_cache(
-            cache_request(kind, payload, kwargs),
+            request,
             tenant=options.get("smart_tenant"),
             user=options.get("smart_user"),
             codec=ResponseCodec(kind),
+            **semantic_parts(request),
         )
 
     def _serve(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
@@ -614,5 +630,6 @@ def _build_config(llm: SmartLLM, names: list[str]) -> SmartConfig:
         tenant=llm.tenant,
         cache_ttl_seconds=llm.cache_ttl_seconds,
         cache_max_entries=llm.cache_max_entries,
+        cache_similarities=llm.cache_similarities,
         cascades=llm.cascades,
     )
