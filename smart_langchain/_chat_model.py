@@ -33,7 +33,13 @@ from ._cache import (
     metadata_kwargs,
     semantic_parts,
 )
-from ._convert import MessageMatch, answer_from_message, chunk_from_message, logprobs_in
+from ._convert import (
+    MessageMatch,
+    answer_from_message,
+    chunk_from_message,
+    logprobs_in,
+    neutral_messages,
+)
 from ._tools import STRUCTURED_KEY as _STRUCTURED_KEY
 from ._tools import TOOLS_KEY as _TOOLS_KEY
 from ._tools import ToolsAndStructuredOutput
@@ -518,7 +524,8 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
             return self._result_answer(result, name, messages)
 
         cache = self._request_cache(messages, stop, run_manager, kwargs)
-        return Calls(call, lambda name: call(name, None), cache=cache)
+        request = neutral_messages(messages)
+        return Calls(call, lambda name: call(name, None), cache=cache, request=request)
 
     def _request_cache(
         self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: Any
@@ -557,7 +564,8 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
             return self._result_answer(result, name, messages)
 
         cache = self._request_cache(messages, stop, run_manager, kwargs)
-        return Calls(call, lambda name: call(name, None), cache=cache)
+        request = neutral_messages(messages)
+        return Calls(call, lambda name: call(name, None), cache=cache, request=request)
 
     def _stream_calls(
         self,
@@ -579,6 +587,7 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
             probe=probe,
             streamed=lambda name, chunks: self._streamed_answer(chunks, name, messages),
             cache=self._request_cache(messages, stop, run_manager, kwargs),
+            request=neutral_messages(messages),
         )
 
     # -- generate and stream: the serving flow, run by the router's drivers ------------------------

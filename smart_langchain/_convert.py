@@ -17,7 +17,15 @@ from langchain_core.outputs import ChatGenerationChunk
 
 from smart_core import Answer, JsonMatch, ToolCallMatch, Usage
 
-__all__ = ["MessageMatch", "answer_from_message", "chunk_from_message", "logprobs_in"]
+__all__ = [
+    "MessageMatch",
+    "answer_from_message",
+    "chunk_from_message",
+    "logprobs_in",
+    "neutral_messages",
+]
+
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"}
 
 
 def _details(usage: Mapping[str, Any], field: str, key: str) -> int:
@@ -60,6 +68,17 @@ def answer_from_message(message: BaseMessage, model: str) -> Answer:
         usage=usage_from_message(message),
         raw=message,
     )
+
+
+def neutral_messages(messages: list[BaseMessage]) -> list[dict[str, str]]:
+    """The request as SMART's cascade scorers read it: ``[{"role", "content"}]`` with OpenAI's
+    role names and each message's text, free of LangChain types."""
+    out = []
+    for m in messages:
+        role = _ROLES.get(m.type) or str(getattr(m, "role", m.type))
+        text = m.text if isinstance(m.text, str) else str(m.text)
+        out.append({"role": role, "content": text})
+    return out
 
 
 def logprobs_in(*infos: Mapping[str, Any] | None) -> tuple[float, ...] | None:

@@ -13,7 +13,13 @@ from typing import Any
 
 from smart_core import Answer, Usage
 
-__all__ = ["answer_from_response", "estimate_tokens", "prompt_text", "usage_from_response"]
+__all__ = [
+    "answer_from_response",
+    "estimate_tokens",
+    "neutral_request",
+    "prompt_text",
+    "usage_from_response",
+]
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -108,6 +114,18 @@ def response_text(response: Any) -> str | None:
     if message is not None:
         return message.content
     return getattr(response, "text", None)
+
+
+def neutral_request(kind: str, payload: Any) -> list[dict[str, str]]:
+    """The request as SMART's cascade scorers read it: ``[{"role", "content"}]`` (a completion's
+    prompt as one user message), free of LlamaIndex types."""
+    if kind != "chat":
+        return [{"role": "user", "content": str(payload[0])}]
+    out = []
+    for m in payload:
+        role = getattr(m.role, "value", m.role)
+        out.append({"role": str(role), "content": m.content or ""})
+    return out
 
 
 def answer_from_response(

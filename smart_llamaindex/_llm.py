@@ -46,7 +46,7 @@ from smart_core.engine.framework_adapter import check_task, config_for, model_na
 
 from . import _silence
 from ._cache import CACHE_KWARGS, ResponseCodec, cache_request, embedder_of, semantic_parts
-from ._convert import answer_from_response, prompt_text
+from ._convert import answer_from_response, neutral_request, prompt_text
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -449,6 +449,7 @@ class SmartLLM(FunctionCallingLLM):
             lambda m: self._respond(m, kind, payload, kwargs),
             lambda m: self._probe(m, kind, payload, kwargs),
             cache=self._request_cache(kind, payload, kwargs, options),
+            request=neutral_request(kind, payload),
         )
         routed = self._router.serve(calls, task=task, request_id=request_id)
         return _tag(routed.answer.raw, routed.record())
@@ -459,6 +460,7 @@ class SmartLLM(FunctionCallingLLM):
             lambda m: self._arespond(m, kind, payload, kwargs),
             lambda m: self._aprobe(m, kind, payload, kwargs),
             cache=self._request_cache(kind, payload, kwargs, options),
+            request=neutral_request(kind, payload),
         )
         routed = await self._router.aserve(calls, task=task, request_id=request_id)
         return _tag(routed.answer.raw, routed.record())
@@ -474,6 +476,7 @@ class SmartLLM(FunctionCallingLLM):
             streamed=lambda m, chunks: self._streamed(m, kind, payload, chunks),
             shows=_has_content,
             cache=self._request_cache(kind, payload, kwargs, options),
+            request=neutral_request(kind, payload),
         )
         relayed = self._router.serve_stream(calls, task=task, request_id=request_id)
         first = next(relayed, None)
@@ -487,6 +490,7 @@ class SmartLLM(FunctionCallingLLM):
             streamed=lambda m, chunks: self._streamed(m, kind, payload, chunks),
             shows=_has_content,
             cache=self._request_cache(kind, payload, kwargs, options),
+            request=neutral_request(kind, payload),
         )
         relayed = self._router.aserve_stream(calls, task=task, request_id=request_id)
         first = await anext(relayed, None)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..task.answer import Answer
 from ..task.cascades import Cascade
 from ..task.comparators import Comparator
+from ..task.scorers import score as score_of
 from .effects import Call, Effect
 from .probe_run import CUT_SHORT
 from .routes import RouteAnswer
@@ -36,6 +37,9 @@ class CascadeRoute:
 
     __slots__ = ("cascade", "comparator", "models", "name", "reference")
 
+    #: The flow hands :meth:`probe_answer` the request too (for scorers that read it).
+    reads_request = True
+
     def __init__(self, cascade: Cascade, reference: str, comparator: Comparator) -> None:
         self.cascade = cascade
         self.reference = reference
@@ -47,6 +51,7 @@ class CascadeRoute:
         return f"CascadeRoute({self.name!r})"
 
     def serve(self, ticket: Ticket) -> Generator[Effect, Any, Answer | None]:
+        request = getattr(ticket, "request", None)
         got: dict[str, Answer] = {}
         calls: list[Answer] = []
         for i, step in enumerate(self.cascade.steps):
@@ -60,7 +65,7 @@ class CascadeRoute:
                     answer.model = model
                 got[model] = answer
                 calls.append(answer)
-            score = float(step.scorer(got[step.model], got, self.comparator))
+            score = score_of(step.scorer, got[step.model], got, self.comparator, request)
             if score >= step.threshold:
                 return RouteAnswer.of(
                     got[step.model], tuple(calls), step=i, step_name=step.label, score=score
@@ -72,10 +77,13 @@ class CascadeRoute:
             final.model = self.reference
         return self._escalated(final, calls)
 
-    def probe_answer(self, answers: Mapping[str, Answer | BaseException]) -> Answer | BaseException:
+    def probe_answer(
+        self, answers: Mapping[str, Answer | BaseException], request: Any = None
+    ) -> Answer | BaseException:
         """The answer the chain would have served, from one call of each model (the reference's
         included), with the calls it would have paid for; a call that failed or was cut short
-        where the chain needs it is returned as is (a failure, or a differing answer)."""
+        where the chain needs it is returned as is (a failure, or a differing answer).
+        ``request`` is the probed request, for scorers that read it."""
         calls: list[Answer] = []
         seen: set[str] = set()
         for i, step in enumerate(self.cascade.steps):
@@ -88,7 +96,7 @@ class CascadeRoute:
                 seen.add(model)
                 calls.append(answer)
             got = {m: a for m in seen if isinstance(a := answers[m], Answer)}
-            score = float(step.scorer(got[step.model], got, self.comparator))
+            score = score_of(step.scorer, got[step.model], got, self.comparator, request)
             if score >= step.threshold:
                 return RouteAnswer.of(
                     got[step.model], tuple(calls), step=i, step_name=step.label, score=score

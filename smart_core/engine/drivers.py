@@ -13,7 +13,7 @@ override the steps they do differently; the flow stays the same.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..task.answer import Answer
@@ -66,6 +66,8 @@ class Calls:
     (``None`` if there is nothing to record), and ``shows(chunk)`` says whether a chunk shows
     the user anything. ``cache`` is the request's view of the answer cache
     (``router.request_cache(...)``); ``None``: the request neither reads nor writes it.
+    ``request`` is the request itself, provider-neutral (the adapters pass a list of
+    ``{"role", "content"}`` messages): carried on the ticket for cascade scorers that read it.
     """
 
     call: Callable[[str], Any]
@@ -73,6 +75,11 @@ class Calls:
     streamed: Callable[[str, list[Any]], Answer | None] | None = None
     shows: Callable[[Any], bool] = _always
     cache: RequestCache | None = None
+    request: Any = None
+
+
+def _with_request(ticket: Ticket, request: Any) -> Ticket:
+    return ticket if request is None else replace(ticket, request=request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +103,7 @@ class Performer:
         return getattr(self, _STEP[type(effect)])(effect)
 
     def begin(self, e: Begin) -> Ticket:
-        return self.router.begin(e.task, request_id=e.request_id)
+        return _with_request(self.router.begin(e.task, request_id=e.request_id), self.calls.request)
 
     def look_up(self, e: LookUp) -> CacheLookup | None:
         cache = self.calls.cache
@@ -141,7 +148,8 @@ class AsyncPerformer:
         return await getattr(self, _STEP[type(effect)])(effect)
 
     async def begin(self, e: Begin) -> Ticket:
-        return await self.router.abegin(e.task, request_id=e.request_id)
+        ticket = await self.router.abegin(e.task, request_id=e.request_id)
+        return _with_request(ticket, self.calls.request)
 
     async def look_up(self, e: LookUp) -> CacheLookup | None:
         cache = self.calls.cache

@@ -9,11 +9,14 @@ cascade is a route like any other, and its agreement with the reference is measu
 
 A scorer is pure: ``scorer(answer, others, comparator) -> float``, where ``others`` holds the
 answers of the models it ``needs`` and ``comparator`` is the task's, so "the same answer" means
-what the guarantee means by it. A step accepts when the score reaches its threshold.
+what the guarantee means by it. A scorer with a true ``reads_request`` is also given the request
+(``request=``: what the caller passed, provider-neutral; see :func:`score`). A step accepts when
+the score reaches its threshold.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -29,6 +32,7 @@ __all__ = [
     "LogprobScorer",
     "Scorer",
     "parse_scorer",
+    "score",
     "wants_logprobs",
 ]
 
@@ -169,24 +173,39 @@ def _logprobs_in(source: Any) -> list[float]:
 
 
 class CallableScorer:
-    """A user function ``fn(answer) -> float`` (e.g. a verifier, a format check).
+    """A user function scoring a step's answer: ``fn(answer) -> float`` or
+    ``fn(request, answer) -> float`` (a verifier that checks the answer against the question, a
+    format check). Which one is read off the function's signature: two required positional
+    parameters (or ``*args``) get the request too.
 
-    The engine sees answers, not requests (the request lives in the caller's model calls), so a
-    scorer that needs the request closes over what it needs or reads ``answer.raw``.
+    ``request`` is what the caller passed, provider-neutral: a list of ``{"role", "content"}``
+    messages from ``SmartChatModel`` / ``SmartLLM``, the request given to
+    ``SmartRouter.run``/``arun``; ``None`` when the caller gave none (``smart replay``). The same
+    request is given on a probe, so a cascade is judged on what serving it would have done.
     """
 
-    __slots__ = ("fn", "name", "needs")
+    __slots__ = ("fn", "name", "needs", "reads_request")
 
-    def __init__(self, fn: Callable[[Answer], float], name: str | None = None) -> None:
+    def __init__(self, fn: Callable[..., float], name: str | None = None) -> None:
         if not callable(fn):
-            raise ConfigError(f"CallableScorer needs a function fn(answer) -> float, got {fn!r}")
+            raise ConfigError(
+                f"CallableScorer needs a function fn(answer) or fn(request, answer) returning a "
+                f"float, got {fn!r}"
+            )
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or "score"
         self.needs: tuple[str, ...] = ()
+        self.reads_request = _arity(fn) == 2
 
     def __call__(
-        self, answer: Answer, others: Mapping[str, Answer], comparator: Comparator
+        self,
+        answer: Answer,
+        others: Mapping[str, Answer],
+        comparator: Comparator,
+        request: Any = None,
     ) -> float:
+        if self.reads_request:
+            return float(self.fn(request, answer))
         return float(self.fn(answer))
 
     def spec(self) -> str:
@@ -194,6 +213,41 @@ class CallableScorer:
 
     def __repr__(self) -> str:
         return f"CallableScorer({self.fn!r}, name={self.name!r})"
+
+
+def _arity(fn: Callable[..., Any]) -> int:
+    """1 for ``fn(answer)``, 2 for ``fn(request, answer)``; ConfigError for anything else."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):  # a builtin without a signature: the simple form
+        return 1
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = sum(1 for p in positional if p.default is p.empty)
+    if required in (1, 2):
+        return required
+    if required == 0 and positional:
+        return min(len(positional), 2)
+    name = getattr(fn, "__name__", repr(fn))
+    raise ConfigError(
+        f"scorer {name}: a function scorer takes (answer) or (request, answer), but this one "
+        f"needs {required} arguments; e.g. def my_scorer(request, answer) -> float"
+    )
+
+
+def score(
+    scorer: Scorer,
+    answer: Answer,
+    others: Mapping[str, Answer],
+    comparator: Comparator,
+    request: Any = None,
+) -> float:
+    """``scorer``'s score of ``answer``, handing it the request only if it reads it (so a
+    Scorer written for the three-argument form keeps working)."""
+    if getattr(scorer, "reads_request", False):
+        return float(scorer(answer, others, comparator, request=request))  # type: ignore[call-arg]
+    return float(scorer(answer, others, comparator))
 
 
 def wants_logprobs(scorer: Any) -> bool:

@@ -119,3 +119,38 @@ def test_a_probe_judges_the_cascade_on_the_same_logprobs(server):
     assert counters[K.probes_of(ROUTE)] == 3
     assert counters[K.agreements(ROUTE)] == 1
     assert _asked_logprobs(server, MINI) == [True] * 3
+
+
+def test_a_request_reading_scorer_gets_the_messages_provider_neutral(server):
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    seen: list[Any] = []
+
+    def verifier(request, answer):
+        seen.append(request)
+        return 1.0 if "easy" in request[-1]["content"] else 0.0
+
+    llm = SmartChatModel(
+        reference=_model(server, REF),
+        candidates=[_model(server, MINI)],
+        comparator="choice:A,B,C,D",
+        cascades=[Cascade([CascadeStep(MINI, verifier)], name="checked")],
+        epsilon=0.2,
+        seed=0,
+    )
+    begin = llm._router.begin
+
+    def forced(*a: Any, **k: Any) -> Any:
+        ticket = begin(*a, **k)
+        decision = replace(ticket.decision, route="checked", probe=False, probe_models=())
+        return replace(ticket, decision=decision, route="checked")
+
+    llm._router.begin = forced
+    sure = llm.invoke([SystemMessage("Be brief."), HumanMessage("an easy one")])
+    assert sure.content == "A is my answer"
+    unsure = "".join(c.content for c in llm.stream("a hard one"))
+    assert unsure == "B because it is"
+    assert seen == [
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "an easy one"}],
+        [{"role": "user", "content": "a hard one"}],
+    ]

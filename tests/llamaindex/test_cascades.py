@@ -89,3 +89,37 @@ def test_streams_never_show_a_rejected_steps_tokens(scripted):
     scripted.models[MINI] = "A is my answer"
     assert "".join(r.delta or "" for r in llm.stream_chat(ASK)) == "A is my answer"
     assert "".join(asyncio.run(collect())) == "A is my answer"
+
+
+def test_a_request_reading_scorer_gets_the_messages_provider_neutral(scripted):
+    from smart_core.task.cascades import Cascade, CascadeStep
+
+    seen: list[Any] = []
+
+    def verifier(request, answer):
+        seen.append(request)
+        return 1.0
+
+    llm = SmartLLM(
+        reference=openai_llm(scripted, REF),
+        candidates=[openai_llm(scripted, MINI)],
+        comparator="choice:A,B,C,D",
+        cascades=[Cascade([CascadeStep(MINI, verifier)], name="checked")],
+        epsilon=0.2,
+        seed=0,
+    )
+    router = llm._router
+    begin = router.begin
+
+    def forced(*a: Any, **k: Any) -> Any:
+        ticket = begin(*a, **k)
+        decision = replace(ticket.decision, route="checked", probe=False, probe_models=())
+        return replace(ticket, decision=decision, route="checked")
+
+    router.begin = forced
+    assert llm.chat(ASK).message.content == "A is my answer"
+    llm.complete("Pick one")
+    assert seen == [
+        [{"role": "user", "content": "Which letter?"}],
+        [{"role": "user", "content": "Pick one"}],
+    ]
