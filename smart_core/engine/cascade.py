@@ -15,6 +15,7 @@ a model's, and the mix treats it as one more route (docs/guarantee.md, "Cascades
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from ..task.cascades import Cascade
 from ..task.comparators import Comparator
 from ..task.scorers import score as score_of
 from .effects import Call, Effect
+from .increments import SPENT_ATTRIBUTE
 from .probe_run import CUT_SHORT
 from .routes import RouteAnswer
 
@@ -58,7 +60,7 @@ class CascadeRoute:
             for model in step.models:
                 if model in got:
                     continue
-                answer = yield Call(ticket, model, to_user=False)
+                answer = yield from _call(ticket, model, calls, to_user=False)
                 if answer is None:  # a stream that ended with nothing: nothing to judge
                     return None
                 if not answer.model:
@@ -70,7 +72,7 @@ class CascadeRoute:
                 return RouteAnswer.of(
                     got[step.model], tuple(calls), step=i, step_name=step.label, score=score
                 )
-        final = yield Call(ticket, self.reference)
+        final = yield from _call(ticket, self.reference, calls)
         if final is None:
             return None
         if not final.model:
@@ -110,3 +112,17 @@ class CascadeRoute:
         return RouteAnswer.of(
             final, (*calls, final), step=len(self.cascade.steps), step_name="ref", score=None
         )
+
+
+def _call(
+    ticket: Ticket, model: str, spent: list[Answer], *, to_user: bool = True
+) -> Generator[Effect, Any, Answer | None]:
+    """One call of the chain; if it fails, the answers already paid for ride on its exception
+    (:data:`~.increments.SPENT_ATTRIBUTE`), so the fallback that follows records their cost."""
+    try:
+        return (yield Call(ticket, model, to_user=to_user))
+    except Exception as exc:
+        if spent:  # (an exception type without a __dict__ cannot carry them: not recorded)
+            with contextlib.suppress(AttributeError):
+                setattr(exc, SPENT_ATTRIBUTE, tuple(spent))
+        raise

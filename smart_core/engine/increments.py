@@ -18,7 +18,19 @@ from .routes import RouteAnswer, RouteTable, cost_of_route
 from .semantic_route import NEAREST, nearest_answer
 from .ticket import Ticket
 
-__all__ = ["CUT_SHORT_WARNING", "answered", "fell_back", "probed", "served"]
+__all__ = [
+    "CUT_SHORT_WARNING",
+    "SPENT_ATTRIBUTE",
+    "answered",
+    "fell_back",
+    "probed",
+    "served",
+    "spent_before_failing",
+]
+
+#: The attribute a route sets on the exception of a call that failed after earlier calls of
+#: the same request had answered (a cascade's accepted-or-not steps): those answers, paid for.
+SPENT_ATTRIBUTE = "smart_spent"
 
 CUT_SHORT_WARNING = (
     "a probe was cut short: its candidates' calls were cancelled before they answered (the event "
@@ -49,6 +61,25 @@ def fell_back(route: str, reference: str) -> dict[str, float]:
             f"({route!r}); re-raise the reference's error instead"
         )
     return {K.failures(route): 1.0, K.fallbacks(route): 1.0}
+
+
+def spent_before_failing(
+    route: str, error: BaseException | None, cost_of: Callable[[Answer], float]
+) -> dict[str, float]:
+    """What a route had spent on a request before one of its calls failed (a cascade whose
+    second step or reference call raised after the first step answered): each call under its
+    model's name and as money spent, and the total under the route's name, so the route's
+    expected cost counts what its failures cost. Nothing when the error carries no calls."""
+    calls = getattr(error, SPENT_ATTRIBUTE, None) or ()
+    inc: dict[str, float] = {}
+    total = 0.0
+    for call in calls:
+        cost = cost_of(call)
+        total += cost
+        _add_call(inc, call.model, cost)
+    if calls:
+        _add_model_call(inc, route, total)
+    return inc
 
 
 def served(

@@ -50,7 +50,7 @@ from .drivers import (
     stream_flow,
 )
 from .flow import serve_flow
-from .increments import fell_back, probed, served
+from .increments import fell_back, probed, served, spent_before_failing
 from .ledger import Ledger
 from .probe_run import AsyncProbeRun, ProbeRun
 from .routes import RouteAnswer, RouteTable
@@ -299,7 +299,7 @@ class SmartRouter(CacheServing, BatchServing):
         The failure is not a disagreement: rate limits and timeouts say nothing about answer
         quality. A failing reference has nothing to fall back to: re-raise its error instead.
         """
-        inc = self._fallback_increments(ticket)
+        inc = self._fallback_increments(ticket, error)
         try:
             self.store.add(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
         except StoreError as exc:  # the reference still answers
@@ -308,7 +308,7 @@ class SmartRouter(CacheServing, BatchServing):
         return replace(ticket, route=self.config.reference.name, fallback=True)
 
     async def afall_back(self, ticket: Ticket, error: BaseException | None = None) -> Ticket:
-        inc = self._fallback_increments(ticket)
+        inc = self._fallback_increments(ticket, error)
         try:
             await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:fallback")
         except StoreError as exc:
@@ -474,8 +474,13 @@ class SmartRouter(CacheServing, BatchServing):
         cost, inc = served(ticket.route, self.config.reference.name, answer, self.cost_of)
         return answer, cost, inc
 
-    def _fallback_increments(self, ticket: Ticket) -> dict[str, float]:
-        return fell_back(ticket.route, self.config.reference.name)
+    def _fallback_increments(
+        self, ticket: Ticket, error: BaseException | None = None
+    ) -> dict[str, float]:
+        inc = fell_back(ticket.route, self.config.reference.name)
+        for key, value in spent_before_failing(ticket.route, error, self.cost_of).items():
+            inc[key] = inc.get(key, 0.0) + value
+        return inc
 
     def _probe_increments(
         self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
