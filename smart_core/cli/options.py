@@ -5,11 +5,20 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Any
 
 from ..task.pricing import Price
 from .console import fail
 
-__all__ = ["help_paragraphs", "load_config", "parse_prices", "run_store", "split_list"]
+__all__ = [
+    "cascade_logprob_models",
+    "help_paragraphs",
+    "load_config",
+    "parse_prices",
+    "run_cascades",
+    "run_store",
+    "split_list",
+]
 
 #: The stores a batch run may keep its state in (it must outlive the process to resume).
 _RUN_STORES = ("sqlite", "redis", "rediss", "postgresql", "postgres")
@@ -53,6 +62,59 @@ def load_config(path: Path | None) -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise fail(f"--config {path}: not valid TOML ({exc})") from None
     return dict(data.get("run", data))
+
+
+def run_cascades(value: Any) -> Any:
+    """``--cascades`` / ``cascades`` in --config: ``"auto"``, a TOML file of ``[[cascades]]``
+    tables, or (from --config) those tables already read; None for none."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        import tomllib
+
+        path = Path(value)
+        if not path.is_file():
+            raise fail(
+                f"--cascades {value}: give auto or a TOML file with [[cascades]] tables "
+                "(docs/cascades.md)"
+            )
+        try:
+            with path.open("rb") as fh:
+                tables = tomllib.load(fh).get("cascades")
+        except tomllib.TOMLDecodeError as exc:
+            raise fail(f"--cascades {value}: not valid TOML ({exc})") from None
+        if not tables:
+            raise fail(f"--cascades {value}: no [[cascades]] tables in the file")
+        return tables
+    if isinstance(value, list):
+        return value
+    raise fail(
+        f"cascades in --config must be 'auto', a file name or [[run.cascades]] tables, got "
+        f"{value!r}"
+    )
+
+
+def cascade_logprob_models(spec: Any) -> frozenset[str]:
+    """The models of ``spec``'s cascades (a BatchRun's) to ask for token logprobs; the
+    cascades are checked against its models here, so a bad one fails before any call."""
+    if not spec.cascades:
+        return frozenset()
+    from ..errors import ConfigError
+    from ..task.cascades import logprob_models, parse_cascades
+    from ..task.comparators import parse_comparator
+
+    try:
+        parsed = parse_cascades(
+            spec.cascades,
+            reference=spec.reference,
+            candidates=spec.candidates,
+            comparator=parse_comparator(spec.comparator),
+        )
+    except ConfigError as exc:
+        raise fail(f"--cascades: {exc}") from None
+    return logprob_models(parsed)
 
 
 def split_list(value: str | list[str] | None) -> list[str]:

@@ -11,7 +11,15 @@ import typer
 
 from ..errors import SmartError
 from .console import err, fail, out
-from .options import help_paragraphs, load_config, parse_prices, run_store, split_list
+from .options import (
+    cascade_logprob_models,
+    help_paragraphs,
+    load_config,
+    parse_prices,
+    run_cascades,
+    run_store,
+    split_list,
+)
 from .run_console import finish_run, run_progress
 
 __all__ = ["run_command"]
@@ -21,7 +29,7 @@ __all__ = ["run_command"]
 _RUN_KEYS = {
     "input", "prompt", "reference", "candidates", "epsilon", "delta", "output", "comparator",
     "concurrency", "task", "state", "timeout", "max_retries", "base_urls", "prices", "seed",
-    "report", "png", "method", "max_tokens", "store",
+    "report", "png", "method", "max_tokens", "store", "cascades",
 }  # fmt: skip
 
 
@@ -105,6 +113,13 @@ def run_command(
     seed: Annotated[
         int | None, typer.Option(help="Seed of the item order and route draws (default 0).")
     ] = None,
+    cascades: Annotated[
+        str | None,
+        typer.Option(
+            help="Cascades routed to besides the candidates: auto, or a TOML file with "
+            "[[cascades]] tables (docs/cascades.md); also `cascades` in --config."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Answer every item of a file through SMART: concurrent, resumable, with a report and chart.
@@ -165,6 +180,7 @@ def run_command(
         store=shared_store,
         prices=prices,
         seed=int(pick("seed", seed, 0)),
+        cascades=run_cascades(pick("cascades", cascades)),
     )
     report_path = Path(pick("report", report) or out_path.with_suffix(".report.json"))
     png_path = Path(pick("png", png) or out_path.with_suffix(".png"))
@@ -195,6 +211,9 @@ def run_command(
             endpoints[parsed.name] = make_provider(parsed, base_url=base_url, **options)
         spec.reference = parse_model_spec(spec.reference).name
         spec.candidates = [parse_model_spec(c).name for c in spec.candidates]
+        # Steps judged by their confidence: their models are asked for token logprobs.
+        for name in cascade_logprob_models(spec):
+            endpoints[name].logprobs = True
         # Before any call: a run must not pay for answers it cannot write down.
         written = {"--output": out_path, "--report": report_path, "--png": png_path}
         for option, path in written.items():

@@ -95,6 +95,9 @@ class BatchRun:
     store: str | None = None
     """A shared store's URL (``redis://...``, ``postgresql://...``) for the counters and the run
     state; None keeps both in the SQLite file ``state_path``."""
+    cascades: Any = None
+    """``"auto"`` or cascades in their plain form (docs/cascades.md): routes besides the
+    candidates; None: none."""
 
     @property
     def state_path(self) -> Path:
@@ -117,6 +120,7 @@ class BatchRun:
             "method (in --config)": self.method,
             "--seed": str(self.seed),
             "--price": json.dumps(self.prices, sort_keys=True, default=str),
+            **({"--cascades": _dumps(self.cascades)} if self.cascades else {}),
         }
 
     def key(self, items: Sequence[BatchItem]) -> str:
@@ -134,6 +138,8 @@ class BatchRun:
             str(self.seed),
             json.dumps(self.prices, sort_keys=True, default=str),
         ]
+        if self.cascades:  # (absent from older runs' keys, which stay as they were)
+            parts.append(_dumps(self.cascades))
         for p in parts:
             h.update(p.encode() + b"\0")
         for it in items:
@@ -152,7 +158,12 @@ class BatchRun:
             store=self.store or f"sqlite:///{self.state_path.absolute()}",
             batch_size=n,
             prices=self.prices,
+            cascades=self.cascades,
         )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
 
 
 @dataclass

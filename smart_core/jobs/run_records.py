@@ -47,6 +47,7 @@ def answer_json(answer: Answer) -> str:
             "model": answer.model,
             "usage": dataclasses.asdict(answer.usage),
             "cost": answer.cost,
+            "logprobs": list(answer.logprobs) if answer.logprobs is not None else None,
         },
         default=str,
     )
@@ -54,4 +55,7 @@ def answer_json(answer: Answer) -> str:
 
 def answer_from(text: str) -> Answer:
     raw = json.loads(text)
-    return Answer(raw["text"], raw["value"], raw["model"], Usage(**raw["usage"]), raw["cost"])
+    answer = Answer(raw["text"], raw["value"], raw["model"], Usage(**raw["usage"]), raw["cost"])
+    if raw.get("logprobs") is not None:  # a saved step judged by its confidence, resumed
+        answer.logprobs = tuple(raw["logprobs"])
+    return answer
