@@ -4,10 +4,10 @@ and summing to the confidence the responder set."""
 from __future__ import annotations
 
 import math
+import random
 
 import openai
 import pytest
-import random
 
 from smart_core.testing import FakeLLMServer, Reply
 from smart_core.testing._logprobs import default_confidence, token_logprobs
@@ -102,7 +102,7 @@ def test_bad_logprobs_options_are_refused_like_openai(
 
 
 def test_a_confidence_outside_0_1_is_refused() -> None:
-    with pytest.raises(ValueError, match="Reply.confidence"):
+    with pytest.raises(ValueError, match=r"Reply\.confidence"):
         Reply("x", confidence=1.5)
 
 
