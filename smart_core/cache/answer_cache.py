@@ -152,6 +152,7 @@ class AnswerCache:
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.time,
         embedder: Embedder | None = None,
+        grow_index: bool = True,
     ) -> None:
         self.store = store
         self.reference = reference
@@ -163,6 +164,13 @@ class AnswerCache:
         self.embedder = embedder
         #: The vectors of the requests whose answers are stored, per namespace (semantic only).
         self.index = SemanticIndex(max_entries) if embedder is not None else None
+        #: False in batch mode: answers stored during a batch are not added to the semantic
+        #: index, so each item's would-be semantic answer is fixed by what was there before the
+        #: batch, whatever the batch's order (the finite-population bound needs fixed answers;
+        #: docs/guarantee.md, "The answer cache"). Exact hits are unaffected.
+        self.grow_index = grow_index
+        #: When this cache (a batch, in batch mode) started.
+        self.created_at = clock()
         self._failing = False
         self._embedding_failing = False
 
@@ -254,18 +262,18 @@ class RequestCache:
             return CacheLookup()
         cache._worked()
         exact = self._hit(raw, EXACT_ROUTE)
-        if exact is not None or self.semantic is None:
+        if self.semantic is None or (exact is not None and self._exact_is_near(exact)):
             return self._lookup(exact, None)
         near = self._near(task, self._embed())
         if near is None:
-            return CacheLookup()
+            return self._lookup(exact, None)
         key, similarity = near
         try:
             raw = cache.store.cache_get(task, self.scope, key, now=cache.clock())
         except StoreError as exc:
             cache._failed("a lookup", exc)
-            return CacheLookup()
-        return self._lookup(None, self._semantic_hit(task, key, raw, similarity))
+            return self._lookup(exact, None)
+        return self._lookup(exact, self._semantic_hit(task, key, raw, similarity))
 
     async def alookup(self, task: str) -> CacheLookup:
         cache = self.cache
@@ -276,26 +284,33 @@ class RequestCache:
             return CacheLookup()
         cache._worked()
         exact = self._hit(raw, EXACT_ROUTE)
-        if exact is not None or self.semantic is None:
+        if self.semantic is None or (exact is not None and self._exact_is_near(exact)):
             return self._lookup(exact, None)
         near = self._near(task, await self._aembed())
         if near is None:
-            return CacheLookup()
+            return self._lookup(exact, None)
         key, similarity = near
         try:
             raw = await cache.store.acache_get(task, self.scope, key, now=cache.clock())
         except StoreError as exc:
             cache._failed("a lookup", exc)
-            return CacheLookup()
-        return self._lookup(None, self._semantic_hit(task, key, raw, similarity))
+            return self._lookup(exact, None)
+        return self._lookup(exact, self._semantic_hit(task, key, raw, similarity))
 
     def _lookup(self, exact: CacheHit | None, near: CacheHit | None) -> CacheLookup:
         if exact is not None:
-            # The request's own entry is its nearest one too: a semantic route serves it then.
-            if self.semantic is not None:
+            # The request's own entry is its nearest one too: a semantic route serves it then
+            # (in batch mode only if it was stored before the batch, see _exact_is_near).
+            if self.semantic is not None and near is None and self._exact_is_near(exact):
                 near = CacheHit(SEMANTIC_HIT_ROUTE, exact.answer, exact.cost, exact.stored_at)
             return CacheLookup(tuple(h for h in (exact, near) if h is not None))
         return CacheLookup(() if near is None else (near,))
+
+    def _exact_is_near(self, exact: CacheHit) -> bool:
+        """May the exact entry stand as the semantic routes' nearest hit? Always online; in
+        batch mode (the index frozen) only if it predates the batch, so that an item's
+        would-be semantic answer never depends on which items came before it."""
+        return self.cache.grow_index or exact.stored_at < self.cache.created_at
 
     def _namespace(self, task: str) -> tuple[str, str, str]:
         assert self.semantic is not None
@@ -401,7 +416,7 @@ class RequestCache:
         self._index(task, await self._aembed())
 
     def _index(self, task: str, vector: Any) -> None:
-        if vector is not None and self.cache.index is not None:
+        if vector is not None and self.cache.index is not None and self.cache.grow_index:
             self.cache.index.add(self._namespace(task), self.key, vector)
 
     def chunks(self, answer: Answer) -> list[Any]:

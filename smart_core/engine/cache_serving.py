@@ -36,6 +36,7 @@ def answer_cache(
         ttl_seconds=config.cache_ttl_seconds,
         max_entries=config.cache_max_entries,
         embedder=embedder if config.cache == "semantic" else None,
+        grow_index=config.batch_size is None,
     )
 
 

@@ -118,6 +118,26 @@ async def test_a_probe_records_a_false_hit_against_the_routes_it_would_have_misl
     assert calls[REF] == 2
 
 
+async def test_in_batch_mode_semantic_routes_never_offer_an_answer_stored_during_the_batch():
+    """A batch's items must have fixed would-be answers for the finite-population bound: an
+    answer stored during the batch is never a semantic hit (the index is frozen), so what a
+    route would answer does not depend on which items came first. Online the same two requests
+    give the 0.8 route a false hit (the first test above); in a batch neither sees the other."""
+
+    async def probed_twice(grow: bool) -> tuple[int, int]:
+        router, calls = make_router(cache_similarities=(0.8, 0.9), batch_size=2000)
+        assert not router.cache.grow_index
+        router.cache.grow_index = grow  # as online: the index grows with the batch
+        await router.arun("Where is my order 48213?")
+        await router.arun("Where is my order 48291?")  # similar spelling, another order
+        low = TaskState.of(router.store.read("t")).evidence_of("cache:semantic@0.8")
+        assert calls[REF] == 2
+        return int(low.compared), int(low.agreed)
+
+    assert await probed_twice(grow=False) == (2, 2)  # both misses: the reference's answers
+    assert await probed_twice(grow=True) == (2, 1)  # the second met the first's answer
+
+
 def _trusted(store: MemoryStore, route: str, n: int = 3000) -> MemoryStore:
     """``route`` agreed on all of ``n`` probes and cost nothing: the mix sends it nearly all."""
     inc = {K.REQUESTS: n, K.PROBES: n, K.routed(REF): n, K.probes_of(route): n}
