@@ -3,10 +3,10 @@
 Times :meth:`Policy.decide <smart_core.policy.Policy.decide>` alone (no store), on counters as
 a task has them after ``probes`` probes: ``candidates`` cheap candidates agreeing with the
 reference at rates spread between 0.90 and 0.99, in online mode (``expected_requests``) and in
-batch mode (a batch four times the probes; with six candidates or more a screened batch past its
-screening, as :func:`~smart_core.policy.policy_for` builds it). Each decision counts one more request, so the
-policy's caches see what they see in serving; the first decisions, which fill them, are timed
-too.
+batch mode (a batch four times the probes; with six candidates or more a screened batch past
+its screening, as :func:`~smart_core.policy.policy_for` builds it). Each decision counts one
+more request, so the policy's caches see what they see in serving; the first decisions, which
+fill them, are timed too.
 """
 
 from __future__ import annotations
