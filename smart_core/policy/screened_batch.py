@@ -262,20 +262,21 @@ class ScreenedBatchPolicy(PolicyBase):
             return False
         if state.requests < min(MIN_SCREEN, self.screen):
             return True
-        return len(self._found_contenders(state, settled_only=False)) > 1
+        return len(self._found_contenders(state)) > 1
 
-    def _prospects(self, state: TaskState, *, settled_only: bool) -> dict[str, Prospect]:
+    def _prospects(self, state: TaskState, rest: int) -> dict[str, Prospect]:
+        """Each candidate's prospect on ``rest`` items from the screening counters as they are
+        now (the plan reads them once screening's probes are all settled, with ``rest`` fixed
+        by screening's length: nothing the certification stage does may move the shares)."""
         screened = {c: _screening_evidence(state, c) for c in self.candidates}
         costs = {m: _screen_mean(state, m) for m in (self.reference, *self.candidates)}
         key = (
-            settled_only,
-            state.screened,
+            rest,
             tuple((c, ev.compared, ev.agreed, ev.dropped) for c, ev in screened.items()),
             tuple(costs.items()),
         )
         found = self._prospect_cache.get(key)
         if found is None:
-            rest = max(self.batch_size - int(max(state.screened, state.requests)), 1)
             found = prospects(
                 {c: ev for c, ev in screened.items() if not ev.dropped},
                 {c: costs[c] for c in self.candidates},
@@ -289,8 +290,9 @@ class ScreenedBatchPolicy(PolicyBase):
             self._prospect_cache[key] = found
         return found
 
-    def _found_contenders(self, state: TaskState, *, settled_only: bool) -> list[str]:
-        return contenders(self._prospects(state, settled_only=settled_only))
+    def _found_contenders(self, state: TaskState) -> list[str]:
+        """The contenders while screening, valued on the items not yet decided."""
+        return contenders(self._prospects(state, max(self.batch_size - int(state.requests), 1)))
 
     def _plan(self, state: TaskState) -> BatchPlanPolicy | None:
         """The certification stage's plan, once screening is over and settled (``None`` before,
@@ -298,11 +300,11 @@ class ScreenedBatchPolicy(PolicyBase):
         screened = {c: _screening_evidence(state, c) for c in self.candidates}
         if any(ev.open > 0 for ev in screened.values()):
             return None  # screening's outcomes are not all in: the shares cannot be fixed yet
-        found = self._prospects(state, settled_only=True)
+        rest = self.batch_size - int(state.screened)
+        found = self._prospects(state, rest)
         key = (state.screened, tuple(sorted(found.items())))
         if key not in self._plans:
             shares = certification_shares(found)
-            rest = self.batch_size - int(state.screened)
             self._plans[key] = self._certification_plan(state, shares, rest)
         return self._plans[key]
 
@@ -374,7 +376,7 @@ class ScreenedBatchPolicy(PolicyBase):
         to_drop = list(plain.to_drop)
         if state.requests >= MIN_SCREEN:
             # Told apart from the leader: no longer worth screening.
-            found = self._prospects(state, settled_only=False)
+            found = self._prospects(state, max(self.batch_size - int(state.requests), 1))
             kept = set(contenders(found))
             to_drop += [c for c in found if c not in kept and c not in to_drop]
         live = tuple(

@@ -141,24 +141,29 @@ def test_certification_bounds_count_only_the_probes_after_screening():
 
 def test_the_plan_is_fixed_by_screening_alone():
     """The shares (and the planned look) are a function of screening's counters: certification
-    outcomes, good or bad, never change them."""
-    policy = make(screen=30)
-    base = {K.REQUESTS: 60, K.PROBES: 60, K.SCREENED: 30, K.routed(REF): 60}
+    outcomes, good or bad, and how far the certification stage has got never change them, in
+    this worker or in a fresh one (workers share a store, not the policy object)."""
+    base = {K.PROBES: 60, K.SCREENED: 30, K.routed(REF): 60}
     for c, agreed in (("a", 29), ("b", 27), ("c", 20), ("junk", 3)):
         base |= {K.probes_of(c): 30, K.agreements(c): agreed}
         base |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
     base |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    same_worker = make(screen=30)
     plans = []
-    for agreed in (0, 15, 30):
-        counters = dict(base)
+    for agreed, requests in ((0, 60), (15, 400), (30, 1200)):
+        counters = {**base, K.REQUESTS: requests}
         for c in ("a", "b"):
             counters[K.probes_of(c)] += 30
             counters[K.agreements(c)] += agreed
             counters |= {K.cert_probes(c): 30, K.cert_agreements(c): agreed}
-        plans.append(policy._plan(TaskState.from_counters(counters)))
-    assert plans[0] is plans[1] is plans[2]
-    assert plans[0].candidates[0] == "a"  # the leader
-    assert abs(sum(plans[0].alphas.values()) + sum(plans[0].look_alphas.values()) - 0.05) < 1e-12
+        state = TaskState.from_counters(counters)
+        for policy in (same_worker, make(screen=30)):
+            plan = policy._plan(state)
+            plans.append((plan.alphas, plan.looks, plan.look_alphas))
+    assert all(p == plans[0] for p in plans)
+    alphas, looks, look_alphas = plans[0]
+    assert list(looks) == ["a"]  # the leader's look
+    assert abs(sum(alphas.values()) + sum(look_alphas.values()) - 0.05) < 1e-12
 
 
 def test_shares_concentrate_on_the_leader_and_sum_to_one():
