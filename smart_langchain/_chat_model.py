@@ -16,43 +16,26 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LangSmithParams, LanguageModelInput
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.outputs.chat_generation import merge_chat_generation_chunks
-from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
+from langchain_core.runnables import RunnableConfig
 from pydantic import PrivateAttr
 
-from smart_core import Answer, Calls, ConfigError, Ledger, Routed, SmartConfig, SmartRouter
+from smart_core import ConfigError, Ledger, Routed, SmartConfig, SmartRouter
 from smart_core.engine.framework_adapter import check_task, config_for, model_name_of
 from smart_core.task.cascades import logprob_models
 
 from ._batch_order import drawn_order, in_input_order
 from ._cache import (
-    CACHE_KEYS,
-    MessageCodec,
-    cache_request,
     embedder_of,
     metadata_kwargs,
-    semantic_parts,
 )
 from ._convert import (
     MessageMatch,
-    answer_from_message,
-    chunk_from_message,
-    logprobs_in,
-    neutral_messages,
 )
-from ._tools import STRUCTURED_KEY as _STRUCTURED_KEY
-from ._tools import TOOLS_KEY as _TOOLS_KEY
+from ._inner_calls import TASK_KEY, InnerCalls
 from ._tools import ToolsAndStructuredOutput
-from ._usage import UsageWarnings, estimated_usage, reporting_usage
+from ._usage import UsageWarnings, reporting_usage
 
 __all__ = ["SmartChatModel"]
-
-# Call kwargs that are SMART's own and never reach an inner model.
-_TASK_KEY = "smart_task"
-_PRIVATE = frozenset({_TASK_KEY, _TOOLS_KEY, _STRUCTURED_KEY, "model", "tools", "tool_choice"})
-_PRIVATE |= CACHE_KEYS
-#: Call kwargs that shape no answer, left out of the answer cache's key.
-_UNKEYED = frozenset({_TASK_KEY, "model", "stream"}) | CACHE_KEYS
 
 
 def _model_name(model: Any, where: str) -> str:
@@ -66,19 +49,7 @@ def _model_name(model: Any, where: str) -> str:
     return name
 
 
-def _unbind(runnable: Runnable[Any, Any]) -> tuple[BaseChatModel, dict[str, Any]]:
-    """The chat model under ``runnable`` and the call kwargs its bindings add."""
-    kwargs: dict[str, Any] = {}
-    while isinstance(runnable, RunnableBinding):
-        kwargs = {**runnable.kwargs, **kwargs}
-        runnable = runnable.bound
-    if not isinstance(runnable, BaseChatModel):
-        raise TypeError(f"expected a chat model under the binding, got {type(runnable).__name__}")
-    kwargs.pop("ls_structured_output_format", None)
-    return runnable, kwargs
-
-
-class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
+class SmartChatModel(InnerCalls, ToolsAndStructuredOutput, BaseChatModel):
     """A drop-in chat model that sends each request to the cheapest model allowed by SMART.
 
     At most a share ``epsilon`` of answers differ from the ``reference`` model's, with
@@ -405,9 +376,9 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
     # -- preparing one inner call --------------------------------------------------------------
 
     def _task_of(self, kwargs: Mapping[str, Any], run_manager: Any) -> str:
-        task = kwargs.get(_TASK_KEY)
+        task = kwargs.get(TASK_KEY)
         if not task and run_manager is not None:
-            task = (getattr(run_manager, "metadata", None) or {}).get(_TASK_KEY)
+            task = (getattr(run_manager, "metadata", None) or {}).get(TASK_KEY)
         example = "config={'metadata': {'smart_task': 'ticket-triage'}}"
         return check_task(task or self.task, example)
 
@@ -422,71 +393,6 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
                 f"{list(self._models)}; omit model= to let SMART route"
             )
         return str(model)
-
-    def _prepare(
-        self, name: str, kwargs: Mapping[str, Any], *, stream: bool | None = None
-    ) -> tuple[BaseChatModel, dict[str, Any]]:
-        """The inner model to call for ``name`` and its call kwargs (tools bound its way)."""
-        inner = self._models[name]
-        call = {k: v for k, v in kwargs.items() if k not in _PRIVATE}
-        if self.temperature is not None:
-            call.setdefault("temperature", self.temperature)
-        if self.max_tokens is not None:
-            call.setdefault("max_tokens", self.max_tokens)
-        if stream is False:
-            call.pop("stream", None)
-        if name in self._logprob_models and "logprobs" in type(inner).model_fields:
-            # A cascade step judged by its confidence: asked on every call of the model, served
-            # or probed, so a probe judges the step on what serving it would have seen.
-            call.setdefault("logprobs", True)
-        if kwargs.get("tools"):
-            options = dict(kwargs.get(_TOOLS_KEY) or {})
-            if kwargs.get("tool_choice") is not None:
-                options["tool_choice"] = kwargs["tool_choice"]
-            inner, extra = _unbind(inner.bind_tools(kwargs["tools"], **options))
-            call.update(extra)
-        spec = kwargs.get(_STRUCTURED_KEY)
-        if spec:
-            structured = inner.with_structured_output(
-                spec["schema"], method=spec["method"], **spec["kwargs"]
-            )
-            first = getattr(structured, "first", structured)
-            inner, extra = _unbind(first)
-            call.update(extra)
-        return inner, call
-
-    def _stop(self, stop: list[str] | None) -> list[str] | None:
-        if stop is not None:
-            return stop
-        return list(self.stop) if self.stop else None
-
-    def _answer(self, message: BaseMessage, name: str, prompt: list[BaseMessage]) -> Answer:
-        """The engine's view of ``name``'s answer; without usage, its tokens are estimated."""
-        answer = answer_from_message(message, name)
-        if getattr(message, "usage_metadata", None) is None:
-            answer.usage = estimated_usage(prompt, message)
-            self._usage_warnings.warn(name, self._models[name])
-        return answer
-
-    def _result_answer(self, result: ChatResult, name: str, prompt: list[BaseMessage]) -> Answer:
-        """A whole answer, carrying LangChain's ``ChatResult`` to hand back to the user."""
-        generation = result.generations[0]
-        answer = self._answer(generation.message, name, prompt)
-        answer.raw = result
-        answer.logprobs = logprobs_in(
-            generation.generation_info, generation.message.response_metadata
-        )
-        return answer
-
-    def _streamed_answer(
-        self, chunks: list[ChatGenerationChunk], name: str, prompt: list[BaseMessage]
-    ) -> Answer:
-        merged = merge_chat_generation_chunks(chunks)
-        if merged is None:
-            return Answer(text="", model=name)
-        answer = self._answer(merged.message, name, prompt)
-        answer.logprobs = logprobs_in(merged.generation_info, merged.message.response_metadata)
-        return answer
 
     def _metadata(self, routed: Routed) -> dict[str, Any]:
         meta = routed.certificate.to_dict()
@@ -504,91 +410,6 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
         result: ChatResult = routed.answer.raw
         result.generations[0].message.response_metadata["smart"] = self._metadata(routed)
         return result
-
-    # -- how the serving flow reaches the inner models -------------------------------------------
-    # Calls answering the user get this model's run manager (one traced run per user call);
-    # probe calls get none, so they stay invisible to the user's callbacks and tracers.
-
-    def _calls(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        run_manager: CallbackManagerForLLMRun | None,
-        kwargs: Mapping[str, Any],
-    ) -> Calls:
-        def call(name: str, manager: CallbackManagerForLLMRun | None = run_manager) -> Answer:
-            inner, call_kwargs = self._prepare(name, kwargs, stream=False)
-            result = inner._generate_with_cache(
-                messages, stop=stop, run_manager=manager, **call_kwargs
-            )
-            return self._result_answer(result, name, messages)
-
-        cache = self._request_cache(messages, stop, run_manager, kwargs)
-        request = neutral_messages(messages)
-        return Calls(call, lambda name: call(name, None), cache=cache, request=request)
-
-    def _request_cache(
-        self, messages: list[BaseMessage], stop: list[str] | None, run_manager: Any, kwargs: Any
-    ) -> Any:
-        """This request's view of the answer cache; None when it is off or the run opted out
-        (``config={"metadata": {"smart_cache": False}}``)."""
-        meta = {**(getattr(run_manager, "metadata", None) or {}), **kwargs}
-        if self._router.cache is None or meta.get("smart_cache") is False:
-            return None
-        params = {k: v for k, v in kwargs.items() if k not in _UNKEYED}
-        params.setdefault("temperature", self.temperature)
-        params.setdefault("max_tokens", self.max_tokens)
-        request = cache_request(messages, stop, params)
-        return self._router.request_cache(
-            request,
-            tenant=_name(meta, "smart_tenant"),
-            user=_name(meta, "smart_user"),
-            codec=MessageCodec(),
-            **semantic_parts(request),
-        )
-
-    def _acalls(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        run_manager: AsyncCallbackManagerForLLMRun | None,
-        kwargs: Mapping[str, Any],
-    ) -> Calls:
-        async def call(
-            name: str, manager: AsyncCallbackManagerForLLMRun | None = run_manager
-        ) -> Answer:
-            inner, call_kwargs = self._prepare(name, kwargs, stream=False)
-            result = await inner._agenerate_with_cache(
-                messages, stop=stop, run_manager=manager, **call_kwargs
-            )
-            return self._result_answer(result, name, messages)
-
-        cache = self._request_cache(messages, stop, run_manager, kwargs)
-        request = neutral_messages(messages)
-        return Calls(call, lambda name: call(name, None), cache=cache, request=request)
-
-    def _stream_calls(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        run_manager: Any,
-        kwargs: Mapping[str, Any],
-        *,
-        is_async: bool,
-    ) -> Calls:
-        if is_async:
-            probe = self._acalls(messages, stop, None, kwargs).probe
-            relay: Any = self._inner_astream
-        else:
-            probe = self._calls(messages, stop, None, kwargs).probe
-            relay = self._inner_stream
-        return Calls(
-            call=lambda name: relay(name, messages, stop, run_manager, kwargs),
-            probe=probe,
-            streamed=lambda name, chunks: self._streamed_answer(chunks, name, messages),
-            cache=self._request_cache(messages, stop, run_manager, kwargs),
-            request=neutral_messages(messages),
-        )
 
     # -- generate and stream: the serving flow, run by the router's drivers ------------------------
 
@@ -660,66 +481,15 @@ class SmartChatModel(ToolsAndStructuredOutput, BaseChatModel):
     def _last(self, chunk: ChatGenerationChunk | None, routed: Routed) -> ChatGenerationChunk:
         return _annotated(chunk, self._metadata(routed))
 
-    def _inner_stream(
-        self,
-        name: str,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        run_manager: CallbackManagerForLLMRun | None,
-        kwargs: Mapping[str, Any],
-    ) -> Iterator[ChatGenerationChunk]:
-        inner, call_kwargs = self._prepare(name, kwargs)
-        if type(inner)._stream is BaseChatModel._stream:  # cannot stream: one chunk
-            call_kwargs.pop("stream", None)
-            result = inner._generate_with_cache(
-                messages, stop=stop, run_manager=run_manager, **call_kwargs
-            )
-            yield chunk_from_message(result.generations[0].message)  # type: ignore[arg-type]
-            return
-        yield from inner._stream(messages, stop=stop, run_manager=run_manager, **call_kwargs)
-
-    async def _inner_astream(
-        self,
-        name: str,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        run_manager: AsyncCallbackManagerForLLMRun | None,
-        kwargs: Mapping[str, Any],
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        inner, call_kwargs = self._prepare(name, kwargs)
-        cls = type(inner)
-        if cls._astream is BaseChatModel._astream and cls._stream is BaseChatModel._stream:
-            call_kwargs.pop("stream", None)
-            result = await inner._agenerate_with_cache(
-                messages, stop=stop, run_manager=run_manager, **call_kwargs
-            )
-            yield chunk_from_message(result.generations[0].message)  # type: ignore[arg-type]
-            return
-        async for chunk in inner._astream(
-            messages, stop=stop, run_manager=run_manager, **call_kwargs
-        ):
-            yield chunk
-
 
 def _task_kwarg(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
     """Copy ``config["metadata"]["smart_task"]`` into the call kwargs (metadata wins)."""
     metadata = (config or {}).get("metadata") or {}
     kwargs = metadata_kwargs(metadata, kwargs)  # smart_tenant, smart_user, smart_cache
-    task = metadata.get(_TASK_KEY)
+    task = metadata.get(TASK_KEY)
     if task:
-        return {**kwargs, _TASK_KEY: task}
+        return {**kwargs, TASK_KEY: task}
     return kwargs
-
-
-def _name(meta: Mapping[str, Any], key: str) -> str | None:
-    """A tenant or user name from the run metadata; anything but a string is refused."""
-    value = meta.get(key)
-    if value is None or isinstance(value, str):
-        return value or None
-    raise ValueError(
-        f"{key} must be a string naming the {key.removeprefix('smart_')}, got {value!r}; "
-        f"e.g. config={{'metadata': {{'{key}': 'acme'}}}}"
-    )
 
 
 def _annotated(chunk: ChatGenerationChunk | None, meta: dict[str, Any]) -> ChatGenerationChunk:
