@@ -62,11 +62,11 @@ class Models:
 
 
 def _run(path: Path, tmp_path: Path, **kw) -> BatchRun:
+    kw.setdefault("candidates", [MINI, HAIKU])
     return BatchRun(
         input=path,
         prompt="Classify {text}",
         reference=REF,
-        candidates=[MINI, HAIKU],
         epsilon=0.1,
         output=tmp_path / "out.jsonl",
         comparator="choice:a,b",
@@ -242,3 +242,34 @@ def test_state_files_of_earlier_runs_gain_the_batch_count_column_and_still_chart
     rows = timeline(path)
     assert [r["differing_at_most"] for r in rows] == [None, 3.5]
     assert [r["seq"] for r in rows] == [1, 2]
+
+
+def test_a_run_of_six_candidates_is_screened_then_certified_and_every_probe_settles(tmp_path):
+    """Six candidates: the run screens them, certifies the best on probes decided after
+    screening (its own counters), and ends with every item answered once, no probe left open in
+    either stage, and the realized disagreement within epsilon. Differing answers come back
+    late, so screening's last probes are still out when certification begins."""
+    many = [MINI, HAIKU, "openai:gpt-4.1-nano", "openai:gpt-4.1-mini", "openai:gpt-5-mini"]
+    many.append("anthropic:claude-haiku-4-5")
+    path = _items(tmp_path, 600)
+    errors = {MINI: 0.02, HAIKU: 0.3, **{m: 0.25 for m in many[2:]}}
+    models = Models(path, errors)
+
+    async def late_if_differing(item: str, model: str) -> None:
+        if model != REF and random.Random(f"{model}{item}").random() < models.errors[model]:
+            await asyncio.sleep(0.01)
+
+    models.hook = late_if_differing
+    run = _run(path, tmp_path, candidates=many)
+    result = asyncio.run(run_batch(run, {m: models.endpoint(m) for m in [REF, *many]}))
+    assert result.done == 600 and result.failed == {}
+    counters = open_store(f"sqlite:///{result.state}").read(run.task)
+    assert 24 <= counters[K.SCREENED] <= 48  # 8 % of the batch at most
+    assert counters[K.cert_probes(MINI)] > 0  # the good one certified on fresh probes
+    for model in many:
+        assert counters.get(K.probes_open(model), 0.0) == 0.0
+        assert counters.get(K.cert_open(model), 0.0) == 0.0
+    assert counters[K.routed(MINI)] > 300  # and it carries most of the batch
+    out = _lines(tmp_path / "out.jsonl")
+    labels = {json.loads(line)["id"]: json.loads(line)["label"] for line in path.open()}
+    assert sum(o["answer"] != labels[o["id"]] for o in out) <= 0.1 * 600
