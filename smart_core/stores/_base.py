@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 from ..errors import StoreError
 
-__all__ = ["Store"]
+__all__ = ["Store", "ThreadedCacheCalls"]
 
 
 class Store(ABC):
@@ -123,3 +123,34 @@ class Store(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ThreadedCacheCalls:
+    """The answer cache's async calls for a store on a network server (a mixin before
+    :class:`Store`): the sync client runs in a worker thread, one call per request, so the
+    event loop never waits on the network."""
+
+    async def acache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
+        return await asyncio.to_thread(self.cache_get, task, scope, key, now=now)  # type: ignore[attr-defined]
+
+    async def acache_put(
+        self,
+        task: str,
+        scope: str,
+        key: str,
+        value: str,
+        *,
+        now: float,
+        expires_at: float,
+        max_entries: int,
+    ) -> None:
+        await asyncio.to_thread(
+            self.cache_put,  # type: ignore[attr-defined]
+            task,
+            scope,
+            key,
+            value,
+            now=now,
+            expires_at=expires_at,
+            max_entries=max_entries,
+        )

@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ..task.redaction import redact_url
-from ._base import Store
+from ._base import Store, ThreadedCacheCalls
 from ._increments import clean_increments
 from ._loop_thread import LoopThread
 from ._retention import DEFAULT_RETENTION, EventRetention
@@ -165,7 +165,7 @@ def _require_client() -> None:
         )
 
 
-class PostgresStore(Store):
+class PostgresStore(ThreadedCacheCalls, Store):
     """Counters in a PostgreSQL database shared by every worker that opens the same URL.
 
     Open it with ``open_store("postgresql://user:password@host:5432/dbname")`` (``postgres://``
@@ -470,32 +470,6 @@ class PostgresStore(Store):
                 conn.execute("DELETE FROM smart_answer_counts WHERE task = %s", (task,))
 
         self._call(work)
-
-    # The async twins run the sync pool in a worker thread: one call per request, off the loop.
-    async def acache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
-        return await asyncio.to_thread(self.cache_get, task, scope, key, now=now)
-
-    async def acache_put(
-        self,
-        task: str,
-        scope: str,
-        key: str,
-        value: str,
-        *,
-        now: float,
-        expires_at: float,
-        max_entries: int,
-    ) -> None:
-        await asyncio.to_thread(
-            self.cache_put,
-            task,
-            scope,
-            key,
-            value,
-            now=now,
-            expires_at=expires_at,
-            max_entries=max_entries,
-        )
 
     def close(self) -> None:
         """Close the connection pools; further use raises StoreError. Idempotent."""

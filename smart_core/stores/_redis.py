@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError
 from ..task.redaction import redact_url
-from ._base import Store
+from ._base import Store, ThreadedCacheCalls
 from ._increments import clean_increments
 from ._retention import DEFAULT_RETENTION, EventRetention
 
@@ -122,7 +122,7 @@ def _require_client() -> None:
         )
 
 
-class RedisStore(Store):
+class RedisStore(ThreadedCacheCalls, Store):
     """Counters in a Redis server shared by every worker that opens the same URL.
 
     Open it with ``open_store("redis://[:password@]host:6379/0")`` (``rediss://`` for TLS).
@@ -345,32 +345,6 @@ class RedisStore(Store):
 
     def cache_clear(self, task: str) -> None:
         self._call(lambda: self._client.delete(*self._cache_keys(task)))
-
-    # The async twins run the sync client in a worker thread: one call per request, off the loop.
-    async def acache_get(self, task: str, scope: str, key: str, *, now: float) -> str | None:
-        return await asyncio.to_thread(self.cache_get, task, scope, key, now=now)
-
-    async def acache_put(
-        self,
-        task: str,
-        scope: str,
-        key: str,
-        value: str,
-        *,
-        now: float,
-        expires_at: float,
-        max_entries: int,
-    ) -> None:
-        await asyncio.to_thread(
-            self.cache_put,
-            task,
-            scope,
-            key,
-            value,
-            now=now,
-            expires_at=expires_at,
-            max_entries=max_entries,
-        )
 
     def close(self) -> None:
         """Close the connection pools; further use raises StoreError. Idempotent."""
