@@ -48,6 +48,10 @@ def bench_nn_command(
 def bench_qqp_command(
     pairs: Annotated[int, typer.Option(help="Pairs read from the file (0: all 40,427).")] = 10000,
     thresholds: Annotated[str, typer.Option(help="Similarity thresholds.")] = "0.8,0.9",
+    epsilon: Annotated[
+        float, typer.Option(help="Target for the threshold the bounds choose (false hits).")
+    ] = 0.05,
+    audit: Annotated[float, typer.Option(help="Share of lookups audited, as probes.")] = 0.1,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Hit and false-hit rates of the offline embedder on Quora duplicate-question pairs
@@ -59,18 +63,26 @@ def bench_qqp_command(
     except FileNotFoundError as exc:  # development data only: skip, saying why
         err.print(f"skipped: {exc}", highlight=False)
         raise typer.Exit(code=0) from None
-    rows = bench_qqp(data, [float(t) for t in thresholds.split(",")])
+    rows = bench_qqp(
+        data, [float(t) for t in thresholds.split(",")], epsilon=epsilon, audit_share=audit
+    )
     if as_json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
         return
     table = Table(title=f"QQP, {len(data):,} pairs, offline embedder (hashed char 2-4-grams)")
-    for col in ("threshold", "hit rate", "false-hit rate (of hits)", "duplicates served"):
+    cols = ("threshold", "chosen by", "hit rate", "false hits (of hits)", "false hits (of all)")
+    for col in (*cols, "duplicates served"):
         table.add_column(col, justify="right")
     for r in rows:
+        chosen = r.chosen_by if r.bound is None else f"bounds (lower {r.bound:.3f})"
         table.add_row(
             f"{r.threshold:g}",
+            chosen,
             f"{r.hit_rate:.1%}",
             f"{r.false_hit_rate:.1%}",
+            f"{r.to_dict()['false_hits_of_lookups']:.1%}",
             f"{r.duplicate_recall:.1%}",
         )
     out.print(table)
+    if not any(r.chosen_by == "bounds" for r in rows):
+        out.print(f"No threshold is certified at epsilon={epsilon:g}: the cache serves no hits.")

@@ -3,9 +3,11 @@ faiss indexes) and the offline embedder on duplicate-question pairs (QQP).
 
 QQP (``../shared/data/qqp/dev.jsonl.gz``, GPTCache's slice of Quora Question Pairs): every
 pair's first question is cached, every second question is looked up among all first questions.
-A lookup whose nearest entry is at similarity >= s is a hit at s; a hit is true only when the
-nearest entry is the lookup's own pair and the pair is labelled duplicate (an answer to the
-same question), every other hit is false (the answer to a different question).
+A lookup whose nearest entry is at similarity >= s is a hit at s; a hit is true when the entry
+is the lookup's very text (cached for another pair: QQP repeats questions), or its own pair's
+first question and the pair is labelled duplicate (an answer to the same question); every other
+hit counts as false (the labels say nothing of other pairs' questions, so this errs toward
+false hits).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import gzip
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,7 @@ __all__ = [
     "ThresholdRow",
     "bench_nearest",
     "bench_qqp",
+    "certified_threshold",
     "load_qqp",
 ]
 
@@ -136,6 +139,10 @@ def _row(name, n, d, build, times, recall, nbytes) -> NearestTiming:
 # -- QQP ---------------------------------------------------------------------------------------
 
 
+#: Thresholds the bounds choose among (each a route ``cache:semantic@s`` with its share of delta).
+CERTIFY_GRID = (0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98)
+
+
 @dataclass(frozen=True, slots=True)
 class ThresholdRow:
     threshold: float
@@ -143,6 +150,12 @@ class ThresholdRow:
     hits: int
     false_hits: int
     duplicates: int
+    #: "fixed" (a threshold given, as peers use one) or "bounds" (the lowest threshold whose
+    #: lower bound on agreement, from a uniform audit sample, meets 1 - epsilon).
+    chosen_by: str = "fixed"
+    #: For a threshold the bounds chose: its lower bound on the share of lookups not served a
+    #: false hit.
+    bound: float | None = None
 
     @property
     def hit_rate(self) -> float:
@@ -164,6 +177,7 @@ class ThresholdRow:
             "hit_rate": self.hit_rate,
             "false_hit_rate": self.false_hit_rate,
             "duplicate_recall": self.duplicate_recall,
+            "false_hits_of_lookups": self.false_hits / self.lookups if self.lookups else 0.0,
         }
 
 
@@ -189,8 +203,69 @@ def bench_qqp(
     *,
     dimensions: int = 2**12,
     chunk: int = 1000,
+    epsilon: float = 0.05,
+    delta: float = 0.05,
+    audit_share: float = 0.1,
+    seed: int = 0,
 ) -> list[ThresholdRow]:
-    """Hit and false-hit rates of the offline embedder at fixed similarity thresholds."""
+    """Hit and false-hit rates of the offline embedder at fixed similarity thresholds, and at
+    the threshold the bounds choose (:func:`certified_threshold`), as the last row when one is
+    certified."""
+    similarity, true_hit, duplicate = _qqp_lookups(pairs, dimensions, chunk)
+    rows = [_row(s, similarity, true_hit, duplicate) for s in thresholds]
+    chosen = certified_threshold(
+        similarity, true_hit, epsilon=epsilon, delta=delta, audit_share=audit_share, seed=seed
+    )
+    if chosen is not None:
+        s, bound = chosen
+        rows.append(
+            replace(_row(s, similarity, true_hit, duplicate), chosen_by="bounds", bound=bound)
+        )
+    return rows
+
+
+def certified_threshold(
+    similarity: np.ndarray,
+    true_hit: np.ndarray,
+    *,
+    epsilon: float,
+    delta: float,
+    audit_share: float,
+    seed: int = 0,
+    grid: Sequence[float] = CERTIFY_GRID,
+) -> tuple[float, float] | None:
+    """The lowest threshold of ``grid`` whose route is certified, and its lower bound.
+
+    Each threshold ``s`` is the route ``cache:semantic@s``: a lookup agrees with the reference
+    unless it is a false hit (a miss is answered by the reference). A uniform sample of
+    ``audit_share`` of the lookups is audited, as probes are; each route's anytime lower bound
+    at ``delta / len(grid)`` (the union bound, as the policy splits delta over routes) must meet
+    ``1 - epsilon``. All bounds hold at once with probability ``1 - delta``, so picking the
+    lowest certified one is valid. ``None`` if none is certified.
+    """
+    from ..stats.confidence import BetaMixtureSequence
+
+    rng = np.random.default_rng(seed)
+    audited = rng.random(len(similarity)) < audit_share
+    n = int(audited.sum())
+    if n == 0:
+        return None
+    bound_of = BetaMixtureSequence.for_target(epsilon)
+    alpha = delta / len(grid)
+    for s in sorted(grid):
+        false_hit = (similarity >= s) & ~true_hit
+        agreed = int((~false_hit & audited).sum())
+        lower = bound_of.lower(agreed, n, alpha)
+        if lower >= 1.0 - epsilon:
+            return s, lower
+    return None
+
+
+def _qqp_lookups(
+    pairs: list[dict[str, object]], dimensions: int, chunk: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per lookup (each pair's second question among all first ones): the nearest entry's
+    similarity, whether that hit would be true, and whether the pair is a duplicate."""
     from ..cache.embedding import HashedNgramEmbedder
 
     embedder = HashedNgramEmbedder(dimensions)
@@ -204,18 +279,33 @@ def bench_qqp(
         scores = (looked[start : start + chunk] @ cached_t).toarray()
         nearest[start : start + chunk] = scores.argmax(axis=1)
         similarity[start : start + chunk] = scores.max(axis=1)
-    own = nearest == np.arange(len(pairs))
-    true_hit = own & duplicate
-    rows = []
-    for s in thresholds:
-        hit = similarity >= s
-        rows.append(
-            ThresholdRow(
-                threshold=s,
-                lookups=len(pairs),
-                hits=int(hit.sum()),
-                false_hits=int((hit & ~true_hit).sum()),
-                duplicates=int(duplicate.sum()),
-            )
-        )
-    return rows
+    # A hit answers the lookup's own question when the entry is the lookup's very text (QQP
+    # repeats questions across pairs), or its pair's first question (the same text, wherever
+    # cached) and the pair is labelled duplicate. Any other hit counts as false: the labels say
+    # nothing of other pairs' questions, so this errs toward false hits.
+    firsts = [_plain(p["a"]) for p in pairs]
+    seconds = [_plain(p["b"]) for p in pairs]
+    true_hit = np.array(
+        [
+            firsts[j] == seconds[i] or (firsts[j] == firsts[i] and bool(duplicate[i]))
+            for i, j in enumerate(nearest)
+        ]
+    )
+    return similarity, true_hit, duplicate
+
+
+def _plain(text: object) -> str:
+    return " ".join(str(text).lower().split()).rstrip("?").strip()
+
+
+def _row(
+    s: float, similarity: np.ndarray, true_hit: np.ndarray, duplicate: np.ndarray
+) -> ThresholdRow:
+    hit = similarity >= s
+    return ThresholdRow(
+        threshold=s,
+        lookups=len(similarity),
+        hits=int(hit.sum()),
+        false_hits=int((hit & ~true_hit).sum()),
+        duplicates=int(duplicate.sum()),
+    )

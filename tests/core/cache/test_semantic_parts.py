@@ -70,3 +70,21 @@ def test_the_qqp_bench_counts_hits_and_false_hits(tmp_path: Path):
 def test_the_qqp_bench_says_why_it_cannot_run_without_the_data(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match=r"shared/data/qqp/dev.jsonl.gz"):
         load_qqp(tmp_path / "missing.jsonl.gz")
+
+
+def test_the_bounds_choose_the_lowest_threshold_whose_false_hits_fit_epsilon():
+    """Lookups whose similarity is a false hit's below 0.9 and a true one's above: with a
+    target of 5 %, the bounds (on a uniform 20 % audit) pass over 0.7-0.85, whose false hits
+    are a fifth of all lookups, and certify 0.9; when every hit is false, none is certified."""
+    from smart_core.jobs.cache_bench import certified_threshold
+
+    rng = np.random.default_rng(3)
+    similarity = rng.uniform(0.6, 1.0, 20_000)
+    true_hit = similarity >= 0.9
+    s, bound = certified_threshold(similarity, true_hit, epsilon=0.05, delta=0.05, audit_share=0.2)
+    assert s == 0.9 and bound >= 0.95
+    none_true = np.zeros_like(true_hit)
+    assert (
+        certified_threshold(similarity, none_true, epsilon=0.05, delta=0.05, audit_share=0.2)
+        is None
+    )
