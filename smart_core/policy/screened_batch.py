@@ -243,6 +243,9 @@ class ScreenedBatchPolicy(PolicyBase):
         self._method = method
         self._plans: dict[tuple, BatchPlanPolicy | None] = {}
         self._prospect_cache: dict[tuple, dict[str, Prospect]] = {}
+        # The last state's stage: a decision reads it in the view, the steer, the budget check
+        # and the charges, all on the same state object (see _stage).
+        self._last: tuple[TaskState, _Stage] | None = None
 
     @classmethod
     def from_config(cls, config, *, task: str | None = None) -> ScreenedBatchPolicy:
@@ -253,6 +256,24 @@ class ScreenedBatchPolicy(PolicyBase):
         )
 
     # -- stages ------------------------------------------------------------------------------
+
+    def _stage(self, state: TaskState) -> _Stage:
+        """Where the batch is for ``state``: screening; waiting for screening's last outcomes;
+        or certifying, with the plan (``None`` if no candidate is worth certifying) and the
+        state it reads. Worked out once per state object: one decision asks four times."""
+        last = self._last
+        if last is not None and last[0] is state:
+            return last[1]
+        if self._screening_stage(state):
+            stage = _Stage("screening")
+        elif any(_screening_evidence(state, c).open > 0 for c in self.candidates):
+            stage = _Stage("waiting")  # the shares cannot be fixed before screening is all in
+        else:
+            plan = self._plan(state)
+            cert = None if plan is None else self._certification_state(state)
+            stage = _Stage("certifying", plan, cert)
+        self._last = (state, stage)
+        return stage
 
     def _screening_stage(self, state: TaskState) -> bool:
         """Is the next request screened? Screening is the batch's first requests, until at most
@@ -295,11 +316,8 @@ class ScreenedBatchPolicy(PolicyBase):
         return contenders(self._prospects(state, max(self.batch_size - int(state.requests), 1)))
 
     def _plan(self, state: TaskState) -> BatchPlanPolicy | None:
-        """The certification stage's plan, once screening is over and settled (``None`` before,
-        or if no candidate is worth certifying)."""
-        screened = {c: _screening_evidence(state, c) for c in self.candidates}
-        if any(ev.open > 0 for ev in screened.values()):
-            return None  # screening's outcomes are not all in: the shares cannot be fixed yet
+        """The certification stage's plan, once screening is over and all its outcomes are in
+        (``None`` if no candidate is worth certifying)."""
         rest = self.batch_size - int(state.screened)
         found = self._prospects(state, rest)
         key = (state.screened, tuple(sorted(found.items())))
@@ -347,12 +365,11 @@ class ScreenedBatchPolicy(PolicyBase):
     def _certification_state(self, state: TaskState) -> TaskState:
         """The certification stage seen as a batch of its own: its requests, and each
         candidate's certification counters as its evidence."""
-        evidence = dict(state.cert_evidence)
         return replace(
             state,
             requests=max(state.requests - state.screened, 0.0),
             probes=max(state.probes - state.screened, 0.0),
-            evidence=evidence,
+            evidence=state.cert_evidence,
             prefix=state.cert_prefix,
             epochs={},
             epoch_evidence={},
@@ -362,13 +379,12 @@ class ScreenedBatchPolicy(PolicyBase):
 
     def view(self, state: State) -> PolicyView:
         state = TaskState.of(state)
-        if self._screening_stage(state):
+        stage = self._stage(state)
+        if stage.name == "screening":
             return self._screening_view(state)
-        plan = self._plan(state)
-        if plan is None:
-            return self._pending_view(state)
-        view = plan.view(self._certification_state(state))
-        return self._widen(view, stage="certifying")
+        if stage.plan is None:
+            return self._pending_view(state, waiting=stage.name == "waiting")
+        return self._widen(stage.plan.view(stage.state))
 
     def _screening_view(self, state: TaskState) -> PolicyView:
         """Probe every candidate the plain plan would still probe; route nothing to them."""
@@ -384,15 +400,11 @@ class ScreenedBatchPolicy(PolicyBase):
         )
         return self._reference_view(state, live, tuple(to_drop), "screening")
 
-    def _pending_view(self, state: TaskState) -> PolicyView:
-        """Screening is over: while its last outcomes are out (or if nothing is worth
-        certifying), items go to the reference; the former probe the candidates screening
+    def _pending_view(self, state: TaskState, *, waiting: bool) -> PolicyView:
+        """Screening is over: while its last outcomes are out (``waiting``), or if nothing is
+        worth certifying, items go to the reference; the former probe the candidates screening
         kept, as certification probes."""
-        screened = {c: _screening_evidence(state, c) for c in self.candidates}
-        if any(ev.open > 0 for ev in screened.values()):
-            live = tuple(c for c in self.candidates if not state.evidence_of(c).dropped)
-        else:
-            live = ()
+        live = tuple(c for c in self.candidates if waiting and not state.evidence_of(c).dropped)
         return self._reference_view(state, live, (), "certifying")
 
     def _reference_view(
@@ -415,7 +427,7 @@ class ScreenedBatchPolicy(PolicyBase):
             stage=stage,
         )
 
-    def _widen(self, view: PolicyView, *, stage: str) -> PolicyView:
+    def _widen(self, view: PolicyView) -> PolicyView:
         """A certification-stage view over every candidate (those not chosen: weight 0)."""
         routes = (self.reference, *self.candidates)
         weight = dict(zip(view.routes, view.weights, strict=True))
@@ -426,28 +438,27 @@ class ScreenedBatchPolicy(PolicyBase):
             lower={r: view.lower.get(r, 0.0) for r in routes},
             upper={r: view.upper.get(r, 0.0) for r in routes},
             cost={r: view.cost.get(r, 0.0) for r in routes},
-            stage=stage,
+            stage="certifying",
         )
 
     # -- the budget, delegated to the certification plan -------------------------------------
 
     def _bounds(self, state: TaskState) -> tuple[dict[str, float], dict[str, float], list[str]]:
-        plan = None if self._screening_stage(state) else self._plan(state)
+        stage = self._stage(state)
         lower = {self.reference: 1.0, **{c: 0.0 for c in self.candidates}}
         upper = {self.reference: 1.0, **{c: 1.0 for c in self.candidates}}
-        if plan is None:
+        if stage.plan is None:
             return lower, upper, []
-        sub_lower, sub_upper, live = plan._bounds(self._certification_state(state))
+        sub_lower, sub_upper, live = stage.plan._bounds(stage.state)
         return {**lower, **sub_lower}, {**upper, **sub_upper}, live
 
     def batch_charges(
         self, state: State, lower: Mapping[str, float], route: str | None = None
     ) -> dict[str, float]:
-        state = TaskState.of(state)
-        plan = None if self._screening_stage(state) else self._plan(state)
+        stage = self._stage(TaskState.of(state))
         charges = {c: 0.0 for c in self.candidates}
-        if plan is not None:
-            charges.update(plan.batch_charges(self._certification_state(state), lower, route))
+        if stage.plan is not None:
+            charges.update(stage.plan.batch_charges(stage.state, lower, route))
         return charges
 
     def _fits_budget(
@@ -458,22 +469,31 @@ class ScreenedBatchPolicy(PolicyBase):
         *,
         saturated: str | None = None,
     ) -> bool:
-        state = TaskState.of(state)
-        plan = None if self._screening_stage(state) else self._plan(state)
+        stage = self._stage(TaskState.of(state))
+        plan = stage.plan
         if plan is None:
             # No certified candidate: only items already counted (none) fit.
             return route is None or route == self.reference
         if route is not None and route not in plan.candidates and route != self.reference:
             return False
-        return plan._fits_budget(
-            self._certification_state(state), lower, route, saturated=saturated
-        )
+        return plan._fits_budget(stage.state, lower, route, saturated=saturated)
 
     def _steer(self, view: PolicyView, state: TaskState, route: str) -> str:
-        plan = None if self._screening_stage(state) else self._plan(state)
-        if plan is None:
+        stage = self._stage(state)
+        if stage.plan is None:
             return self.reference
-        return plan._steer(view, self._certification_state(state), route)
+        return stage.plan._steer(view, stage.state, route)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stage:
+    """Where a screened batch is (:meth:`ScreenedBatchPolicy._stage`)."""
+
+    #: "screening", "waiting" (screening over, its last outcomes still out) or "certifying".
+    name: str
+    #: Certifying: the plan (``None`` if no candidate is worth certifying) and its state.
+    plan: BatchPlanPolicy | None = None
+    state: TaskState | None = None
 
 
 def _screening_evidence(state: TaskState, c: str) -> Evidence:
