@@ -34,13 +34,41 @@ def max_differing(k: int, n: int, population: int, alpha: float) -> int:
         )
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    # P(X <= k | D) falls as D grows: find the last D with P > alpha by bisection.
+    return _last_plausible(k, n, population, alpha, guess=None)
+
+
+def _last_plausible(k: int, n: int, population: int, alpha: float, guess: int | None) -> int:
+    """:func:`max_differing` without its checks, searched from ``guess`` when one is given.
+
+    ``P(X <= k | D)`` falls as ``D`` grows, so the answer is the one ``D`` where it crosses
+    ``alpha``: bisection finds it from anywhere. Close sample sizes have close answers, so a
+    search galloping out from the previous answer needs a few evaluations of the (costly, at
+    thousands of probes) hypergeometric tail where a cold bisection over the population needs
+    about ``log2(population)``."""
     lo, hi = k, population - (n - k)  # D >= k seen; at most n - k of the sample agree
-    if hypergeom.cdf(k, population, hi, n) > alpha:
+
+    def plausible(d: int) -> bool:
+        return hypergeom.cdf(k, population, d, n) > alpha
+
+    if guess is not None and lo < guess < hi:
+        step = 1
+        if plausible(guess):
+            lo = guess
+            while lo + step < hi and plausible(lo + step):
+                lo, step = lo + step, 2 * step
+            hi = min(hi, lo + step)
+            if hi == population - (n - k) and plausible(hi):
+                return hi
+        else:
+            hi = guess
+            while hi - step > lo and not plausible(hi - step):
+                hi, step = hi - step, 2 * step
+            lo = max(lo, hi - step)
+    elif plausible(hi):
         return hi
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if hypergeom.cdf(k, population, mid, n) > alpha:
+        if plausible(mid):
             lo = mid
         else:
             hi = mid
@@ -54,15 +82,22 @@ def look_size(
     bounds the differing answers among the unsampled items by ``budget``; ``None`` if no size up
     to ``most`` (default: half the population) does."""
     most = population // 2 if most is None else min(most, population - 1)
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    guess: int | None = None
+
+    def passes(m: int) -> bool:
+        nonlocal guess
+        km = math.ceil((1.0 - rate) * m)
+        guess = _last_plausible(km, m, population, alpha, guess)
+        return guess - km <= budget
+
     n = 20
     while n <= most:
-        k = math.ceil((1.0 - rate) * n)
-        if max_differing(k, n, population, alpha) - k <= budget:
+        if passes(n):
             # Refine down to the smallest passing size within the last step.
-            lo = max(20, int(n / 1.1))
-            for m in range(lo, n + 1):
-                km = math.ceil((1.0 - rate) * m)
-                if max_differing(km, m, population, alpha) - km <= budget:
+            for m in range(max(20, int(n / 1.1)), n + 1):
+                if passes(m):
                     return m
             return n
         n = math.ceil(n * 1.1)

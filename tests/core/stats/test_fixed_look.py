@@ -71,3 +71,32 @@ def test_look_size_is_the_smallest_size_that_certifies_the_rest():
     # A better candidate needs fewer probes; one that cannot meet the budget gets no look.
     assert look_size(0.95, population, budget, alpha) < n
     assert look_size(0.80, population, budget, alpha) is None
+
+
+def test_a_search_started_from_any_guess_finds_the_same_bound():
+    # look_size warm-starts each size's search from the previous size's answer; wherever the
+    # guess falls (below, at, above the answer, or at the ends) the answer must not move.
+    from smart_core.stats.fixed_look import _last_plausible
+
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        population = int(rng.integers(20, 5_000))
+        n = int(rng.integers(1, population + 1))
+        k = int(rng.integers(0, n + 1))
+        alpha = float(rng.choice([0.001, 0.0175, 0.05, 0.3]))
+        cold = max_differing(k, n, population, alpha)
+        for guess in {
+            k,
+            k + 1,
+            cold - 1,
+            cold,
+            cold + 1,
+            population - (n - k) - 1,
+            int(rng.integers(k, population - (n - k) + 1)),
+        }:
+            assert _last_plausible(k, n, population, alpha, guess) == cold
+
+
+def test_look_size_refuses_a_level_outside_zero_one():
+    with pytest.raises(ValueError, match="alpha"):
+        look_size(0.95, 1_000, 50.0, 0.0)
