@@ -17,6 +17,14 @@ __all__ = ["serve_command"]
 
 _TOP_KEYS = {"store", "default_task", "base_urls", "prices", "timeout", "max_retries", "tasks"}
 _TASK_KEYS = {"reference", "candidates", "epsilon", "delta", "comparator", "expected_requests"}
+#: The answer cache's keys of a task table (SmartConfig's fields of the same names).
+_CACHE_KEYS = {
+    "cache",
+    "cache_answers",
+    "cache_similarities",
+    "cache_ttl_seconds",
+    "cache_max_entries",
+}
 
 
 @help_paragraphs
@@ -55,6 +63,17 @@ def serve_command(
     expected_requests: Annotated[
         int | None, typer.Option(help="Expected requests of the flags' task.")
     ] = None,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer cache of the flags' task: off (default) | exact | semantic. Requests "
+            "name their namespace in x-smart-tenant / x-smart-user headers."
+        ),
+    ] = None,
+    cache_answers: Annotated[
+        str | None,
+        typer.Option(help="shared (a tenant's users share answers, default) | per_user."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
@@ -81,6 +100,8 @@ def serve_command(
                 "delta": delta,
                 "comparator": comparator,
                 "expected_requests": expected_requests,
+                "cache": cache,
+                "cache_answers": cache_answers,
             },
             task,
             store,
@@ -125,6 +146,11 @@ def _settings(
     tables = dict(data.get("tasks") or {})
     if flags["reference"] or flags["candidates"] or flags["epsilon"] is not None:
         tables[task] = {k: v for k, v in flags.items() if v is not None}
+    elif flags.get("cache") or flags.get("cache_answers"):
+        raise fail(
+            "--cache and --cache-answers set the flags' task (--reference, --candidates, "
+            '--epsilon); in a --config, give each [tasks.NAME] table cache = "exact"'
+        )
     if not tables:
         raise fail(
             "no task: give --reference, --candidates and --epsilon, or a --config with "
@@ -133,9 +159,10 @@ def _settings(
         )
     tasks = []
     for name, table in tables.items():
-        unknown = sorted(set(table) - _TASK_KEYS)
+        unknown = sorted(set(table) - _TASK_KEYS - _CACHE_KEYS)
         if unknown:
-            raise fail(f"task {name!r}: unknown keys {unknown}; valid: {sorted(_TASK_KEYS)}")
+            valid = sorted(_TASK_KEYS | _CACHE_KEYS)
+            raise fail(f"task {name!r}: unknown keys {unknown}; valid: {valid}")
         missing = [k for k in ("reference", "candidates", "epsilon") if table.get(k) in (None, [])]
         if missing:
             raise fail(f"task {name!r}: missing {', '.join(missing)}")
@@ -151,6 +178,7 @@ def _settings(
                 delta=float(table.get("delta", 0.05)),
                 comparator=str(table.get("comparator", "tool_calls")),
                 expected_requests=table.get("expected_requests"),
+                **{k: table[k] for k in _CACHE_KEYS if k in table},
             )
         )
     urls = {**(data.get("base_urls") or {}), **{k: v for k, v in base_urls.items() if v}}

@@ -7,8 +7,10 @@ parameters). The answer comes back in OpenAI's shape, with SMART's routing recor
 ``smart`` field of the body (on the last chunk of a stream) and in ``x-smart-*`` headers.
 
 The task of a request is the ``x-smart-task`` header, else the requested ``model`` when a task
-has that name, else the default task. Client API keys are never read, logged or stored; the
-upstream keys come from the server's environment.
+has that name, else the default task. A task with an answer cache (``cache = "exact"`` or
+``"semantic"``) serves a request from it in the namespace its ``x-smart-tenant`` and
+``x-smart-user`` headers name (:mod:`.completion_cache`). Client API keys are never read, logged
+or stored; the upstream keys come from the server's environment.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from ..providers.chat_completions import (
 )
 from ..providers.sdk import AnthropicProvider, OpenAIProvider, ProviderError
 from ..task.answer import Answer
+from .completion_cache import InvalidCacheRequest, request_cache
 from .metrics import LedgerCollector
 
 __all__ = ["TASK_HEADER", "create_app"]
@@ -134,10 +137,14 @@ class _Proxy:
         if task not in self.routers:
             return _error(404, f"{TASK_HEADER}: no task {task!r}; tasks: {sorted(self.routers)}")
         router = self.routers[task]
-        if body.get("stream"):
-            return await self._stream(task, router, body)
         try:
-            routed = await router.aserve(self._calls(body), task=task)
+            cache = request_cache(router, body, request.headers)
+        except InvalidCacheRequest as exc:
+            return self._failed(task, exc)
+        if body.get("stream"):
+            return await self._stream(task, router, body, cache)
+        try:
+            routed = await router.aserve(self._calls(body, cache), task=task)
         except Exception as exc:
             return self._failed(task, exc)
         completion = dict(routed.answer.raw)
@@ -146,12 +153,15 @@ class _Proxy:
         self.served.labels(task, "200").inc()
         return JSONResponse(completion, headers=_headers(routed.certificate.task, routed))
 
-    async def _stream(self, task: str, router: SmartRouter, body: dict[str, Any]) -> Response:
+    async def _stream(
+        self, task: str, router: SmartRouter, body: dict[str, Any], cache: Any
+    ) -> Response:
         calls = Calls(
             call=lambda model: stream(self.providers[model], body),
             probe=lambda model: self._answer(model, body),
             streamed=answer_from_chunks,
             shows=_shows,
+            cache=cache,
         )
         relayed = router.aserve_stream(calls, task=task)
         try:  # decide and open the upstream stream before any header is sent
@@ -176,18 +186,18 @@ class _Proxy:
             events(), media_type="text/event-stream", headers=_headers(task, first.ticket)
         )
 
-    def _calls(self, body: dict[str, Any]) -> Calls:
+    def _calls(self, body: dict[str, Any], cache: Any) -> Calls:
         def call(model: str) -> Any:
             return self._answer(model, body)
 
-        return Calls(call, call)
+        return Calls(call, call, cache=cache)
 
     async def _answer(self, model: str, body: dict[str, Any]) -> Answer:
         completion = await complete(self.providers[model], body)
         return answer_from_completion(model, completion)
 
     def _failed(self, task: str, exc: BaseException) -> Response:
-        if isinstance(exc, UnsupportedRequest):
+        if isinstance(exc, UnsupportedRequest | InvalidCacheRequest):
             status = 400
         elif isinstance(exc, ProviderError) and exc.status and 400 <= exc.status < 500:
             status = exc.status

@@ -17,8 +17,8 @@ __all__ = ["LedgerCollector"]
 
 
 class LedgerCollector(Collector):
-    """Requests, probes, spend, the reference-only estimate, savings, the bound in force and
-    each route's bound and share, per task."""
+    """Requests, probes, spend, the reference-only estimate, savings, the bound in force,
+    each route's bound and share, and the answer cache's hits, misses and savings, per task."""
 
     def __init__(self, routers: Mapping[str, SmartRouter]) -> None:
         self.routers = routers
@@ -50,6 +50,20 @@ class LedgerCollector(Collector):
             "Each route's lower bound on its agreement with the reference.",
             labels=["task", "route"],
         )
+        hits = CounterMetricFamily(
+            "smart_cache_hits", "Requests served from the answer cache.", labels=["task"]
+        )
+        misses = CounterMetricFamily(
+            "smart_cache_misses",
+            "Requests that looked in the answer cache and found nothing to serve.",
+            labels=["task"],
+        )
+        saved = GaugeMetricFamily(
+            "smart_cache_saved_usd",
+            "Estimated USD the answer cache's hits saved (the mean cost of the route each "
+            "hit replaced).",
+            labels=["task"],
+        )
         for task, router in self.routers.items():
             ledger = router.ledger(task)
             requests.add_metric([task], ledger.requests)
@@ -62,4 +76,9 @@ class LedgerCollector(Collector):
                 routed.add_metric([task, route], count)
             for route, stats in ledger.routes.items():
                 lower.add_metric([task, route], stats.lower)
+            if router.cache is not None:
+                hits.add_metric([task], ledger.cache_hits)
+                misses.add_metric([task], ledger.cache_misses)
+                saved.add_metric([task], ledger.cache_saved)
         yield from (requests, probes, spend, reference, savings, bound, routed, lower)
+        yield from (hits, misses, saved)

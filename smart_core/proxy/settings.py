@@ -26,7 +26,8 @@ SETTINGS_ENV = "SMART_SERVE_SETTINGS"
 
 @dataclass(frozen=True)
 class TaskSettings:
-    """One task: its models (``provider:model`` specs), target and comparator."""
+    """One task: its models (``provider:model`` specs), target and comparator, and its answer
+    cache (the :class:`SmartConfig` fields of the same names; docs/cache.md)."""
 
     name: str
     reference: str
@@ -35,6 +36,24 @@ class TaskSettings:
     delta: float = 0.05
     comparator: str = "tool_calls"
     expected_requests: int | None = None
+    cache: str = "off"
+    cache_answers: str = "shared"
+    cache_similarities: list[float] | None = None
+    cache_ttl_seconds: float | None = 7 * 24 * 3600.0
+    cache_max_entries: int = 100_000
+
+    def cache_fields(self) -> dict[str, Any]:
+        """The cache's config fields (the similarities only when given: the config has a
+        default grid)."""
+        fields: dict[str, Any] = {
+            "cache": self.cache,
+            "cache_answers": self.cache_answers,
+            "cache_ttl_seconds": self.cache_ttl_seconds,
+            "cache_max_entries": self.cache_max_entries,
+        }
+        if self.cache_similarities is not None:
+            fields["cache_similarities"] = tuple(self.cache_similarities)
+        return fields
 
 
 @dataclass(frozen=True)
@@ -73,6 +92,7 @@ class ServeSettings:
                     expected_requests=t.expected_requests,
                     store=self.store,
                     prices=self.prices,
+                    **t.cache_fields(),
                 )
             except ConfigError as exc:
                 raise ConfigError(f"task {t.name!r}: {exc}") from None
