@@ -24,6 +24,7 @@ _CACHE_KEYS = {
     "cache_similarities",
     "cache_ttl_seconds",
     "cache_max_entries",
+    "embedding",
 }
 
 
@@ -74,6 +75,13 @@ def serve_command(
         str | None,
         typer.Option(help="shared (a tenant's users share answers, default) | per_user."),
     ] = None,
+    embedding: Annotated[
+        str | None,
+        typer.Option(
+            help="With --cache semantic: an upstream embedding model, e.g. "
+            "openai:text-embedding-3-small (default: offline hashed character n-grams)."
+        ),
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes.")] = 1,
@@ -102,6 +110,7 @@ def serve_command(
                 "expected_requests": expected_requests,
                 "cache": cache,
                 "cache_answers": cache_answers,
+                "embedding": embedding,
             },
             task,
             store,
@@ -146,10 +155,11 @@ def _settings(
     tables = dict(data.get("tasks") or {})
     if flags["reference"] or flags["candidates"] or flags["epsilon"] is not None:
         tables[task] = {k: v for k, v in flags.items() if v is not None}
-    elif flags.get("cache") or flags.get("cache_answers"):
+    elif any(flags.get(k) for k in ("cache", "cache_answers", "embedding")):
         raise fail(
-            "--cache and --cache-answers set the flags' task (--reference, --candidates, "
-            '--epsilon); in a --config, give each [tasks.NAME] table cache = "exact"'
+            "--cache, --cache-answers and --embedding set the flags' task (--reference, "
+            "--candidates, --epsilon); in a --config, give each [tasks.NAME] table its cache = "
+            '"exact"'
         )
     if not tables:
         raise fail(

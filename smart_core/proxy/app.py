@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -42,6 +42,7 @@ from ..providers.chat_completions import (
 from ..providers.sdk import AnthropicProvider, OpenAIProvider, ProviderError
 from ..task.answer import Answer
 from .completion_cache import InvalidCacheRequest, request_cache
+from .embeddings import UpstreamEmbedder
 from .metrics import LedgerCollector
 
 __all__ = ["TASK_HEADER", "create_app"]
@@ -59,9 +60,11 @@ def create_app(
     providers: Mapping[str, Provider],
     *,
     default_task: str | None = None,
+    embedders: Sequence[UpstreamEmbedder] = (),
 ) -> Starlette:
     """The proxy's ASGI app: ``routers`` by task name, ``providers`` by model name (the names
-    the routers' configs use). The routers and providers are closed when the app shuts down."""
+    the routers' configs use), ``embedders`` the routers' upstream embedding models. All are
+    closed when the app shuts down."""
     if not routers:
         raise SmartError("smart serve needs at least one task")
     default = default_task or next(iter(routers))
@@ -84,6 +87,8 @@ def create_app(
             await router.aclose()
         for provider in providers.values():
             await provider.aclose()
+        for embedder in embedders:
+            await embedder.aclose()
 
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

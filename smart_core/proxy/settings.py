@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..providers.sdk import PROVIDERS, make_provider, parse_model_spec
 from ..task.config import SmartConfig
 from .app import create_app
+from .embeddings import upstream_embedder
 
 __all__ = ["SETTINGS_ENV", "ServeSettings", "TaskSettings", "app_from_env", "check_providers"]
 
@@ -41,6 +42,9 @@ class TaskSettings:
     cache_similarities: list[float] | None = None
     cache_ttl_seconds: float | None = 7 * 24 * 3600.0
     cache_max_entries: int = 100_000
+    #: With ``cache="semantic"``: an upstream embedding model (``openai:MODEL``) instead of the
+    #: offline hashed n-gram embedder.
+    embedding: str | None = None
 
     def cache_fields(self) -> dict[str, Any]:
         """The cache's config fields (the similarities only when given: the config has a
@@ -96,6 +100,11 @@ class ServeSettings:
                 )
             except ConfigError as exc:
                 raise ConfigError(f"task {t.name!r}: {exc}") from None
+            if t.embedding is not None and t.cache != "semantic":
+                raise ConfigError(
+                    f"task {t.name!r}: embedding {t.embedding!r} is used only by the semantic "
+                    'cache; set cache = "semantic" or leave embedding out'
+                )
         return out
 
     def build(self) -> Starlette:
@@ -109,13 +118,26 @@ class ServeSettings:
                 spec = parse_model_spec(name)
                 providers[name] = make_provider(
                     spec,
-                    base_url=self.base_urls.get(spec.provider)
-                    or os.environ.get(f"{spec.provider.upper()}_BASE_URL"),
+                    base_url=self._base_url(spec.provider),
                     timeout=self.timeout,
                     max_retries=self.max_retries,
                 )
-        routers = {name: SmartRouter(config) for name, config in configs.items()}
-        return create_app(routers, providers, default_task=self.default_task)
+        routers, embedders = {}, []
+        for t in self.tasks:
+            embedder = None
+            if t.embedding is not None:
+                embedder = upstream_embedder(
+                    t.embedding,
+                    base_url=self._base_url("openai"),
+                    timeout=self.timeout,
+                    max_retries=self.max_retries,
+                )
+                embedders.append(embedder)
+            routers[t.name] = SmartRouter(configs[t.name], embedder=embedder)
+        return create_app(routers, providers, default_task=self.default_task, embedders=embedders)
+
+    def _base_url(self, provider: str) -> str | None:
+        return self.base_urls.get(provider) or os.environ.get(f"{provider.upper()}_BASE_URL")
 
 
 def app_from_env() -> Starlette:
@@ -131,7 +153,7 @@ def app_from_env() -> Starlette:
 def check_providers(settings: ServeSettings) -> None:
     """Every model spec names a known provider (before any worker starts)."""
     for t in settings.tasks:
-        for spec in (t.reference, *t.candidates):
+        for spec in (t.reference, *t.candidates, *([t.embedding] if t.embedding else [])):
             provider = parse_model_spec(spec).provider
             if provider not in PROVIDERS:
                 raise ConfigError(f"task {t.name!r}: unknown provider in {spec!r}")

@@ -62,6 +62,7 @@ cache_answers = "per_user"
 cache_similarities = [0.9, 0.95]
 cache_ttl_seconds = 3600
 cache_max_entries = 500
+embedding = "openai:text-embedding-3-small"
 
 [tasks.triage]
 reference = "openai:gpt-4o"
@@ -76,13 +77,15 @@ epsilon = 0.1
     assert support.cache == "semantic" and support.cache_answers == "per_user"
     assert support.cache_similarities == (0.9, 0.95)
     assert (support.cache_ttl_seconds, support.cache_max_entries) == (3600, 500)
+    assert served[0].tasks[0].embedding == "openai:text-embedding-3-small"
     assert configs["triage"].cache == "off"
 
 
 def test_misplaced_or_invalid_cache_settings_are_refused_by_name(served, tmp_path):
     alone = serve(tmp_path, "--cache", "exact")
-    assert alone.exit_code != 0 and "--cache and --cache-answers set the flags' task" in (
-        alone.output
+    assert (
+        alone.exit_code != 0
+        and "--cache, --cache-answers and --embedding set the flags' task" in (alone.output)
     )
     bad = serve(tmp_path, *MODELS, "--epsilon", "0.05", "--cache", "fuzzy")
     assert bad.exit_code != 0 and "task 'default'" in bad.output and "cache" in bad.output

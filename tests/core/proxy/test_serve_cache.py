@@ -298,12 +298,18 @@ def test_tool_calls_and_json_answers_are_replayed_intact(upstream, reference, tm
     assert plan[1].choices[0].message.content == plan[0].choices[0].message.content
 
 
-def test_semantic_paraphrases_are_served_within_their_namespace(upstream, reference, tmp_path):
+@pytest.mark.parametrize("embedding", [None, "openai:text-embedding-3-small"])
+def test_semantic_paraphrases_are_served_within_their_namespace(
+    upstream, reference, tmp_path, embedding
+):
+    """With the offline embedder, and with an upstream embedding model (the fake server's
+    /v1/embeddings) through the openai SDK."""
     app = settings(
         upstream,
         seeded_store(tmp_path, routes=(SEMANTIC,)),
         cache="semantic",
         cache_similarities=[0.8],
+        embedding=embedding,
     ).build()
     first: dict[tuple[str, str, str], str] = {}
     requests = hits = 0
@@ -327,7 +333,10 @@ def test_semantic_paraphrases_are_served_within_their_namespace(upstream, refere
     # Each namespace's first spelling is answered by the reference; most paraphrases are hits.
     assert hits >= 18
     assert upstream.calls("gpt-4o") <= requests - hits < requests
-    assert re.search(r'smart_cache_hits_total\{task="default"\} (\d+)', scraped)
+    counted = re.search(r'smart_cache_hits_total\{task="default"\} ([\d.]+)', scraped)
+    assert counted is not None and float(counted.group(1)) >= hits
+    if embedding is not None:  # one embedding per request, at least
+        assert upstream.calls("text-embedding-3-small") >= requests
 
 
 def test_cache_settings_reach_the_config_and_bad_values_name_the_field(upstream, tmp_path):
@@ -345,3 +354,7 @@ def test_cache_settings_reach_the_config_and_bad_values_name_the_field(upstream,
     assert roundtrip.configs()["default"].cache == "exact"
     with pytest.raises(ValueError, match=r"task 'default'.*cache"):
         settings(upstream, store, cache="sometimes").configs()
+    with pytest.raises(ValueError, match=r"embedding .* only by the semantic cache"):
+        settings(upstream, store, cache="exact", embedding="openai:e").configs()
+    with pytest.raises(ValueError, match="only OpenAI-compatible embedding models"):
+        settings(upstream, store, cache="semantic", embedding="anthropic:e").build()
