@@ -29,8 +29,11 @@ __all__ = ["run_command"]
 _RUN_KEYS = {
     "input", "prompt", "reference", "candidates", "epsilon", "delta", "output", "comparator",
     "concurrency", "task", "state", "timeout", "max_retries", "base_urls", "prices", "seed",
-    "report", "png", "method", "max_tokens", "store", "cascades",
+    "report", "png", "method", "max_tokens", "store", "cascades", "cache", "cache_answers",
+    "tenant",
 }  # fmt: skip
+_CACHE_MODES = ("off", "exact", "semantic")
+_CACHE_ANSWERS = ("shared", "per_user")
 
 
 @help_paragraphs
@@ -120,6 +123,15 @@ def run_command(
             "[[cascades]] tables (docs/cascades.md); also `cascades` in --config."
         ),
     ] = None,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            help="Answer cache: exact (a repeated request of the same tenant, and user for "
+            "per-user answers, is answered from the reference's earlier answer, at no cost), "
+            "semantic, or off (default); items name their tenant and user in the fields "
+            "tenant and user (docs/cache.md)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Answer every item of a file through SMART: concurrent, resumable, with a report and chart.
@@ -163,6 +175,7 @@ def run_command(
             "--candidates openai:gpt-4o-mini --epsilon 0.05 --output out.jsonl"
         )
     out_path = Path(values["output"])
+    cache_mode, cache_answers, tenant = _cache_settings(cfg, cache, config)
     shared_store, state_file = run_store(pick("store", store), pick("state", state))
     spec = BatchRun(
         input=Path(values["input"]),
@@ -181,6 +194,9 @@ def run_command(
         prices=prices,
         seed=int(pick("seed", seed, 0)),
         cascades=run_cascades(pick("cascades", cascades)),
+        cache=cache_mode,
+        cache_answers=cache_answers,
+        tenant=tenant,
     )
     report_path = Path(pick("report", report) or out_path.with_suffix(".report.json"))
     png_path = Path(pick("png", png) or out_path.with_suffix(".png"))
@@ -221,6 +237,15 @@ def run_command(
     except SmartError as exc:
         raise fail(str(exc)) from None
 
+    if cache_mode == "semantic" and not as_json:
+        err.print(
+            "note: --cache semantic in a run: the semantic index is frozen for the batch "
+            "(docs/guarantee.md) and starts empty in this process, so the semantic routes serve "
+            "only the reference's answers (exact hits still serve repeats); --cache exact gives "
+            "the same hits without their share of delta",
+            highlight=False,
+        )
+
     async def go(update):
         try:
             return await run_batch(spec, endpoints, restart=restart, progress=update)
@@ -239,3 +264,25 @@ def run_command(
     finish_run(out, err, result, spec, report_path, png_path, as_json)
     if result.failed:
         raise typer.Exit(code=1)
+
+
+def _cache_settings(cfg: dict, flag: str | None, config: Path | None) -> tuple[str, str, str]:
+    """The answer cache's mode, whose answers are shared, and the default tenant, from the flag
+    and the --config keys ``cache``, ``cache_answers`` and ``tenant``, each checked."""
+    mode = flag if flag is not None else cfg.get("cache", "off")
+    if mode not in _CACHE_MODES:
+        where = "--cache" if flag is not None else f"--config {config}: cache"
+        raise fail(f"{where} must be one of {', '.join(_CACHE_MODES)}, got {mode!r}")
+    answers = cfg.get("cache_answers", "shared")
+    if answers not in _CACHE_ANSWERS:
+        raise fail(
+            f"--config {config}: cache_answers must be shared (a tenant's users share answers) "
+            f"or per_user (each user only their own), got {answers!r}"
+        )
+    tenant = cfg.get("tenant", "default")
+    if not isinstance(tenant, str) or not tenant.strip() or tenant != tenant.strip():
+        raise fail(
+            f"--config {config}: tenant must be a non-empty name without surrounding spaces "
+            f'(the tenant of items with no tenant field), got {tenant!r}; e.g. tenant = "acme"'
+        )
+    return str(mode), str(answers), tenant

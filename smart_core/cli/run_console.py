@@ -51,7 +51,9 @@ def status_line(ledger: Ledger) -> str:
     """Where the run's items went so far, and what is guaranteed (the ledger's words)."""
     shares = routed_shares(ledger)
     routed = ", ".join(f"{_short(r)} {s:.0%}" for r, s in shares.items())
-    return f"routed: {routed or 'nothing yet'}; {ledger.headline()}"
+    # the routes drawn; items the answer cache served instead are counted apart
+    cached = f"; {ledger.cache_hits} from the cache" if ledger.cache_hits else ""
+    return f"routed: {routed or 'nothing yet'}{cached}; {ledger.headline()}"
 
 
 @contextmanager
@@ -144,6 +146,13 @@ def finish_run(
             "summary shows them",
             highlight=False,
         )
+        cache = result.cache_summary()
+        if cache is not None:  # the ledger's summary, which has this line, is not shown
+            out.print(
+                f"  answer cache: {cache['hits']} hits, {cache['misses']} misses, "
+                f"saved ~${cache['saved']:.4f}",
+                highlight=False,
+            )
     else:
         out.print(result.ledger.summary(), highlight=False)
     out.print(

@@ -21,16 +21,23 @@ from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["BatchItem", "check_prompt", "load_items", "render_prompt"]
+__all__ = ["BatchItem", "check_prompt", "item_namespace", "load_items", "render_prompt"]
+
+#: Item fields naming who asks (the answer cache's namespace, docs/cache.md): answers are never
+#: served across tenants, nor across users when the task's answers are per user.
+NAMESPACE_FIELDS = ("tenant", "user")
+_NAME_LIMIT = 200
 
 
 @dataclass(frozen=True, slots=True)
 class BatchItem:
-    """One input item: its id (unique in the file), position and template fields."""
+    """One input item: its id (unique in the file), position and template fields, and the
+    line (row) of the file it came from, for messages."""
 
     id: str
     index: int
     fields: dict[str, Any]
+    line: int = 0
 
 
 def load_items(path: str | Path) -> list[BatchItem]:
@@ -46,7 +53,8 @@ def load_items(path: str | Path) -> list[BatchItem]:
     if suffix == ".csv":
         with path.open(newline="", encoding="utf-8") as fh:
             for n, row in enumerate(csv.DictReader(fh), start=1):
-                items.append(BatchItem(str(row.get("id") or n), len(items), dict(row)))
+                # n counts data rows; the header is line 1 of the file
+                items.append(BatchItem(str(row.get("id") or n), len(items), dict(row), n + 1))
     elif suffix in (".jsonl", ".ndjson", ".json"):
         with path.open(encoding="utf-8") as fh:
             for n, line in enumerate(fh, start=1):
@@ -60,7 +68,7 @@ def load_items(path: str | Path) -> list[BatchItem]:
                     obj = {"text": obj}
                 if not isinstance(obj, dict):
                     raise ConfigError(f"{path}:{n}: each line must be a JSON object or a string")
-                items.append(BatchItem(str(obj.get("id", n)), len(items), obj))
+                items.append(BatchItem(str(obj.get("id", n)), len(items), obj, n))
     else:
         raise ConfigError(f"--input: {path}: expected a .jsonl or .csv file")
     if not items:
@@ -71,6 +79,48 @@ def load_items(path: str | Path) -> list[BatchItem]:
             raise ConfigError(f"--input: id {it.id!r} appears twice in {path}; ids must be unique")
         seen.add(it.id)
     return items
+
+
+def item_namespace(item: BatchItem, path: str | Path) -> tuple[str | None, str | None]:
+    """The item's ``tenant`` and ``user`` fields (``None`` where absent, null, or an empty CSV
+    cell); ConfigError naming the field and the item's line for anything else than a name.
+
+    A name is a non-empty string (or an integer, as JSON user ids often are) of at most 200
+    characters, without surrounding spaces or control characters: a value such as ``" acme"``
+    or ``5.0`` would silently open a namespace of its own, and its repeats would never meet."""
+    csv_file = Path(path).suffix.lower() == ".csv"
+    found: list[str | None] = []
+    for field in NAMESPACE_FIELDS:
+        value = item.fields.get(field)
+        if value is None or (csv_file and value == ""):
+            found.append(None)
+            continue
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        problem = _name_problem(value)
+        if problem:
+            raise ConfigError(
+                f"--input {path}:{item.line}: item {item.id!r} field {field!r} {problem} "
+                f'(got {value!r}); name the {field} with a string such as "acme", or leave '
+                f"the field out to use the default"
+                + (" tenant (--config tenant)" if field == "tenant" else " (no user)")
+            )
+        found.append(value)
+    return found[0], found[1]
+
+
+def _name_problem(value: Any) -> str:
+    if not isinstance(value, str):
+        return f"must be a string, not {type(value).__name__}"
+    if not value.strip():
+        return "is empty"
+    if value != value.strip():
+        return "has leading or trailing spaces"
+    if len(value) > _NAME_LIMIT:
+        return f"is longer than {_NAME_LIMIT} characters"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "holds control characters"
+    return ""
 
 
 # -- the prompt template ----------------------------------------------------------------------

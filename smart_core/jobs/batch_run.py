@@ -19,6 +19,13 @@ ordered so that a kill at any point loses nothing and pays for nothing twice:
 On start the output file is rebuilt from the finished items (so a line cut by a kill disappears);
 at the end it is rewritten in input order. Items are processed in a seeded random order (the
 same on every resume), because probes must be an unbiased sample of the batch.
+
+With the answer cache (``cache="exact"`` or ``"semantic"``, docs/cache.md) an item is looked up
+once its ticket is drawn, within the namespace of its ``tenant`` and ``user`` fields, and what
+the lookup found (a hit, or nothing) is saved with the item's answers before anything else
+happens. A resumed item is then served as it would have been: a hit is recorded once (its store
+write is keyed by the item's id), and an answer paid for before a kill is the one recorded,
+never replaced by a hit that appeared meanwhile.
 """
 
 from __future__ import annotations
@@ -31,32 +38,39 @@ import random
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from ..cache import CacheLookup, RequestCache
 from ..engine.drivers import AsyncPerformer, Calls, arun_flow
-from ..engine.effects import Begin, FallBack, Settle, StartProbes
+from ..engine.effects import Begin, FallBack, LookUp, Settle, StartProbes
 from ..engine.flow import serve_flow
 from ..engine.ledger import Ledger
-from ..engine.router import Endpoint, SmartRouter, Ticket
-from ..errors import ConfigError, SmartError
+from ..engine.router import Endpoint, Ticket
+from ..errors import SmartError
 from ..policy.settled_prefix import SettledPrefix
 from ..providers.sdk import PROVIDERS, ProviderError
-from ..stores import RunState, open_run_state, sqlite_timeline
+from ..stores import sqlite_timeline
 from ..task.answer import Answer
 from ..task.config import SmartConfig
-from ..task.redaction import redact_url
 from .batch_input import (
     BatchItem,
     check_prompt,
-    check_writable,
-    describe_change,
+    item_namespace,
     load_items,
     render_prompt,
-    run_record,
 )
-from .run_records import answer_from, answer_json, ticket_from, ticket_json
+from .run_claim import open_run
+from .run_records import (
+    LOOKUP,
+    answer_from,
+    answer_json,
+    lookup_from,
+    lookup_json,
+    ticket_from,
+    ticket_json,
+)
 
 __all__ = ["BatchItem", "BatchResult", "BatchRun", "load_items", "run_batch"]
 
@@ -98,6 +112,13 @@ class BatchRun:
     cascades: Any = None
     """``"auto"`` or cascades in their plain form (docs/cascades.md): routes besides the
     candidates; None: none."""
+    cache: str = "off"
+    """The answer cache (``SmartConfig.cache``): ``off``, ``exact`` or ``semantic``."""
+    cache_answers: str = "shared"
+    """``shared`` (a tenant's users share answers) or ``per_user`` (``SmartConfig.cache_answers``;
+    an item naming no ``user`` then neither reads nor writes the cache)."""
+    tenant: str = "default"
+    """The tenant of items without a ``tenant`` field."""
 
     @property
     def state_path(self) -> Path:
@@ -121,7 +142,11 @@ class BatchRun:
             "--seed": str(self.seed),
             "--price": json.dumps(self.prices, sort_keys=True, default=str),
             **({"--cascades": _dumps(self.cascades)} if self.cascades else {}),
+            **({"--cache": self._cache_setting()} if self.cache != "off" else {}),
         }
+
+    def _cache_setting(self) -> str:
+        return f"{self.cache} (answers {self.cache_answers}, default tenant {self.tenant!r})"
 
     def key(self, items: Sequence[BatchItem]) -> str:
         """Hash of everything that decides the answers: the items and the settings."""
@@ -140,6 +165,8 @@ class BatchRun:
         ]
         if self.cascades:  # (absent from older runs' keys, which stay as they were)
             parts.append(_dumps(self.cascades))
+        if self.cache != "off":  # (likewise: a hit replaces the drawn route's answer)
+            parts.append(self._cache_setting())
         for p in parts:
             h.update(p.encode() + b"\0")
         for it in items:
@@ -159,6 +186,9 @@ class BatchRun:
             batch_size=n,
             prices=self.prices,
             cascades=self.cascades,
+            cache=self.cache,  # type: ignore[arg-type]
+            cache_answers=self.cache_answers,  # type: ignore[arg-type]
+            tenant=self.tenant,
         )
 
 
@@ -182,6 +212,21 @@ class BatchResult:
     seconds: float
     timeline: list[dict[str, Any]] = field(default_factory=list, repr=False)
     """Finished items in completion order (for the chart); not part of ``to_dict``."""
+    cache: str = "off"
+    """The run's answer cache (``BatchRun.cache``)."""
+
+    def cache_summary(self) -> dict[str, Any] | None:
+        """Items served from the answer cache, items it held nothing for, and what the hits
+        saved (USD, the routes the mix had drawn for them); ``None`` without a cache."""
+        if self.cache == "off":
+            return None
+        ledger = self.ledger
+        return {
+            "mode": self.cache,
+            "hits": ledger.cache_hits,
+            "misses": ledger.cache_misses,
+            "saved": ledger.cache_saved,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,6 +240,7 @@ class BatchResult:
             "state": str(self.state),
             "seconds": self.seconds,
             "ledger": self.ledger.to_dict(),
+            **({"cache": self.cache_summary()} if self.cache != "off" else {}),
         }
 
 
@@ -213,16 +259,21 @@ async def run_batch(
     items = load_items(run.input)
     check_prompt(run.prompt, [f for f in items[0].fields if f != "id"])
     prompts = {it.id: render_prompt(run.prompt, it) for it in items}  # fail before any call
+    cached = run.cache != "off"  # each item's tenant and user, checked before any call
+    namespaces = {it.id: item_namespace(it, run.input) for it in items} if cached else {}
     key = run.key(items)
     task = run.store_task(key)
-    router, db = _open_state(run, key, items, endpoints, restart)
+    router, db = open_run(run, key, items, endpoints, restart)
     store, config = router.store, router.config
     state: Path | str = db.where if run.store else run.state_path
     tickets = {item: ticket_from(t) for item, t in db.tickets().items()}
-    saved = {
-        item: {model: answer_from(a) for model, a in by_model.items()}
-        for item, by_model in db.answers().items()
-    }
+    saved: dict[str, dict[str, Answer]] = {}
+    lookups: dict[str, CacheLookup] = {}  # what the answer cache found for each item, as saved
+    for item_id, by_model in db.answers().items():
+        kept = by_model.pop(LOOKUP, None)
+        if kept is not None:
+            lookups[item_id] = lookup_from(kept)
+        saved[item_id] = {model: answer_from(a) for model, a in by_model.items()}
     done = db.done()
     _rewrite_output(run.output, done.values())
     policy = router.policy(task)  # also records the config for `smart report`
@@ -280,21 +331,40 @@ async def run_batch(
             await store.aadd(task, ticket.decision.increments, event_id=f"{item_id}:decide")
         return ticket
 
+    def cache_for(item_id: str) -> RequestCache | None:
+        """The item's view of the answer cache: its rendered prompt, in its namespace."""
+        if router.cache is None:
+            return None
+        tenant, user = namespaces[item_id]
+        prompt = prompts[item_id]
+        return router.request_cache(prompt, tenant=tenant, user=user, text=prompt)
+
     class ItemSteps(AsyncPerformer):
-        """The serving flow's steps for one item of this run: its saved ticket and answers are
-        reused, a fallback is saved, and its probe is recorded in decision order."""
+        """The serving flow's steps for one item of this run: its saved ticket, cache lookup
+        and answers are reused, a fallback is saved, and its probe is recorded in decision
+        order."""
 
         def __init__(self, item_id: str) -> None:
             def answer(model: str) -> Awaitable[Answer]:
                 return call(item_id, model)
 
-            super().__init__(router, Calls(answer, answer))
+            super().__init__(router, Calls(answer, answer, cache=cache_for(item_id)))
             self.item_id = item_id
             self.probes: dict[str, asyncio.Future[Answer]] = {}
             self.results: dict[str, Answer | BaseException] = {}
 
         async def begin(self, e: Begin) -> Ticket:
             return await ticket_for(self.item_id)
+
+        async def look_up(self, e: LookUp) -> CacheLookup | None:
+            if self.calls.cache is None:
+                return None
+            found = lookups.get(self.item_id)
+            if found is None:  # saved before any hit is served or answer recorded
+                found = await self.calls.cache.alookup(e.ticket.task)
+                await db.asave_answer(self.item_id, LOOKUP, lookup_json(found))
+                lookups[self.item_id] = found
+            return found
 
         async def start_probes(self, e: StartProbes) -> Any:
             models = router.routes.models_to_probe(e.ticket.probe_models)
@@ -310,7 +380,8 @@ async def run_batch(
         async def settle(self, e: Settle) -> None:
             got = await asyncio.gather(*self.probes.values(), return_exceptions=True)
             self.results = dict(zip(self.probes, got, strict=True))
-            ticket = tickets[self.item_id]
+            # the lookup rides on the ticket: a probe hands its nearest hit to semantic routes
+            ticket = replace(tickets[self.item_id], cached=lookups.get(self.item_id))
             async with lock:  # no decision may see the store and the prefix out of step
                 written = await router.arecord_probe(ticket, e.answer, self.results)
                 if self.item_id in probe_seq:
@@ -332,7 +403,7 @@ async def run_batch(
         cost = routed.cost + sum(
             router.cost_of(a) for a in results.values() if isinstance(a, Answer)
         )
-        ref_cost = routed.cost if routed.route == reference else None
+        ref_cost = routed.cost if routed.route == reference else _hit_cost(item.id, routed)
         line = json.dumps(
             {
                 "id": item.id,
@@ -359,6 +430,14 @@ async def run_batch(
             out.write(line + "\n")
             out.flush()
             answered += 1
+
+    def _hit_cost(item_id: str, routed: Any) -> float | None:
+        """What the reference was paid for the cached answer that served the item, if one did
+        (a hit is served as the very answer the lookup found)."""
+        found = lookups.get(item_id)
+        hits = found.hits if found is not None else ()
+        hit = next((h for h in hits if h.answer is routed.answer), None)
+        return hit.cost if hit is not None else None
 
     async def guarded(item: BatchItem) -> None:
         async with sem:
@@ -419,86 +498,8 @@ async def run_batch(
         state=state,
         seconds=time.monotonic() - started,
         timeline=rows,
+        cache=run.cache,
     )
-
-
-def _open_state(
-    run: BatchRun,
-    key: str,
-    items: Sequence[BatchItem],
-    endpoints: Mapping[str, Endpoint],
-    restart: bool,
-) -> tuple[SmartRouter, RunState]:
-    """The router on the run's counters and the run's own state, checked to belong to this run
-    (``restart`` first discards this run's state)."""
-    task = run.store_task(key)
-    check_writable(run.output, "--output")
-    if run.store is None:
-        state = run.state_path
-        check_writable(state, "--state" if run.state else "--output")
-        if restart:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{state}{suffix}").unlink(missing_ok=True)
-    config = run.config(len(items), task)
-    router = SmartRouter(config, endpoints, seed=run.seed, wait_for_probes=True)
-    try:
-        db = open_run_state(router.store, task)
-        try:
-            _claim(run, key, items, router, db, restart)
-        except BaseException:
-            db.close()
-            raise
-    except BaseException:
-        router.close()
-        raise
-    return router, db
-
-
-def _claim(
-    run: BatchRun,
-    key: str,
-    items: Sequence[BatchItem],
-    router: SmartRouter,
-    db: RunState,
-    restart: bool,
-) -> None:
-    """Refuse state or an output file of another run, then mark the state as this run's."""
-    store, task = router.store, run.store_task(key)
-    if restart and run.store is not None:
-        db.clear()  # this run's state and counters only; other runs on the server stay
-    previous = store.get_meta(task, "run.key")
-    record = run_record(run.settings(), items)
-    if previous is not None and previous != key:
-        saved_record = store.get_meta(task, "run.record")
-        change = describe_change(json.loads(saved_record) if saved_record else None, record)
-        raise ConfigError(
-            f"{run.state_path} holds another run: {change}. Pass --restart to discard it (and "
-            "its answers), or choose another --output or --state to keep both"
-        )
-    if run.store is not None and previous is None and not restart and _has_lines(run.output):
-        # A new run on a shared store would rebuild the output from its (empty) state and so
-        # erase the lines another run wrote there.
-        raise ConfigError(
-            f"{run.output} holds answers of another run, and {redact_url(run.store)} has no "
-            f"state of this one (task {task}). Pass --restart to overwrite the file, or choose "
-            "another --output"
-        )
-    if previous is None or store.get_meta(task, "run.record") is None:
-        store.set_meta(task, "run.record", json.dumps(record))
-    store.set_meta(task, "run.key", key)
-    store.set_meta(
-        task,
-        "run",
-        json.dumps({"input": str(run.input), "prompt": run.prompt, "output": str(run.output)}),
-    )
-
-
-def _has_lines(path: Path) -> bool:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return any(line.strip() for line in fh)
-    except FileNotFoundError:
-        return False
 
 
 class _Cancel:

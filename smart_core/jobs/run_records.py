@@ -1,4 +1,4 @@
-"""Tickets and answers of ``smart run`` as the JSON text its run state keeps.
+"""Tickets, answers and cache lookups of ``smart run`` as the JSON text its run state keeps.
 
 The run state (``stores._run_state``) stores strings: the stores layer knows nothing of tickets
 or answers, so turning them into text and back happens here, once, for every backend.
@@ -9,17 +9,32 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from ..cache import CacheHit, CacheLookup
 from ..engine.router import Ticket
 from ..policy import Decision
 from ..policy.certificate import Certificate
 from ..task.answer import Answer
 from ..task.usage import Usage
 
-__all__ = ["answer_from", "answer_json", "ticket_from", "ticket_json"]
+__all__ = [
+    "LOOKUP",
+    "answer_from",
+    "answer_json",
+    "lookup_from",
+    "lookup_json",
+    "ticket_from",
+    "ticket_json",
+]
+
+#: Where an item's answer-cache lookup is kept among its answers (model names starting with
+#: ``cache:`` are refused by SmartConfig, so no model's answer is ever kept there).
+LOOKUP = "cache:lookup"
 
 
 def ticket_json(ticket: Ticket) -> str:
-    return json.dumps(dataclasses.asdict(ticket))
+    # The request and the cache lookup it carries are not the ticket's to keep: the prompt is
+    # rendered again from the item, and the lookup is saved on its own (LOOKUP).
+    return json.dumps(dataclasses.asdict(dataclasses.replace(ticket, request=None, cached=None)))
 
 
 def ticket_from(text: str) -> Ticket:
@@ -59,3 +74,33 @@ def answer_from(text: str) -> Answer:
     if raw.get("logprobs") is not None:  # a saved step judged by its confidence, resumed
         answer.logprobs = tuple(raw["logprobs"])
     return answer
+
+
+def lookup_json(found: CacheLookup) -> str:
+    """What the answer cache found for an item (no hits: a miss), as saved before it is used."""
+    return json.dumps(
+        [
+            {
+                "route": h.route,
+                "answer": answer_json(h.answer),
+                "cost": h.cost,
+                "stored_at": h.stored_at,
+                "similarity": h.similarity,
+            }
+            for h in found.hits
+        ]
+    )
+
+
+def lookup_from(text: str) -> CacheLookup:
+    hits = tuple(
+        CacheHit(
+            h["route"],
+            answer_from(h["answer"]),
+            float(h["cost"]),
+            float(h["stored_at"]),
+            float(h["similarity"]),
+        )
+        for h in json.loads(text)
+    )
+    return CacheLookup(hits)
