@@ -358,3 +358,21 @@ def test_cache_settings_reach_the_config_and_bad_values_name_the_field(upstream,
         settings(upstream, store, cache="exact", embedding="openai:e").configs()
     with pytest.raises(ValueError, match="only OpenAI-compatible embedding models"):
         settings(upstream, store, cache="semantic", embedding="anthropic:e").build()
+
+
+def test_two_workers_on_one_store_serve_each_others_exact_hits(upstream, reference, tmp_path):
+    """Two apps on one SQLite store, as two uvicorn workers: an answer one stored is the other's
+    exact hit, in the same namespace only."""
+    store = seeded_store(tmp_path)
+    msgs = ask("acme", "ann", "What is my plan?")
+    with (
+        serving(settings(upstream, store, cache="exact").build()) as one,
+        serving(settings(upstream, store, cache="exact").build()) as two,
+    ):
+        first = client(one, "acme", "ann").chat.completions.create(model="d", messages=msgs)
+        hit = client(two, "acme", "ann").chat.completions.create(model="d", messages=msgs)
+        other = client(two, "globex", "ann").chat.completions.create(model="d", messages=msgs)
+    assert hit.model_extra["smart"]["route"] == "cache:exact"
+    assert hit.choices[0].message.content == first.choices[0].message.content
+    assert other.model_extra["smart"]["route"] != "cache:exact"
+    assert other.choices[0].message.content != first.choices[0].message.content
