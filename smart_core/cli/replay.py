@@ -113,9 +113,10 @@ def replay_command(
 
 
 def _cascades(value: str | None) -> str | list | None:
-    """``--cascades``: ``auto``, or a TOML file whose ``[[cascades]]`` tables declare them."""
-    if value is None or value.strip().lower() == "auto":
-        return value and "auto"
+    """``--cascades``: ``auto``, ``auto+learned`` (one learned cascade per candidate too), or a
+    TOML file whose ``[[cascades]]`` tables declare them."""
+    if value is None or value.strip().lower() in ("auto", "auto+learned"):
+        return value and value.strip().lower()
     import tomllib
 
     path = Path(value)

@@ -10,7 +10,10 @@ compared with the reference's like any candidate's, and the calls it would have 
 
 The guarantee needs nothing new: a probe is a uniform draw of requests, the cascade's would-be
 answer on it is exactly what serving it would have given, so its agreement bound is as valid as
-a model's, and the mix treats it as one more route (docs/guarantee.md, "Cascades").
+a model's, and the mix treats it as one more route (docs/guarantee.md, "Cascades"). A step
+judged by a learned scorer adds one condition, checked here: the scorer is frozen before the
+route exists (an untrained one is refused), and a probe it was trained on is never counted for
+it (:class:`~smart_core.task.learned_scorer.TrainingOverlapError`).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import contextlib
 from collections.abc import Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
 from ..task.answer import Answer
 from ..task.cascades import Cascade
 from ..task.comparators import Comparator
+from ..task.learned_scorer import is_untrained
 from ..task.scorers import score as score_of
 from .effects import Call, Effect
 from .increments import SPENT_ATTRIBUTE
@@ -37,12 +42,22 @@ __all__ = ["CascadeRoute"]
 class CascadeRoute:
     """A :class:`~smart_core.task.cascades.Cascade` served and judged as one route."""
 
-    __slots__ = ("cascade", "comparator", "models", "name", "reference")
+    __slots__ = ("_learned", "cascade", "comparator", "models", "name", "reference")
 
     #: The flow hands :meth:`probe_answer` the request too (for scorers that read it).
     reads_request = True
 
     def __init__(self, cascade: Cascade, reference: str, comparator: Comparator) -> None:
+        for step in cascade.steps:
+            if is_untrained(step.scorer):
+                raise ConfigError(
+                    f"cascade {cascade.name!r}: its learned scorer is not trained yet, so the "
+                    "route can be neither served nor counted. Fit it on early probes first "
+                    "(smart replay does so per order; in code: fit_scorer on ProbeExamples, then "
+                    "CascadeStep(model, scorer) with the frozen scorer, or scorer="
+                    "'learned:PATH.json' for a saved one)"
+                )
+        self._learned = tuple(s.scorer for s in cascade.steps if hasattr(s.scorer, "check_counts"))
         self.cascade = cascade
         self.reference = reference
         self.comparator = comparator
@@ -80,12 +95,18 @@ class CascadeRoute:
         return self._escalated(final, calls)
 
     def probe_answer(
-        self, answers: Mapping[str, Answer | BaseException], request: Any = None
+        self,
+        answers: Mapping[str, Answer | BaseException],
+        request: Any = None,
+        probe_id: str | None = None,
     ) -> Answer | BaseException:
         """The answer the chain would have served, from one call of each model (the reference's
         included), with the calls it would have paid for; a call that failed or was cut short
         where the chain needs it is returned as is (a failure, or a differing answer).
-        ``request`` is the probed request, for scorers that read it."""
+        ``request`` is the probed request, for scorers that read it; ``probe_id`` its request
+        id, which a learned scorer refuses to be counted on if it was trained on it."""
+        for scorer in self._learned:
+            scorer.check_counts(probe_id=probe_id)
         calls: list[Answer] = []
         seen: set[str] = set()
         for i, step in enumerate(self.cascade.steps):

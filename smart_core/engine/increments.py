@@ -13,6 +13,7 @@ from typing import Any
 from ..policy import keys as K
 from ..policy import probe_failure, probe_outcome
 from ..task.answer import Answer
+from ..task.learned_scorer import TrainingOverlapError
 from .probe_run import CUT_SHORT
 from .routes import RouteAnswer, RouteTable, cost_of_route
 from .semantic_route import NEAREST, nearest_answer
@@ -140,9 +141,13 @@ def probed(
         route = routes[c]
         try:
             if getattr(route, "reads_request", False):  # a cascade whose scorer may read it
-                answer = route.probe_answer(with_reference, request=ticket.request)
+                answer = route.probe_answer(
+                    with_reference, request=ticket.request, probe_id=ticket.request_id
+                )
             else:
                 answer = route.probe_answer(with_reference)
+        except TrainingOverlapError:  # a learned scorer counted on its own training probes
+            raise
         except Exception as exc:  # a scorer that raises: served, the request falls back
             answer = exc
         if answer is CUT_SHORT or isinstance(answer, asyncio.CancelledError):

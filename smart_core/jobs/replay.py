@@ -173,6 +173,7 @@ async def _run_order(
     order = list(items)
     random.Random(seed).shuffle(order)
     ref = config.reference.name
+    ids = _request_ids(items)
 
     def endpoint(model: str):
         async def call(item: ReplayItem) -> Answer:
@@ -184,30 +185,81 @@ async def _run_order(
         return call
 
     endpoints = {m: endpoint(m) for m in config.model_names()}
+    # Learned cascades: the order's first items train their scorers (answered by the reference,
+    # the learned steps' models called beside it), and the batch certified is the rest.
+    training, order, config = _training_stage(order, config, comparator, ids)
     router = SmartRouter(config, endpoints, store=MemoryStore(), seed=seed, wait_for_probes=True)
     differing = 0
     routes: Counter[str] = Counter()
     ref_cost = 0.0
+    train_cost = sum(router.cost_of(a) for a in training)
+    trained = len(items) - len(order)
+    if trained:
+        routes[ref] += trained
     with router.shuffled_batch():  # the order was drawn above, blind to the items
         for item in order:
-            routed = await router.arun(item)
+            routed = await router.arun(item, request_id=ids[id(item)])
             routes[routed.route] += 1
             ref_cost += router.cost_of(item.outputs[ref])
             if routed.route != ref and not comparator(routed.answer, item.outputs[ref]):
                 differing += 1
     ledger = router.ledger()
     router.close()
-    share = differing / len(order)
+    ref_cost += sum(router.cost_of(a) for a in training if a.model == ref)
+    spent = ledger.spent + train_cost
+    share = differing / len(items)
     return ReplayOrder(
         seed=seed,
-        cost=ledger.spent,
+        cost=spent,
         reference_cost=ref_cost,
-        savings=ref_cost / ledger.spent if ledger.spent > 0 else float("inf"),
+        savings=ref_cost / spent if spent > 0 else float("inf"),
         disagreement=share,
         exceeded=share > config.epsilon,
-        probes=ledger.probes,
+        probes=ledger.probes + trained,
         routes=dict(routes),
     )
+
+
+def _request_ids(items: Sequence[ReplayItem]) -> dict[int, str]:
+    """A request id per item (by object identity): its own id, made unique by its line's index
+    when the file repeats ids. A learned scorer knows its training probes by these ids."""
+    unique = len({it.id for it in items}) == len(items)
+    return {id(it): it.id if unique else f"{it.id}#{i}" for i, it in enumerate(items)}
+
+
+def _training_stage(
+    order: list[ReplayItem], config: SmartConfig, comparator: Comparator, ids: dict[int, str]
+) -> tuple[list[Answer], list[ReplayItem], SmartConfig]:
+    """For a config with learned cascades: the calls the training stage made (the reference's
+    and the learned steps' models' logged answers on the order's first items), the rest of the
+    order, and the config of the batch over the rest with those cascades frozen."""
+    from ..engine.learned_training import (
+        TrainingProbe,
+        freeze_cascades,
+        has_untrained,
+        training_models,
+        training_size,
+    )
+
+    cascades = config.cascade_list()
+    if not has_untrained(cascades):
+        return [], order, config
+    n = training_size(cascades)
+    if n >= len(order):
+        raise ReplayFormatError(
+            f"learned cascades train on the first {n} items, but the file has {len(order)}; "
+            "give a smaller train (scorer='learned:train=N')"
+        )
+    ref = config.reference.name
+    models = (ref, *training_models(cascades))
+    probes, calls = [], []
+    for item in order[:n]:
+        answers = {m: item.outputs[m] for m in models if m in item.outputs}
+        calls.extend(answers.values())
+        probes.append(TrainingProbe(ids[id(item)], item, answers))
+    frozen = freeze_cascades(cascades, probes, ref, comparator)
+    rest = order[n:]
+    return calls, rest, config.replace(cascades=frozen, batch_size=len(rest))
 
 
 def oracle_savings(
@@ -217,9 +269,15 @@ def oracle_savings(
     true agreement share in ``items`` known, is at least ``1 - epsilon``: the models', and the
     config's cascades' (each judged from the logged answers as a probe judges it). A route with
     no logged answer to an item where it needs one counts as differing there."""
+    from ..engine.learned_training import has_untrained
     from ..engine.router import SmartRouter
     from ..engine.routes import cost_of_route
 
+    # A learned cascade's oracle would need its scorer fit on the very items it is judged on
+    # (in-sample, optimistic): the oracle leaves untrained cascades out.
+    if has_untrained(config.cascade_list()):
+        kept = [c for c in config.cascade_list() if not has_untrained([c])]
+        config = config.replace(cascades=kept or None)
     router = SmartRouter(config, store=MemoryStore())
     ref = config.reference.name
     costs, rates = [], []

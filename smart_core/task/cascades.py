@@ -28,6 +28,7 @@ __all__ = [
     "Cascade",
     "CascadeStep",
     "auto_cascades",
+    "learned_auto_cascades",
     "logprob_models",
     "parse_cascades",
 ]
@@ -150,6 +151,22 @@ def auto_cascades(candidates: Sequence[str], comparator: Comparator) -> list[Cas
     return out
 
 
+#: The threshold of the learned cascades ``"auto+learned"`` adds: keep the cheap answer when
+#: the frozen scorer gives it at least this chance of agreeing with the reference.
+LEARNED_THRESHOLD = 0.9
+
+
+def learned_auto_cascades(candidates: Sequence[str]) -> list[Cascade]:
+    """One learned cascade per candidate (``"auto+learned"``): keep its answer when a scorer
+    fit on the first probes and then frozen gives it at least :data:`LEARNED_THRESHOLD`."""
+    from .learned_scorer import UntrainedScorer
+
+    return [
+        Cascade([CascadeStep(c, UntrainedScorer(), threshold=LEARNED_THRESHOLD)])
+        for c in candidates
+    ]
+
+
 def parse_cascades(
     value: Any, *, reference: str, candidates: Sequence[str], comparator: Comparator
 ) -> list[Cascade]:
@@ -159,7 +176,11 @@ def parse_cascades(
     if isinstance(value, str):
         if value.strip().lower() == "auto":
             return auto_cascades(candidates, comparator)
-        raise ConfigError(f"cascades must be 'auto' or a list of cascades, got {value!r}")
+        if value.strip().lower() == "auto+learned":
+            return [*auto_cascades(candidates, comparator), *learned_auto_cascades(candidates)]
+        raise ConfigError(
+            f"cascades must be 'auto' or a list of cascades (or 'auto+learned'), got {value!r}"
+        )
     if not isinstance(value, Iterable) or isinstance(value, Mapping):
         raise ConfigError(f"cascades must be 'auto' or a list of cascades, got {value!r}")
     out = [_cascade(v) for v in value]
@@ -195,11 +216,12 @@ def logprob_models(cascades: Iterable[Cascade]) -> frozenset[str]:
 
 def cascade_specs(cascades: Iterable[Cascade]) -> list[dict[str, Any]]:
     """The plain (JSON, TOML) form of ``cascades``; ValueError for a cascade whose scorer is a
-    function (it cannot be rebuilt from text, so a store keeps the counters only)."""
+    function or a frozen learned model (neither can be rebuilt from text; the learned one is
+    saved by its own ``save``), so a store keeps the counters only."""
     out = [c.to_dict() for c in cascades]
     for cascade in out:
         for step in cascade["steps"]:
-            if step["scorer"].startswith("callable:"):
+            if step["scorer"].startswith(("callable:", "learned@")):
                 raise ValueError(
                     f"cascade {cascade['name']!r}: a function scorer has no plain form"
                 )

@@ -256,12 +256,17 @@ def wants_logprobs(scorer: Any) -> bool:
     return bool(getattr(scorer, "wants_logprobs", False))
 
 
-_FORMS = "'label:A,B' (accept these labels), 'agree:MODEL' (a second model agrees), 'logprob'"
+_FORMS = (
+    "'label:A,B' (accept these labels), 'agree:MODEL' (a second model agrees), 'logprob', "
+    "'learned' / 'learned:train=N' (fit on the first N probes, then frozen), "
+    "'learned:PATH.json' (a frozen learned scorer)"
+)
 
 
 def parse_scorer(spec: Any) -> Scorer:
     """A scorer from its config form: a Scorer, a function ``fn(answer) -> float``, or a string
-    ``label:A,B``, ``agree:MODEL`` or ``logprob``."""
+    ``label:A,B``, ``agree:MODEL``, ``logprob`` or ``learned[:train=N | :PATH.json]``
+    (:mod:`.learned_scorer`)."""
     if isinstance(spec, Scorer):
         return spec
     if isinstance(spec, str):
@@ -273,6 +278,10 @@ def parse_scorer(spec: Any) -> Scorer:
             return AgreementScorer(arg)
         if kind == "logprob" and not sep:
             return LogprobScorer()
+        if kind == "learned":
+            from .learned_scorer import parse_learned  # scikit-learn only when asked for
+
+            return parse_learned(arg)
         raise ConfigError(f"unknown scorer {spec!r}; valid forms: {_FORMS}, or a function")
     if callable(spec):
         return CallableScorer(spec)
