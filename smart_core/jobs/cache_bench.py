@@ -7,7 +7,8 @@ A lookup whose nearest entry is at similarity >= s is a hit at s; a hit is true 
 is the lookup's very text (cached for another pair: QQP repeats questions), or its own pair's
 first question and the pair is labelled duplicate (an answer to the same question); every other
 hit counts as false (the labels say nothing of other pairs' questions, so this errs toward
-false hits).
+false hits). Any embedder can be measured (:func:`bench_qqp_embedders`, with the time it takes
+to embed every question); ``smart bench qqp --embedder`` picks them (jobs/bench_embedders.py).
 """
 
 from __future__ import annotations
@@ -15,18 +16,23 @@ from __future__ import annotations
 import gzip
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from ..cache.embedding import Embedder, HashedNgramEmbedder
+
 __all__ = [
     "QQP_PATH",
+    "EmbedderRun",
     "NearestTiming",
     "ThresholdRow",
     "bench_nearest",
     "bench_qqp",
+    "bench_qqp_embedders",
     "certified_threshold",
     "load_qqp",
 ]
@@ -156,6 +162,8 @@ class ThresholdRow:
     #: For a threshold the bounds chose: its lower bound on the share of lookups not served a
     #: false hit.
     bound: float | None = None
+    #: For a threshold the bounds chose: the target it was chosen for.
+    epsilon: float | None = None
 
     @property
     def hit_rate(self) -> float:
@@ -207,20 +215,90 @@ def bench_qqp(
     delta: float = 0.05,
     audit_share: float = 0.1,
     seed: int = 0,
+    embedder: Embedder | None = None,
+    epsilons: Sequence[float] | None = None,
 ) -> list[ThresholdRow]:
-    """Hit and false-hit rates of the offline embedder at fixed similarity thresholds, and at
-    the threshold the bounds choose (:func:`certified_threshold`), as the last row when one is
-    certified."""
-    similarity, true_hit, duplicate = _qqp_lookups(pairs, dimensions, chunk)
-    rows = [_row(s, similarity, true_hit, duplicate) for s in thresholds]
-    chosen = certified_threshold(
-        similarity, true_hit, epsilon=epsilon, delta=delta, audit_share=audit_share, seed=seed
+    """Hit and false-hit rates of ``embedder`` (default: the offline one) at fixed similarity
+    thresholds, and at the threshold the bounds choose (:func:`certified_threshold`) for each
+    of ``epsilons`` (default: ``epsilon`` alone), after the fixed rows, when one is certified."""
+    cached, looked = _embed_pairs(embedder or HashedNgramEmbedder(dimensions), pairs, chunk)
+    return _threshold_rows(
+        pairs, cached, looked, thresholds, chunk, epsilons or (epsilon,), delta, audit_share, seed
     )
-    if chosen is not None:
-        s, bound = chosen
-        rows.append(
-            replace(_row(s, similarity, true_hit, duplicate), chosen_by="bounds", bound=bound)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedderRun:
+    """One embedder's QQP run: its rows, and the wall time spent embedding the questions (the
+    nearest-neighbour search and the bounds are not included)."""
+
+    embedder: str
+    texts: int
+    dimensions: int
+    embed_seconds: float
+    rows: tuple[ThresholdRow, ...]
+
+    def chosen(self, epsilon: float) -> ThresholdRow | None:
+        """The row the bounds chose at ``epsilon``, if one was certified."""
+        return next((r for r in self.rows if r.epsilon == epsilon), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "embedder": self.embedder,
+            "texts": self.texts,
+            "dimensions": self.dimensions,
+            "embed_seconds": self.embed_seconds,
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+
+def bench_qqp_embedders(
+    pairs: list[dict[str, object]],
+    embedders: Mapping[str, Embedder],
+    thresholds: Sequence[float] = (0.8, 0.9),
+    *,
+    epsilons: Sequence[float] = (0.05, 0.10),
+    chunk: int = 1000,
+    delta: float = 0.05,
+    audit_share: float = 0.1,
+    seed: int = 0,
+) -> list[EmbedderRun]:
+    """:func:`bench_qqp` for each embedder, by name, timing the embedding of every question
+    (``chunk`` texts per ``embed`` call). The audit sample is the same for every embedder (same
+    ``seed``), so equal vectors choose equal thresholds."""
+    runs = []
+    for name, embedder in embedders.items():
+        started = time.perf_counter()
+        cached, looked = _embed_pairs(embedder, pairs, chunk)
+        seconds = time.perf_counter() - started
+        rows = _threshold_rows(
+            pairs, cached, looked, thresholds, chunk, epsilons, delta, audit_share, seed
         )
+        runs.append(EmbedderRun(name, 2 * len(pairs), cached.shape[1], seconds, tuple(rows)))
+    return runs
+
+
+def _threshold_rows(
+    pairs: list[dict[str, object]],
+    cached: Any,
+    looked: Any,
+    thresholds: Sequence[float],
+    chunk: int,
+    epsilons: Sequence[float],
+    delta: float,
+    audit_share: float,
+    seed: int,
+) -> list[ThresholdRow]:
+    similarity, true_hit, duplicate = _qqp_lookups(pairs, cached, looked, chunk)
+    rows = [_row(s, similarity, true_hit, duplicate) for s in thresholds]
+    for eps in epsilons:
+        chosen = certified_threshold(
+            similarity, true_hit, epsilon=eps, delta=delta, audit_share=audit_share, seed=seed
+        )
+        if chosen is not None:
+            s, bound = chosen
+            row = _row(s, similarity, true_hit, duplicate)
+            rows.append(replace(row, chosen_by="bounds", bound=bound, epsilon=eps))
     return rows
 
 
@@ -261,22 +339,35 @@ def certified_threshold(
     return None
 
 
+def _embed_pairs(embedder: Embedder, pairs: list[dict[str, object]], chunk: int) -> tuple[Any, Any]:
+    """The first and the second questions' unit vectors: sparse for the offline embedder
+    (whose vectors are mostly zeros), else dense rows from ``chunk`` texts per call."""
+    firsts = [str(p["a"]) for p in pairs]
+    seconds = [str(p["b"]) for p in pairs]
+    if isinstance(embedder, HashedNgramEmbedder):
+        return embedder.sparse(firsts), embedder.sparse(seconds)
+
+    def dense(texts: list[str]) -> np.ndarray:
+        parts = [embedder.embed(texts[i : i + chunk]) for i in range(0, len(texts), chunk)]
+        return np.vstack([np.asarray(p, dtype=np.float32) for p in parts])
+
+    return dense(firsts), dense(seconds)
+
+
 def _qqp_lookups(
-    pairs: list[dict[str, object]], dimensions: int, chunk: int
+    pairs: list[dict[str, object]], cached: Any, looked: Any, chunk: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per lookup (each pair's second question among all first ones): the nearest entry's
     similarity, whether that hit would be true, and whether the pair is a duplicate."""
-    from ..cache.embedding import HashedNgramEmbedder
-
-    embedder = HashedNgramEmbedder(dimensions)
-    cached = embedder.sparse([str(p["a"]) for p in pairs])
-    looked = embedder.sparse([str(p["b"]) for p in pairs])
     duplicate = np.array([bool(p["duplicate"]) for p in pairs])
     nearest = np.empty(len(pairs), dtype=np.int64)
     similarity = np.empty(len(pairs), dtype=np.float32)
-    cached_t = cached.T.tocsc()
+    sparse = not isinstance(cached, np.ndarray)
+    cached_t = cached.T.tocsc() if sparse else cached.T
     for start in range(0, len(pairs), chunk):
-        scores = (looked[start : start + chunk] @ cached_t).toarray()
+        scores = looked[start : start + chunk] @ cached_t
+        if sparse:
+            scores = scores.toarray()
         nearest[start : start + chunk] = scores.argmax(axis=1)
         similarity[start : start + chunk] = scores.max(axis=1)
     # A hit answers the lookup's own question when the entry is the lookup's very text (QQP
