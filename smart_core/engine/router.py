@@ -39,6 +39,7 @@ from ..task.config import SmartConfig
 from .batch_serving import BatchServing, no_running_loop
 from .cache_serving import CacheServing, answer_cache
 from .cooldown import Cooldown
+from .decision_order import DecisionOrder
 from .drivers import (
     AsyncPerformer,
     Calls,
@@ -114,6 +115,10 @@ class SmartRouter(CacheServing, BatchServing):
         self.routes = RouteTable.of_config(config)
         #: The answer cache (``config.cache``), kept in the store beside the counters.
         self.cache: AnswerCache | None = answer_cache(config, self.store, embedder)
+        #: Orders this process's decisions so the bounds may read the probes settled in that
+        #: order (:mod:`smart_core.engine.decision_order`); ``None`` on stores whose async calls
+        #: give up the event loop.
+        self._order = DecisionOrder(clock) if self.store.async_inline else None
 
     # -- policy and state ----------------------------------------------------------------------
 
@@ -145,17 +150,33 @@ class SmartRouter(CacheServing, BatchServing):
         does not count the request twice.
         """
         policy = self.policy(task)
-        decision = policy.decide(self.store.read(policy.task), self.rng)
-        if not self.store.add(policy.task, decision.increments, event_id=_reservation(request_id)):
+        if self._order is None:
+            return self._decide(policy, request_id)
+        with self._order.lock:
+            return self._decide(policy, request_id)
+
+    def _decide(self, policy: Policy, request_id: str | None) -> Decision:
+        task = policy.task
+        decision = policy.decide(self._read_state(task), self.rng)
+        if not self.store.add(task, decision.increments, event_id=_reservation(request_id)):
             return decision  # reserved by an earlier call with this request_id
+        if self._order is not None:
+            self._order.decided(task, request_id, decision.increments)
         if not policy.spends_budget(decision):
             return self._cool(policy, decision, request_id)
-        checked = policy.confirm(self.store.read(policy.task), decision)
+        checked = policy.confirm(self._read_state(task), decision)
         if checked is not decision:
-            self.store.add(policy.task, checked.increments, event_id=_rerouting(request_id))
+            self.store.add(task, checked.increments, event_id=_rerouting(request_id))
         return self._cool(policy, checked, request_id)
 
+    def _read_state(self, task: str) -> Any:
+        """``task``'s counters, as the settled prefix sees them when decisions are ordered."""
+        counters = self.store.read(task)
+        return counters if self._order is None else self._order.state(task, counters)
+
     async def adecide(self, task: str | None = None, *, request_id: str | None = None) -> Decision:
+        if self._order is not None:  # the store's async calls run inline: the same steps
+            return self.decide(task, request_id=request_id)
         policy = self.policy(task)
         decision = policy.decide(await self.store.aread(policy.task), self.rng)
         reservation = _reservation(request_id)
@@ -365,16 +386,27 @@ class SmartRouter(CacheServing, BatchServing):
 
         Returns the counter increments written ({} if this probe was recorded before)."""
         inc = self._probe_increments(ticket, reference, answers)
+        if self._order is None:
+            return self._record_probe(ticket, inc)
+        with self._order.lock:
+            written = self._record_probe(ticket, inc)
+            self._order.settled(ticket.task, ticket.request_id, written)
+            return written or {}
+
+    def _record_probe(self, ticket: Ticket, inc: dict[str, float]) -> dict[str, float] | None:
+        """The increments written; ``None`` if the store could not be reached."""
         try:
             applied = self.store.add(ticket.task, inc, event_id=f"{ticket.request_id}:probe")
         except StoreError as exc:  # the probe stays open: counted as differing, never lost
             self._warn_outage(ticket.task, exc)
-            return {}
+            return None
         return inc if applied else {}
 
     async def arecord_probe(
         self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
     ) -> dict[str, float]:
+        if self._order is not None:  # the store's async calls run inline: the same steps
+            return self.record_probe(ticket, reference, answers)
         inc = self._probe_increments(ticket, reference, answers)
         try:
             applied = await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:probe")

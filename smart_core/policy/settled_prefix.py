@@ -8,10 +8,21 @@ decision order and can also hand the policy the counts of the longest prefix of 
 that are all settled. A confidence sequence holds at every sample size at once, so it may be
 read at both sizes and the better of the two kept: the prefix wins while few probes are held
 behind a slow one, the open-as-differing count when one slow probe holds back many.
+
+The sample the prefix reads must be a prefix of *one* order fixed before the outcomes: the order
+in which probes were decided in the store. That holds while this process is the only one
+deciding probes of the task (whatever was decided before it started comes first in that order,
+its open probes counted as differing). Once another decider's probe shows up in the counters, the
+two processes' probes interleave and "everything before my first open probe" is no longer a
+prefix of the store's order, so from then on the prefix is not offered (:attr:`shared`). A probe
+still open ``stale_after`` seconds after its decision (its answers lost: a cancelled request, a
+failed reference) is taken into the prefix as it stands in the store, open and so differing:
+conservative, and it no longer holds every later probe back.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -37,6 +48,8 @@ class _Probe:
     #: What this probe has written to the store's probe counters so far.
     written: dict[str, float] = field(default_factory=dict)
     settled: bool = False
+    #: When it was decided (the prefix's clock).
+    at: float = 0.0
 
 
 class SettledPrefix:
@@ -49,10 +62,18 @@ class SettledPrefix:
     describe: the run holds one lock around each.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self, *, stale_after: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._probes: dict[int, _Probe] = {}
         self._next = 0
         self._first_open = 0
+        self._stale_after = stale_after
+        self._clock = clock
+        #: Probes in the store before this process decided its first (``None`` until read).
+        self._before: float | None = None
+        #: Another decider's probes were seen in the store: no prefix from then on.
+        self.shared = False
 
     def decided(self, increments: Mapping[str, float]) -> int | None:
         """Record a decision just written to the store; its sequence number if it is a probe."""
@@ -60,7 +81,10 @@ class SettledPrefix:
             return None
         seq = self._next
         self._next += 1
-        self._probes[seq] = _Probe({k: v for k, v in increments.items() if _is_probe_key(k)})
+        if self.shared:
+            return None
+        written = {k: v for k, v in increments.items() if _is_probe_key(k)}
+        self._probes[seq] = _Probe(written, at=self._clock())
         return seq
 
     def settled(self, seq: int, written: Mapping[str, float]) -> None:
@@ -108,16 +132,46 @@ class SettledPrefix:
     def state(self, counters: Mapping[str, float]) -> TaskState:
         """The task's state from the store's ``counters``, with the settled prefix
         (:attr:`TaskState.prefix <smart_core.policy.state.TaskState.prefix>`): the policy reads
-        its bounds at both sizes and keeps the better."""
+        its bounds at both sizes and keeps the better. Without it once another decider shares
+        the task (:attr:`shared`)."""
+        if not self._sole_decider(counters):
+            return TaskState.from_counters(counters)
+        self._abandon_stale()
         cert = self.cert_prefix(counters)  # only a screened batch has certification counters
         return TaskState.from_counters(
             counters, prefix=self.prefix(counters), cert_prefix=cert or None
         )
 
+    def holds(self, seq: int) -> bool:
+        """Whether probe ``seq`` is still kept out of the prefix (decided here, not in it)."""
+        return seq in self._probes
+
     @property
     def open(self) -> int:
         """Probes decided here and kept out of the policy's counters."""
         return len(self._probes)
+
+    def _sole_decider(self, counters: Mapping[str, float]) -> bool:
+        """Whether every probe in ``counters`` decided since this process's first read is one
+        of its own. Reads and decisions must not interleave (the caller's lock), so the store's
+        count of probes is those before plus the ones decided here, unless someone else decides
+        too."""
+        if self.shared:
+            return False
+        probes = float(counters.get(K.PROBES, 0.0))
+        if self._before is None:
+            self._before = probes - self._next
+        if probes != self._before + self._next:
+            self.shared = True
+            self._probes.clear()  # nothing to keep out any more: every probe is read as counted
+        return not self.shared
+
+    def _abandon_stale(self) -> None:
+        if self._stale_after is None:
+            return
+        oldest = self._clock() - self._stale_after
+        while self._first_open in self._probes and self._probes[self._first_open].at <= oldest:
+            self._settle(self._first_open)
 
     def _settle(self, seq: int) -> None:
         self._probes[seq].settled = True

@@ -244,11 +244,16 @@ class TaskState:
     def with_evidence(
         self, evidence: Mapping[str, Evidence], epochs: Mapping[str, int] | None = None
     ) -> TaskState:
-        """This state with the given candidates' evidence (and epochs) replaced."""
+        """This state with the given candidates' evidence (and epochs) replaced. Their settled
+        prefix, if any, is dropped: it counts their whole history, not the evidence given."""
         if not evidence and not epochs:
             return self
+        prefix = self.prefix
+        if prefix is not None:
+            prefix = {c: v for c, v in prefix.items() if c not in evidence}
         return replace(
             self,
             evidence={**self.evidence, **evidence},
             epochs={**self.epochs, **(epochs or {})},
+            prefix=prefix,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from typing import ClassVar
 
 from ..errors import StoreError
 
@@ -27,6 +28,11 @@ class Store(ABC):
     """
 
     url: str
+    #: Whether the async twins (``aadd``, ``aread``) run the sync calls inline, never giving up
+    #: the event loop: then one lock held across a read, a decision and its write orders every
+    #: decision of a process, async or not (:mod:`smart_core.engine.decision_order`). Network
+    #: backends with real async clients say ``False``.
+    async_inline: ClassVar[bool] = True
 
     @abstractmethod
     def add(

@@ -176,6 +176,8 @@ class PostgresStore(ThreadedCacheCalls, Store):
     for the async calls).
     """
 
+    async_inline = False
+
     def __init__(
         self,
         url: str,

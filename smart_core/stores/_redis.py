@@ -132,6 +132,8 @@ class RedisStore(ThreadedCacheCalls, Store):
     ``timeout`` bounds each connect and each command, in seconds.
     """
 
+    async_inline = False
+
     def __init__(
         self,
         url: str,

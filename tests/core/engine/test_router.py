@@ -315,10 +315,11 @@ class LockstepReads(MemoryStore):
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_concurrent_deciders_cannot_overspend_the_batch_budget_together(mode):
     """A 100-item batch (budget 5 differing answers) with 4 items already sent to the candidate
-    and one item of budget left: two workers (threads; with ``adecide`` each runs its own event
-    loop, as separate processes would) read the counters at once and each would send its item
-    to the candidate. The check made after the reservation sends the second to the reference,
-    so the candidate gets 5 items, not 6."""
+    and one item of budget left: two workers (two routers on one store, in threads; with
+    ``adecide`` each runs its own event loop, as separate processes would) read the counters at
+    once and each would send its item to the candidate. The check made after the reservation
+    sends the second to the reference, so the candidate gets 5 items, not 6. (One router orders
+    its own decisions under a lock: two of its threads never read at once.)"""
     store = LockstepReads()
     store.add(
         "t",
@@ -336,16 +337,17 @@ def test_concurrent_deciders_cannot_overspend_the_batch_budget_together(mode):
         },
     )
     endpoints = {REF: reference_endpoint(), MINI: candidate_endpoint(MINI, 1.0)}
-    router = SmartRouter(config(batch_size=100), endpoints, store=store, seed=0)
+    routers = [SmartRouter(config(batch_size=100), endpoints, store=store, seed=0) for _ in "ab"]
+    router = routers[0]
     decisions: list = []
 
-    def work() -> None:
+    def work(router: SmartRouter) -> None:
         if mode == "sync":
             decisions.append(router.decide())
         else:
             decisions.append(asyncio.run(router.adecide()))
 
-    workers = [threading.Thread(target=work) for _ in "ab"]
+    workers = [threading.Thread(target=work, args=(r,)) for r in routers]
     for w in workers:
         w.start()
     for w in workers:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import random
+
+import pytest
 
 from smart_core.policy import TaskState, probe_failure, probe_outcome
 from smart_core.policy import keys as K
@@ -109,3 +112,108 @@ def test_what_the_policy_sees_is_always_the_longest_settled_prefix():
             done.add(i)
             k = next((j for j in range(40) if j not in done), 40)
             assert run.seen(A) == (float(k), float(sum(truth[:k])))
+
+
+def test_another_deciders_probe_ends_the_prefix_for_good():
+    """The prefix is a prefix of the store's decision order only while this process decides
+    every probe: probes decided before it started come first (and are counted), but once
+    another decider's probe appears the two interleave and no prefix is offered again."""
+    run = _Run()
+    run.write(_decision(A))  # an earlier process's probe, still open: before ours in the order
+    first = run.decide(A)
+    run.decide(A)
+    assert first is not None
+    run.settle(first, {A: True})
+    assert run.seen(A) == (2.0, 1.0)  # the earlier open probe (differing) and ours
+    run.write(_decision(A))  # another process decides a probe of the same task
+    assert run.prefix.state(run.store).prefix is None
+    assert run.prefix.shared and run.prefix.decided(_decision(A)) is None
+    run.write(_decision(A))
+    assert run.prefix.state(run.store).prefix is None  # for good
+
+
+def test_a_probe_open_past_its_time_no_longer_holds_the_prefix_back():
+    now = [0.0]
+    run = _Run()
+    run.prefix = SettledPrefix(stale_after=60.0, clock=lambda: now[0])
+    lost = run.decide(A)
+    now[0] = 10.0
+    later = run.decide(A)
+    assert lost is not None and later is not None
+    run.settle(later, {A: True})
+    assert run.seen(A) == (0.0, 0.0)  # held back behind the open one
+    now[0] = 60.0
+    # The lost probe is taken in as it stands in the store: open, so differing.
+    assert run.seen(A) == (2.0, 1.0)
+    assert not run.prefix.holds(lost) and not run.prefix.holds(later)
+    run.settle(
+        lost, {A: True}
+    )  # answers arriving after all: the store has them, so does the prefix
+    assert run.seen(A) == (2.0, 2.0)
+
+
+def test_a_state_seen_in_a_drift_epoch_drops_that_candidates_prefix():
+    run = _Run()
+    seq = run.decide(A, B)
+    assert seq is not None
+    run.settle(seq, {A: True, B: True})
+    state = run.prefix.state(run.store)
+    moved = state.with_evidence({A: state.in_epoch(A, 1)}, {A: 1})
+    assert moved.prefix is not None and A not in moved.prefix and B in moved.prefix
+
+
+def _ever_above(
+    slow_differing: bool, read: str, *, p: float, alpha: float, rng: random.Random
+) -> bool:
+    """One stream of probes at agreement exactly ``p``, 32 in flight; whether the lower bound
+    read by rule ``read`` ever exceeds ``p``. With ``slow_differing`` a differing answer takes
+    40 steps to settle and an agreeing one 1-8: the order in which outcomes arrive is biased."""
+    from smart_core.stats.confidence import BetaMixtureSequence
+
+    bound = _cached_lower(BetaMixtureSequence(), alpha)
+    run = _Run()
+    pending: dict[int, list[tuple[int, bool]]] = {}
+    settled = agreed_settled = 0
+    for t in range(400):
+        if t < 300:
+            agree = rng.random() < p
+            seq = run.decide(A)
+            assert seq is not None
+            delay = rng.randint(1, 8) if agree or not slow_differing else 40
+            pending.setdefault(t + delay, []).append((seq, agree))
+        for seq, agree in pending.pop(t, []):
+            run.settle(seq, {A: agree})
+            settled, agreed_settled = settled + 1, agreed_settled + agree
+        state = run.prefix.state(run.store)
+        if read == "settled so far":  # the outcomes in arrival order: biased, must fail
+            low = bound(agreed_settled, settled)
+        else:  # the policy's: open probes as differing, and the settled prefix; the better
+            ev = state.evidence_of(A)
+            low = max(bound(int(ev.agreed), ev.sampled), bound(*state.prefix[A]))
+        if low > p:
+            return True
+    return False
+
+
+def _cached_lower(sequence, alpha):
+    @functools.cache
+    def lower(successes: int, trials: int) -> float:
+        return sequence.lower(min(successes, trials), trials, alpha) if trials else 0.0
+
+    return lower
+
+
+@pytest.mark.slow
+def test_reading_the_prefix_beside_the_open_count_keeps_the_level_at_the_threshold():
+    """2,000 streams at agreement exactly 0.9 with 32 probes in flight, differing answers much
+    slower: the policy's reading (better of open-as-differing and the settled prefix, one
+    confidence sequence read at two sizes) exceeds the truth in at most alpha of the streams
+    (within 3 standard errors), where reading the outcomes in the order they arrive does so
+    far more often: the test can tell a valid reading from a biased one."""
+    p, alpha, streams = 0.9, 0.05, 2_000
+    rng = random.Random(11)
+    misses = sum(_ever_above(True, "policy", p=p, alpha=alpha, rng=rng) for _ in range(streams))
+    rate = misses / streams
+    assert rate <= alpha + 3 * (alpha * (1 - alpha) / streams) ** 0.5
+    biased = sum(_ever_above(True, "settled so far", p=p, alpha=alpha, rng=rng) for _ in range(400))
+    assert biased / 400 > 2 * alpha
