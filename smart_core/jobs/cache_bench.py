@@ -91,7 +91,7 @@ def bench_nearest(
         q = data[picks] + 0.3 * _unit(rng, queries, dimensions)
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         truth, times = _timed(lambda v, data=data: np.argmax(data @ v), q)
-        rows.append(_row("numpy brute force", n, dimensions, 0.0, times, 1.0, data.nbytes))
+        rows.append(_timing_row("numpy brute force", n, dimensions, 0.0, times, 1.0, data.nbytes))
         candidates = [("faiss flat (exact)", lambda: faiss.IndexFlatIP(dimensions))]
         candidates.append(("faiss HNSW32 ef=64", lambda: _hnsw(faiss, dimensions)))
         candidates.append(("faiss IVF nlist=1024 nprobe=16", lambda: _ivf(faiss, dimensions)))
@@ -108,7 +108,9 @@ def bench_nearest(
 
             found, times = _timed(search, q)
             recall = float(np.mean(np.asarray(found) == np.asarray(truth)))
-            rows.append(_row(name, n, dimensions, build, times, recall, _index_bytes(faiss, index)))
+            rows.append(
+                _timing_row(name, n, dimensions, build, times, recall, _index_bytes(faiss, index))
+            )
             del index
     return rows
 
@@ -129,7 +131,7 @@ def _index_bytes(faiss, index) -> int:
     return len(faiss.serialize_index(index))
 
 
-def _row(name, n, d, build, times, recall, nbytes) -> NearestTiming:
+def _timing_row(name, n, d, build, times, recall, nbytes) -> NearestTiming:
     return NearestTiming(
         name,
         n,
