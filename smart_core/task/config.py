@@ -318,7 +318,9 @@ class SmartConfig(_Settings):
     """Cascades (FrugalGPT) SMART may route to besides the candidates, each measured on probes
     like a candidate: ``"auto"`` (per candidate and comparator label, "keep this label, else the
     reference"; per pair of candidates, "keep the first's answer when both agree, else the
-    reference"), or a list of :class:`~smart_core.task.cascades.Cascade` (or their TOML form,
+    reference"), ``"auto+learned"`` (those, and per candidate a cascade whose learned scorer is
+    fit on the first probes and frozen; docs/cascades.md), or a list of
+    :class:`~smart_core.task.cascades.Cascade` (or their TOML form,
     ``{steps = [{model = ..., scorer = "label:A"}]}``). Default None: no cascades."""
     cache: Literal["off", "exact", "semantic"] = "off"
     """Answer cache (docs/cache.md): ``exact`` serves a request the reference has already

@@ -62,8 +62,11 @@ def _run(items, cascades, orders: int, workers: int = 1):
     )
 
 
+N = 1200  # 200 to train on, a batch of 1,000 to certify
+
+
 def _check(orders: int, workers: int) -> None:
-    report = _run(_items(2000, 1), LEARNED, orders, workers)
+    report = _run(_items(N, 1), LEARNED, orders, workers)
     # Realized share of differing answers within epsilon in at least 1 - delta of the orders.
     exceeded = sum(o.disagreement > EPSILON for o in report.orders)
     assert exceeded <= DELTA * orders
@@ -76,7 +79,7 @@ def _check(orders: int, workers: int) -> None:
         sum(n for r, n in o.routes.items() if r.startswith(f"cascade:{MINI}[learned@"))
         for o in report.orders
     ]
-    assert sum(c > 0.3 * 2000 for c in carried) >= orders / 4
+    assert sum(c > 0.3 * N for c in carried) >= orders / 4
     assert statistics.fmean(o.savings for o in report.orders) > 1.3 * report.plain_savings
 
 
