@@ -1,4 +1,5 @@
-"""``smart bench``: benchmarks that print numbers (paper, overhead, drift, decisions, run)."""
+"""``smart bench``: benchmarks that print numbers (paper, overhead, drift, decisions, run,
+inflight)."""
 
 from __future__ import annotations
 
@@ -364,3 +365,62 @@ def bench_run(
         f"per-item time at {points[-1].items:,} items / at {points[0].items:,}: {ratio:.2f} "
         "(1.00 = linear)"
     )
+
+
+@bench_app.command("inflight")
+def bench_inflight(
+    in_flight: Annotated[
+        str, typer.Option("--in-flight", help="Comma-separated requests in flight.")
+    ] = "1,8,64",
+    requests: Annotated[int, typer.Option(help="Requests served per point.")] = 2_000,
+    latency_ms: Annotated[
+        float, typer.Option(help="Mean pause of the reference, in ms (differing: twice).")
+    ] = 5.0,
+    seeds: Annotated[int, typer.Option(help="Runs per point (seeds 0..N-1).")] = 3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Probes and savings with many requests in flight, decisions ordered (memory, SQLite)
+    against unordered (as on Redis/PostgreSQL), online and in batch mode."""
+    from ..jobs.inflight_bench import serve_in_flight
+
+    try:
+        levels = [int(n) for n in in_flight.split(",")]
+    except ValueError:
+        raise fail("--in-flight takes whole numbers like 1,8,64") from None
+    if min(levels) < 1 or requests < 100 or seeds < 1 or latency_ms < 0:
+        raise fail("--in-flight must be >= 1, --requests >= 100, --seeds >= 1, --latency-ms >= 0")
+    points = [(m, n, o) for m in ("online", "batch") for n in levels for o in (True, False)]
+    rows = []
+    with progress(len(points) * seeds, "serving", not as_json) as advance:
+        for mode, n, ordered in points:
+            for seed in range(seeds):
+                rows.append(
+                    serve_in_flight(
+                        mode,
+                        n,
+                        ordered=ordered,
+                        requests=requests,
+                        latency_ms=latency_ms,
+                        seed=seed,
+                    )
+                )
+                if advance:
+                    advance(1)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        return
+    table = Table(title=f"{requests:,} requests, candidate at 0.97, eps 0.05; mean of {seeds} runs")
+    for col in ("mode", "in flight", "decisions", "probes", "to candidate", "savings", "differing"):
+        table.add_column(col, justify="right")
+    for mode, n, ordered in points:
+        got = [r for r in rows if (r.mode, r.in_flight, r.ordered) == (mode, n, ordered)]
+        table.add_row(
+            mode,
+            str(n),
+            "ordered" if ordered else "unordered",
+            f"{sum(r.probes for r in got) / len(got):,.0f}",
+            f"{sum(r.routed_share for r in got) / len(got):.1%}",
+            f"{sum(r.savings for r in got) / len(got):.2f}x",
+            f"{sum(r.disagreement for r in got) / len(got):.2%}",
+        )
+    out.print(table)
