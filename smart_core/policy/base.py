@@ -47,6 +47,11 @@ State = TaskState | Mapping[str, float]
 MIN_PROBES_BEFORE_DROP = 8
 
 
+#: Calls' worth of weight the prior cost of a route that calls several models keeps against
+#: its observed spend (:meth:`PolicyBase.expected_cost`).
+PRIOR_CALLS = 8.0
+
+
 def split_delta(
     delta: float, routes: Sequence[str], weights: Mapping[str, float] | None = None
 ) -> dict[str, float]:
@@ -263,17 +268,27 @@ class PolicyBase:
         raise NotImplementedError
 
     def expected_cost(self, state: State, model: str) -> float:
-        """Mean observed cost per call; before any call, the price table scaled to what is seen."""
+        """Mean observed cost per call; before any call, the price table scaled to what is seen.
+
+        A route that calls several models (a cascade, a semantic cache route) spends very
+        different amounts per request (its cheap steps alone, or those and the reference), so
+        its first few observations are shrunk toward its prior as :data:`PRIOR_CALLS` calls
+        would: one escalated first probe must not make a cascade look dearer than the
+        reference and get it dropped for good. Costs steer which routes are probed and mixed,
+        never a bound."""
         state = TaskState.of(state)
         n = state.calls.get(model, 0.0)
-        if n > 0:
-            return state.call_cost.get(model, 0.0) / n
+        spent = state.call_cost.get(model, 0.0)
+        if n > 0 and self.route_models.get(model, (model,)) == (model,):  # one model's calls
+            return spent / n
+        prior = self._prior_costs.get(model, 0.0)
         # Scale the price-based guess by what we have seen of the reference, if anything.
         ref_n = state.calls.get(self.reference, 0.0)
-        prior = self._prior_costs.get(model, 0.0)
         if ref_n > 0 and self._prior_costs.get(self.reference, 0.0) > 0:
             ref_mean = state.call_cost.get(self.reference, 0.0) / ref_n
-            return prior * ref_mean / self._prior_costs[self.reference]
+            prior = prior * ref_mean / self._prior_costs[self.reference]
+        if n > 0:
+            return (prior * PRIOR_CALLS + spent) / (PRIOR_CALLS + n)
         return prior
 
     def probe_calls_cost(
