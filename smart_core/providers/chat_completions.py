@@ -107,15 +107,17 @@ def answer_from_completion(model: str, completion: Mapping[str, Any]) -> Answer:
 
 def answer_from_chunks(model: str, chunks: list[Mapping[str, Any]]) -> Answer | None:
     """The answer a stream of chunks spelled out (None if it had none): deltas of text and of
-    tool calls merged, usage from the chunk that carries it."""
+    tool calls merged, usage from the chunk that carries it, and the finish reason (a stream
+    cut at ``length`` must not be stored, and replayed from the cache, as a finished answer)."""
     if not chunks:
         return None
     text: list[str] = []
     calls: dict[int, dict[str, Any]] = {}
-    usage = None
+    usage = finish = None
     for chunk in chunks:
         usage = chunk.get("usage") or usage
         for choice in chunk.get("choices") or []:
+            finish = choice.get("finish_reason") or finish
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 text.append(delta["content"])
@@ -131,8 +133,10 @@ def answer_from_chunks(model: str, chunks: list[Mapping[str, Any]]) -> Answer | 
                 slot["function"]["arguments"] += fn.get("arguments") or ""
     tool_calls = [calls[i] for i in sorted(calls)] or None
     message = {"role": "assistant", "content": "".join(text) or None, "tool_calls": tool_calls}
-    completion = {"choices": [{"index": 0, "message": message}], "usage": usage}
-    return answer_from_completion(model, completion)
+    choice: dict[str, Any] = {"index": 0, "message": message}
+    if finish:
+        choice["finish_reason"] = finish
+    return answer_from_completion(model, {"choices": [choice], "usage": usage})
 
 
 def chunk_of_completion(completion: Mapping[str, Any]) -> list[dict[str, Any]]:

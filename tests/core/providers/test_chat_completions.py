@@ -128,6 +128,21 @@ def test_streamed_chunks_and_the_whole_completion_give_the_same_answer():
     assert answer_from_chunks("m", []) is None
 
 
+def test_a_streams_finish_reason_is_kept():
+    # A stream cut at the token limit must not read as a finished answer (the answer cache
+    # replays what it stores).
+    chunks = [
+        {"choices": [{"delta": {"content": "Once upon"}}]},
+        {"choices": [{"delta": {"content": " a"}, "finish_reason": "length"}]},
+        {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}},
+    ]
+    answer = answer_from_chunks("m", chunks)
+    assert answer is not None and answer.text == "Once upon a"
+    assert answer.raw["choices"][0]["finish_reason"] == "length"
+    plain = answer_from_chunks("m", chunks[:1])
+    assert plain is not None and "finish_reason" not in plain.raw["choices"][0]
+
+
 def test_anthropic_stream_events_become_the_chunks_of_the_same_answer():
     from smart_core.providers.chat_completions import AnthropicStream
 
