@@ -88,3 +88,27 @@ def test_the_bounds_choose_the_lowest_threshold_whose_false_hits_fit_epsilon():
         certified_threshold(similarity, none_true, epsilon=0.05, delta=0.05, audit_share=0.2)
         is None
     )
+
+
+def test_brute_force_search_drops_the_oldest_and_removes_without_losing_vectors():
+    """Dropping moves a start offset and the freed rows are reused: ids and vectors stay paired
+    through many drops, adds and removals."""
+    rng = np.random.default_rng(2)
+    data = rng.standard_normal((400, 16)).astype(np.float32)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    index = BruteForceIndex(16)
+    held: list[int] = []
+    for i in range(400):
+        if len(held) >= 50:
+            assert index.drop_oldest(1) == [f"id{held.pop(0)}"]
+        index.add([f"id{i}"], data[i : i + 1])
+        held.append(i)
+        if i % 13 == 0:
+            index.remove([f"id{held[len(held) // 2]}", "unknown"])
+            held.pop(len(held) // 2)
+    assert index.ids == [f"id{i}" for i in held]
+    assert np.array_equal(index.vectors, data[held])
+    for i in held:
+        assert index.nearest(data[i])[0] == f"id{i}"
+    ids, vectors = index.vectors_of([f"id{held[3]}", "id0", f"id{held[1]}"])
+    assert ids == [f"id{held[3]}", f"id{held[1]}"] and np.array_equal(vectors, data[held[3:0:-2]])
