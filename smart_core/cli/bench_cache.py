@@ -1,4 +1,5 @@
-"""``smart bench nn`` and ``smart bench qqp``: the semantic cache's parts, measured."""
+"""``smart bench nn``, ``smart bench index`` and ``smart bench qqp``: the semantic cache's
+parts, measured."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from rich.table import Table
 from .bench import bench_app
 from .console import err, out
 
-__all__ = ["bench_nn_command", "bench_qqp_command"]
+__all__ = ["bench_index_command", "bench_nn_command", "bench_qqp_command"]
 
 
 @bench_app.command("nn")
@@ -41,6 +42,43 @@ def bench_nn_command(
             f"{r.query_ms_p90:.3f}",
             f"{r.recall_at_1:.3f}",
             f"{r.memory_mb:.0f}",
+        )
+    out.print(table)
+
+
+@bench_app.command("index")
+def bench_index_command(
+    sizes: Annotated[str, typer.Option(help="Entries, comma-separated.")] = "10000,100000",
+    dimensions: Annotated[str, typer.Option(help="Dimensions, comma-separated.")] = "256,4096",
+    queries: Annotated[int, typer.Option(help="Timed lookups per size and setting.")] = 100,
+    threshold: Annotated[int, typer.Option(help="Entries past which IVF is used.")] = 20_000,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """The semantic cache's index, filled one entry at a time, exact and with IVF past the
+    threshold: fill time (trainings included), lookup time, recall against exact."""
+    from ..jobs.cache_bench import bench_semantic_index
+
+    rows = bench_semantic_index(
+        [int(s) for s in sizes.split(",")],
+        dimensions=[int(d) for d in dimensions.split(",")],
+        queries=queries,
+        threshold=threshold,
+    )
+    if as_json:
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        return
+    table = Table(title=f"SemanticIndex lookups, IVF past {threshold:,} entries")
+    for col in ("index", "dims", "entries", "fill s", "query ms median", "p90", "recall@1"):
+        table.add_column(col, justify="right")
+    for r in rows:
+        table.add_row(
+            r.method,
+            str(r.dimensions),
+            f"{r.entries:,}",
+            f"{r.build_seconds:.1f}",
+            f"{r.query_ms_median:.3f}",
+            f"{r.query_ms_p90:.3f}",
+            f"{r.recall_at_1:.3f}",
         )
     out.print(table)
 

@@ -1,5 +1,6 @@
 """Benchmarks of the semantic cache's parts: nearest-neighbour search (numpy brute force against
-faiss indexes) and the offline embedder on duplicate-question pairs (QQP).
+faiss indexes, and the cache's own index with its switch to IVF off and on) and the offline
+embedder on duplicate-question pairs (QQP).
 
 QQP (``../shared/data/qqp/dev.jsonl.gz``, GPTCache's slice of Quora Question Pairs): every
 pair's first question is cached, every second question is looked up among all first questions.
@@ -33,6 +34,7 @@ __all__ = [
     "bench_nearest",
     "bench_qqp",
     "bench_qqp_embedders",
+    "bench_semantic_index",
     "certified_threshold",
     "load_qqp",
 ]
@@ -142,6 +144,51 @@ def _timing_row(name, n, d, build, times, recall, nbytes) -> NearestTiming:
         recall,
         nbytes / 1e6,
     )
+
+
+def bench_semantic_index(
+    sizes: Sequence[int] = (10_000, 100_000),
+    *,
+    dimensions: Sequence[int] = (256, 4096),
+    queries: int = 100,
+    threshold: int = 20_000,
+    seed: int = 0,
+) -> list[NearestTiming]:
+    """The cache's own index (:class:`~smart_core.cache.semantic_index.SemanticIndex`), filled one
+    entry at a time as the cache fills it, with the IVF switch off (exact) and on: ``build``
+    is the fill, trainings included (run in the adding thread here, so they are counted); the
+    recall is against the exact run's answers, on queries near stored entries."""
+    from ..cache.semantic_index import SemanticIndex
+
+    namespace = ("bench", "tenant", "context")
+    rng = np.random.default_rng(seed)
+    rows: list[NearestTiming] = []
+    for d in dimensions:
+        for n in sizes:
+            data = _unit(rng, n, d)
+            q = data[rng.integers(0, n, queries)] + 0.3 * _unit(rng, queries, d)
+            q /= np.linalg.norm(q, axis=1, keepdims=True)
+            truth: list[int] | None = None
+            for ann in (False, True):
+                index = SemanticIndex(
+                    max_entries=n, ann=ann, ann_threshold=threshold, train_in_background=False
+                )
+                t0 = time.perf_counter()
+                for i in range(n):
+                    index.add(namespace, str(i), data[i])
+                build = time.perf_counter() - t0
+                found, times = _timed(lambda v, index=index: index.nearest(namespace, v)[0], q)
+                truth = truth or found
+                recall = float(np.mean(np.asarray(found) == np.asarray(truth)))
+                state = index.state(namespace)
+                name = "SemanticIndex " + (
+                    f"ivf nlist={state.lists} nprobe={index.nprobe}"
+                    if state.search == "ivf"
+                    else f"exact{' (ann on)' if ann else ''}"
+                )
+                rows.append(_timing_row(name, n, d, build, times, recall, data.nbytes))
+                del index
+    return rows
 
 
 # -- QQP ---------------------------------------------------------------------------------------
