@@ -16,6 +16,7 @@ from smart_core.engine.flow import serve_flow
 from smart_core.engine.probe_run import CUT_SHORT
 from smart_core.engine.routes import RouteAnswer
 from smart_core.policy import keys as K
+from smart_core.policy.base import PRIOR_CALLS
 from smart_core.task.cascades import Cascade, CascadeStep
 from smart_core.task.comparators import parse_comparator
 
@@ -131,8 +132,13 @@ def test_a_served_cascade_is_recorded_at_the_cost_of_every_call_under_its_name()
     assert routed.answer.text == "A" and routed.cost == pytest.approx(0.01)
     cert = routed.certificate.to_dict()
     assert (cert["route"], cert["step"], cert["score"]) == (LABEL_A, "gpt-4o-mini[label=A]", 1.0)
-    assert router.policy("t").expected_cost(router.store.read("t"), LABEL_A) == pytest.approx(
-        (1.01 + 0.01) / 2
+    # Its expected cost: the mean of what it spent, shrunk toward its prior by PRIOR_CALLS calls
+    # (a route calling several models spends very different amounts per request).
+    policy, counters = router.policy("t"), router.store.read("t")
+    unseen = {k: v for k, v in counters.items() if LABEL_A not in k}
+    prior = policy.expected_cost(unseen, LABEL_A)
+    assert policy.expected_cost(counters, LABEL_A) == pytest.approx(
+        (PRIOR_CALLS * prior + 1.01 + 0.01) / (PRIOR_CALLS + 2)
     )
 
 
