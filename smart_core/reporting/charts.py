@@ -264,12 +264,19 @@ def plot_ledger(ledgers: Sequence[Any], path: str | Path, *, title: str) -> Path
     names = [lg.task for lg in ledgers]
     xs = range(len(names))
     ax = axes[0]
-    ax.bar([x - 0.2 for x in xs], [lg.reference_estimate for lg in ledgers], 0.4, label="ref.")
-    ax.bar([x + 0.2 for x in xs], [lg.spent for lg in ledgers], 0.4, label="SMART")
+    cached = any(_cache_looked(lg) for lg in ledgers)
+    width = 0.27 if cached else 0.4
+    ax.bar(
+        [x - width / 2 for x in xs], [lg.reference_estimate for lg in ledgers], width, label="ref."
+    )
+    ax.bar([x + width / 2 for x in xs], [lg.spent for lg in ledgers], width, label="SMART")
+    if cached:
+        saved = [getattr(lg, "cache_saved", 0.0) for lg in ledgers]
+        ax.bar([x + 1.5 * width for x in xs], saved, width, label="saved by the answer cache")
     ax.set_xticks(list(xs), names)
     ax.set_ylabel("USD")
     ax.set_title("spend vs reference only (estimate)")
-    _legend_below(ax, ncol=2)
+    _legend_below(ax, ncol=3 if cached else 2)
     ax = axes[1]
     # Requests each route was sent, not the mix in force: in batch mode that mix is only the
     # plan for the items not yet decided (at the end of a batch, whatever route is left over).
@@ -281,7 +288,8 @@ def plot_ledger(ledgers: Sequence[Any], path: str | Path, *, title: str) -> Path
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_xticks(list(xs), names)
     ax.set_ylim(0, 1)
-    ax.set_title("share of requests per route (so far)")
+    caption = cache_caption(ledgers)
+    ax.set_title("share of requests per route (so far)" + (f"\n{caption}" if caption else ""))
     _legend_below(ax, ncol=3)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     path = Path(path)
@@ -289,6 +297,24 @@ def plot_ledger(ledgers: Sequence[Any], path: str | Path, *, title: str) -> Path
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _cache_looked(ledger: Any) -> int:
+    return int(getattr(ledger, "cache_hits", 0) or 0) + int(getattr(ledger, "cache_misses", 0) or 0)
+
+
+def cache_caption(ledgers: Sequence[Any]) -> str:
+    """What the answer cache did, for the chart ("" where no task looked anything up)."""
+    parts = []
+    for lg in ledgers:
+        looked = _cache_looked(lg)
+        if looked:
+            hits = int(lg.cache_hits)
+            parts.append(
+                f"{lg.task}: cache {hits} hits / {looked - hits} misses "
+                f"({hits / looked:.0%}), saved ${lg.cache_saved:.4f}"
+            )
+    return "; ".join(parts)
 
 
 def _routed_shares(ledger: Any) -> dict[str, float]:
