@@ -16,7 +16,15 @@ from .options import help_paragraphs, load_config, parse_prices, split_list
 __all__ = ["serve_command"]
 
 _TOP_KEYS = {"store", "default_task", "base_urls", "prices", "timeout", "max_retries", "tasks"}
-_TASK_KEYS = {"reference", "candidates", "epsilon", "delta", "comparator", "expected_requests"}
+_TASK_KEYS = {
+    "reference",
+    "candidates",
+    "epsilon",
+    "delta",
+    "comparator",
+    "expected_requests",
+    "cascades",
+}
 #: The answer cache's keys of a task table (SmartConfig's fields of the same names).
 _CACHE_KEYS = {
     "cache",
@@ -188,6 +196,7 @@ def _settings(
                 delta=float(table.get("delta", 0.05)),
                 comparator=str(table.get("comparator", "tool_calls")),
                 expected_requests=table.get("expected_requests"),
+                cascades=table.get("cascades"),
                 **{k: table[k] for k in _CACHE_KEYS if k in table},
             )
         )

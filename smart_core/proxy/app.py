@@ -167,6 +167,7 @@ class _Proxy:
             streamed=answer_from_chunks,
             shows=_shows,
             cache=cache,
+            request=body.get("messages"),  # what request-aware cascade scorers read
         )
         relayed = router.aserve_stream(calls, task=task)
         try:  # decide and open the upstream stream before any header is sent
@@ -195,7 +196,7 @@ class _Proxy:
         def call(model: str) -> Any:
             return self._answer(model, body)
 
-        return Calls(call, call, cache=cache)
+        return Calls(call, call, cache=cache, request=body.get("messages"))
 
     async def _answer(self, model: str, body: dict[str, Any]) -> Answer:
         completion = await complete(self.providers[model], body)

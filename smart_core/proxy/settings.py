@@ -45,6 +45,10 @@ class TaskSettings:
     #: With ``cache="semantic"``: an upstream embedding model (``openai:MODEL``) instead of the
     #: offline hashed n-gram embedder.
     embedding: str | None = None
+    #: Cascades as routes (the :class:`SmartConfig` field): ``"auto"``, or a list of cascades in
+    #: their TOML form, ``[{steps = [{model = "openai:gpt-4o-mini", scorer = "label:yes"}]}]``
+    #: (models named as in ``candidates``). Each is certified like a model.
+    cascades: Any = None
 
     def cache_fields(self) -> dict[str, Any]:
         """The cache's config fields (the similarities only when given: the config has a
@@ -94,6 +98,7 @@ class ServeSettings:
                     candidates=t.candidates,
                     comparator=t.comparator,
                     expected_requests=t.expected_requests,
+                    cascades=t.cascades,
                     store=self.store,
                     prices=self.prices,
                     **t.cache_fields(),
