@@ -318,7 +318,7 @@ def test_semantic_paraphrases_are_served_within_their_namespace(
         embedding=embedding,
     ).build()
     first: dict[tuple[str, str, str], str] = {}
-    requests = hits = 0
+    requests = hits = audited = 0
     with serving(app) as base_url:
         for spell in [str, *PARAPHRASES]:
             for tenant in TENANTS:
@@ -331,13 +331,18 @@ def test_semantic_paraphrases_are_served_within_their_namespace(
                         requests += 1
                         text = resp.choices[0].message.content
                         assert text.startswith(f"[You help {user} of {tenant}.] {normal(q)} #")
-                        if first.setdefault((tenant, user, q), text) == text and spell is not str:
+                        if spell is not str and resp.model_extra["smart"]["probe"]:
+                            audited += 1  # see below
+                        elif first.setdefault((tenant, user, q), text) == text and spell is not str:
                             hits += 1
                             assert resp.model_extra["smart"]["route"].startswith("cache")
                             assert resp.model_extra["smart"]["cost"] == 0
         scraped = httpx.get(base_url.removesuffix("/v1") + "/metrics").text
-    # Each namespace's first spelling is answered by the reference; most paraphrases are hits.
-    assert hits >= 18
+    # Each namespace's first spelling is answered by the reference; most paraphrases are hits,
+    # but for those the policy audits. This reference numbers its answers, so an audited hit
+    # always differs from the reference's fresh answer, and the drift detector then audits more
+    # (a burst of a dozen audits in about one run in twenty).
+    assert hits + audited >= 18 and hits > 0
     assert upstream.calls("gpt-4o") <= requests - hits < requests
     counted = re.search(r'smart_cache_hits_total\{task="default"\} ([\d.]+)', scraped)
     assert counted is not None and float(counted.group(1)) >= hits
