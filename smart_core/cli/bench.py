@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from .console import fail, out, progress
+from .options import numbers
 
 __all__ = ["bench_app"]
 
@@ -276,12 +277,8 @@ def bench_decisions(
     online and in batch mode (the policy alone, no store)."""
     from ..jobs.decision_bench import time_decisions
 
-    try:
-        ks = [int(k) for k in candidates.split(",")]
-        ps = [int(p) for p in probes.split(",")]
-    except ValueError:
-        raise fail("--candidates and --probes take whole numbers like 2,4,8") from None
-    if min(ks) < 1 or min(ps) < 10 or decisions < 1:
+    ks, ps = numbers(candidates, "--candidates"), numbers(probes, "--probes")
+    if not ks or not ps or min(ks) < 1 or min(ps) < 10 or decisions < 1:
         raise fail("--candidates must be >= 1, --probes >= 10 and --decisions >= 1")
     points = [(m, k, p) for m in ("online", "batch") for k in ks for p in ps]
     rows = []
@@ -383,11 +380,8 @@ def bench_inflight(
     against unordered (as on Redis/PostgreSQL), online and in batch mode."""
     from ..jobs.inflight_bench import serve_in_flight
 
-    try:
-        levels = [int(n) for n in in_flight.split(",")]
-    except ValueError:
-        raise fail("--in-flight takes whole numbers like 1,8,64") from None
-    if min(levels) < 1 or requests < 100 or seeds < 1 or latency_ms < 0:
+    levels = numbers(in_flight, "--in-flight")
+    if not levels or min(levels) < 1 or requests < 100 or seeds < 1 or latency_ms < 0:
         raise fail("--in-flight must be >= 1, --requests >= 100, --seeds >= 1, --latency-ms >= 0")
     points = [(m, n, o) for m in ("online", "batch") for n in levels for o in (True, False)]
     rows = []

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from .bench import bench_app
 from .console import err, out
+from .options import numbers
 
 __all__ = ["bench_index_command", "bench_nn_command", "bench_qqp_command"]
 
@@ -26,7 +27,7 @@ def bench_nn_command(
     """Nearest-neighbour lookup, one query at a time: numpy brute force against faiss."""
     from ..jobs.cache_bench import bench_nearest
 
-    rows = bench_nearest([int(s) for s in sizes.split(",")], dimensions=dimensions, queries=queries)
+    rows = bench_nearest(numbers(sizes, "--sizes"), dimensions=dimensions, queries=queries)
     if as_json:
         print(json.dumps([r.to_dict() for r in rows], indent=2))
         return
@@ -59,8 +60,8 @@ def bench_index_command(
     from ..jobs.cache_bench import bench_semantic_index
 
     rows = bench_semantic_index(
-        [int(s) for s in sizes.split(",")],
-        dimensions=[int(d) for d in dimensions.split(",")],
+        numbers(sizes, "--sizes"),
+        dimensions=numbers(dimensions, "--dimensions"),
         queries=queries,
         threshold=threshold,
     )
@@ -118,14 +119,14 @@ def bench_qqp_command(
     except FileNotFoundError as exc:  # development data only: skip, saying why
         err.print(f"skipped: {exc}", highlight=False)
         raise typer.Exit(code=0) from None
-    epsilons = [float(e) for e in epsilon.split(",")]
+    epsilons = numbers(epsilon, "--epsilon", float)
     names = [n.strip() for n in embedder.split(",") if n.strip()]
     try:
         with open_embedders(names, dimensions) as embedders:
             runs = bench_qqp_embedders(
                 rows,
                 embedders,
-                [float(t) for t in thresholds.split(",")],
+                numbers(thresholds, "--thresholds", float),
                 epsilons=epsilons,
                 audit_share=audit,
             )

@@ -14,6 +14,7 @@ __all__ = [
     "cascade_logprob_models",
     "help_paragraphs",
     "load_config",
+    "numbers",
     "parse_prices",
     "run_cascades",
     "run_store",
@@ -124,6 +125,17 @@ def split_list(value: str | list[str] | None) -> list[str]:
     if isinstance(value, str):
         value = value.split(",")
     return [v.strip() for v in value if v and v.strip()]
+
+
+def numbers(value: str, option: str, kind: type[int] | type[float] = int) -> list:
+    """A comma-separated option of numbers (``kind``: whole or decimal), or an error naming
+    ``option`` and an example."""
+    try:
+        return [kind(v) for v in split_list(value)]
+    except ValueError:
+        example = "1,8,64" if kind is int else "0.05,0.1"
+        what = "whole numbers" if kind is int else "numbers"
+        raise fail(f"{option} takes {what} separated by commas, like {example}") from None
 
 
 def run_store(store: str | None, state: str | Path | None) -> tuple[str | None, Path | None]:
