@@ -12,7 +12,6 @@ def test_each_method_is_timed_at_each_size_with_numpy_as_the_truth():
     assert len({r.method for r in rows}) == 4
     for r in rows:
         assert r.dimensions == 32 and r.memory_mb > 0 and r.query_ms_median > 0
-        assert r.query_ms_p90 >= r.query_ms_median
     # The exact methods find numpy's answer every time; the approximate ones most of the time.
     exact = [r for r in rows if r.method.startswith(("numpy", "faiss flat"))]
     assert len(exact) == 4 and all(r.recall_at_1 == 1.0 for r in exact)
