@@ -50,6 +50,7 @@ __all__ = [
     "certification_shares",
     "contenders",
     "default_screen",
+    "priced_out",
     "prospects",
     "screen_size",
 ]
@@ -106,6 +107,9 @@ class Prospect:
     value: float
     low: float
     high: float
+    #: The saving were it to agree always: the most certifying it could ever bring, whatever
+    #: its agreement turns out to be (a price, not an estimate).
+    best: float = math.inf
 
 
 def prospects(
@@ -133,8 +137,19 @@ def prospects(
         def saving(q: float, cost: float = cost) -> float:
             return _predicted_saving(q, cost, reference_cost, budget, rest, alpha)
 
-        out[c] = Prospect(saving(p), saving(p - SEPARATION * sd), saving(p + SEPARATION * sd))
+        out[c] = Prospect(
+            saving(p), saving(p - SEPARATION * sd), saving(p + SEPARATION * sd), saving(1.0)
+        )
     return out
+
+
+def priced_out(found: Mapping[str, Prospect]) -> list[str]:
+    """Candidates whose best case, agreeing always, saves less than another's low end: their
+    price alone rules them out, however few probes they have had. A candidate priced near the
+    reference (most of the reference's price, each probe paying both) goes here after a few
+    probes instead of the :data:`MIN_SCREEN` that telling agreements apart needs."""
+    floor = max((pr.low for pr in found.values()), default=-math.inf)
+    return sorted(c for c, pr in found.items() if pr.best < floor)
 
 
 def contenders(found: Mapping[str, Prospect]) -> list[str]:
@@ -390,11 +405,14 @@ class ScreenedBatchPolicy(PolicyBase):
         """Probe every candidate the plain plan would still probe; route nothing to them."""
         plain = self._screening.view(state)
         to_drop = list(plain.to_drop)
-        if state.requests >= MIN_SCREEN:
-            # Told apart from the leader: no longer worth screening.
+        if state.requests >= MIN_PROBES_BEFORE_DROP:
             found = self._prospects(state, max(self.batch_size - int(state.requests), 1))
-            kept = set(contenders(found))
-            to_drop += [c for c in found if c not in kept and c not in to_drop]
+            # Priced out: cannot pay back even agreeing always. Told apart from the leader
+            # (once enough requests are screened): no longer worth screening.
+            out = set(priced_out(found))
+            if state.requests >= MIN_SCREEN:
+                out |= set(found) - set(contenders(found))
+            to_drop += [c for c in found if c in out and c not in to_drop]
         live = tuple(
             c for c in self.candidates if not state.evidence_of(c).dropped and c not in to_drop
         )

@@ -30,6 +30,7 @@ from smart_core.policy.screened_batch import (
     certification_shares,
     contenders,
     default_screen,
+    priced_out,
 )
 from smart_core.policy.state import Evidence
 from smart_core.stats.fixed_look import max_differing
@@ -191,6 +192,17 @@ def test_a_useless_or_dear_candidate_is_not_certified():
     assert c[K.probes_of("junk")] <= MIN_SCREEN + 8
     assert c.get(K.cert_probes("dear"), 0.0) == 0.0 and c.get(K.cert_probes("junk"), 0.0) == 0.0
     assert c[K.routed("a")] > 0.5 * policy.batch_size  # and the good one carries the batch
+
+
+def test_priced_out_compares_a_best_case_with_the_others_low_ends():
+    found = {
+        "a": Prospect(10.0, 8.0, 12.0, 40.0),
+        "pricey": Prospect(5.0, 3.0, 6.0, 7.9),  # even agreeing always, below a's low end
+        "b": Prospect(2.0, -1.0, 6.0, 30.0),  # poorly known but cheap: may still matter
+    }
+    assert priced_out(found) == ["pricey"]
+    assert priced_out({"a": Prospect(10.0, 8.0, 12.0)}) == []  # best unknown: never priced out
+    assert priced_out({}) == []
 
 
 def test_default_screen_and_the_policy_a_config_gets():
