@@ -16,6 +16,7 @@ from smart_core import Answer, Usage
 __all__ = [
     "answer_from_response",
     "estimate_tokens",
+    "logprobs_from_raw",
     "neutral_request",
     "prompt_text",
     "usage_from_response",
@@ -153,3 +154,26 @@ def answer_from_response(
             input_tokens=estimate_tokens(prompt), output_tokens=estimate_tokens(text or "")
         )
     return Answer(text=text, value=value, model=model, usage=usage)
+
+
+def logprobs_from_raw(raws: Sequence[Any]) -> tuple[float, ...] | None:
+    """The answer's token logprobs from the OpenAI objects behind a response (``raw``: one
+    ``ChatCompletion``, or a stream's ``ChatCompletionChunk`` s in order); None when none carry
+    any.
+
+    Read from ``raw`` rather than ``ChatResponse.logprobs``: LlamaIndex fills the latter from
+    each token's ``top_logprobs`` only (empty unless ``top_logprobs`` > 0, and the most likely
+    token rather than the one sampled), and not at all when streaming.
+    """
+    out: list[float] = []
+    found = False
+    for raw in raws:
+        choices = _get(raw, "choices") or ()
+        if not choices:
+            continue
+        content = _get(_get(choices[0], "logprobs"), "content")
+        if content is None:
+            continue
+        found = True
+        out.extend(float(_get(t, "logprob")) for t in content)
+    return tuple(out) if found else None

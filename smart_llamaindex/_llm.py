@@ -41,10 +41,11 @@ from smart_core import (
     Ticket,
 )
 from smart_core.engine.framework_adapter import check_task
+from smart_core.task.cascades import logprob_models
 
 from . import _silence
 from ._cache import CACHE_KWARGS, ResponseCodec, cache_request, embedder_of, semantic_parts
-from ._convert import answer_from_response, neutral_request, prompt_text
+from ._convert import answer_from_response, logprobs_from_raw, neutral_request, prompt_text
 from ._models import build_config, name_models
 
 if TYPE_CHECKING:
@@ -169,6 +170,7 @@ class SmartLLM(FunctionCallingLLM):
     _llms: dict[str, LLM] = PrivateAttr()
     _probe_llms: dict[str, LLM] = PrivateAttr()
     _reference_name: str = PrivateAttr()
+    _logprob_models: frozenset[str] = PrivateAttr(default=frozenset())
 
     def __init__(self, **data: Any) -> None:
         names, llms = name_models(data.get("reference"), data.get("candidates"))
@@ -188,6 +190,12 @@ class SmartLLM(FunctionCallingLLM):
         self._probe_llms = {
             n: _silent_copy(llm) for n, llm in zip(names[1:], llms[1:], strict=True)
         }
+        # A cascade step judged by its confidence: its model is asked for logprobs on every
+        # call, served or probed, so a probe judges the step on what serving it would see. Only
+        # OpenAI-style chat LLMs take the option; any other model's step always escalates.
+        self._logprob_models = frozenset(
+            n for n in logprob_models(config.cascade_list()) if _takes_logprobs(self._llms[n])
+        )
 
     @classmethod
     def class_name(cls) -> str:
@@ -355,7 +363,15 @@ class SmartLLM(FunctionCallingLLM):
         fn = llm.astream_complete if stream else llm.acomplete
         return await fn(prompt, formatted=formatted, **kwargs)
 
-    def _answer(self, name: str, kind: str, payload: Any, response: Any) -> Answer:
+    def _asked(self, name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The inner call's kwargs for ``name``: with ``logprobs`` when a step reads them."""
+        if name in self._logprob_models and "logprobs" not in kwargs:
+            return {**kwargs, "logprobs": True}
+        return kwargs
+
+    def _answer(
+        self, name: str, kind: str, payload: Any, response: Any, raws: Sequence[Any] = ()
+    ) -> Answer:
         calls = None
         if kind == "chat" and isinstance(response, ChatResponse):
             llm = self._llms[name]
@@ -365,36 +381,44 @@ class SmartLLM(FunctionCallingLLM):
                 except Exception:
                     calls = None
         text = prompt_text(payload if kind == "chat" else payload[0])
-        return answer_from_response(response, name, prompt=text, tool_calls=calls)
+        answer = answer_from_response(response, name, prompt=text, tool_calls=calls)
+        if name in self._logprob_models:
+            answer.logprobs = logprobs_from_raw(raws or (getattr(response, "raw", None),))
+        return answer
 
     def _respond(self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]) -> Answer:
         """``name``'s answer to the user, through the inner LLM's own instrumented method."""
-        response = self._call(self._bind(name), kind, payload, kwargs, stream=False)
+        response = self._call(self._bind(name), kind, payload, self._asked(name, kwargs), False)
         answer = self._answer(name, kind, payload, response)
         answer.raw = response
         return answer
 
     async def _arespond(self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]) -> Answer:
-        response = await self._acall(self._bind(name), kind, payload, kwargs, stream=False)
+        llm, asked = self._bind(name), self._asked(name, kwargs)
+        response = await self._acall(llm, kind, payload, asked, stream=False)
         answer = self._answer(name, kind, payload, response)
         answer.raw = response
         return answer
 
     def _probe(self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]) -> Answer:
         with _silence.silenced():
-            response = self._call(self._probe_llms[name], kind, payload, kwargs, stream=False)
+            llm, asked = self._probe_llms[name], self._asked(name, kwargs)
+            response = self._call(llm, kind, payload, asked, stream=False)
             return self._answer(name, kind, payload, response)
 
     async def _aprobe(self, name: str, kind: str, payload: Any, kwargs: dict[str, Any]) -> Answer:
         with _silence.silenced():
-            llm = self._probe_llms[name]
-            response = await self._acall(llm, kind, payload, kwargs, stream=False)
+            llm, asked = self._probe_llms[name], self._asked(name, kwargs)
+            response = await self._acall(llm, kind, payload, asked, stream=False)
             return self._answer(name, kind, payload, response)
 
     def _streamed(self, name: str, kind: str, payload: Any, chunks: list[Any]) -> Answer | None:
         """A stream's answer is its last response (LlamaIndex's are cumulative); an empty
         stream has nothing to record."""
-        return self._answer(name, kind, payload, chunks[-1]) if chunks else None
+        if not chunks:
+            return None
+        raws = tuple(getattr(c, "raw", None) for c in chunks)
+        return self._answer(name, kind, payload, chunks[-1], raws)
 
     # -- serving: the serving flow, run by the router's drivers ----------------------------------
 
@@ -460,7 +484,7 @@ class SmartLLM(FunctionCallingLLM):
     def _serve_stream(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
         task, request_id, kwargs, options = self._options(kwargs)
         calls = Calls(
-            call=lambda m: self._call(self._bind(m), kind, payload, kwargs, stream=True),
+            call=lambda m: self._call(self._bind(m), kind, payload, self._asked(m, kwargs), True),
             probe=lambda m: self._probe(m, kind, payload, kwargs),
             streamed=lambda m, chunks: self._streamed(m, kind, payload, chunks),
             shows=_has_content,
@@ -474,7 +498,7 @@ class SmartLLM(FunctionCallingLLM):
     async def _aserve_stream(self, kind: str, payload: Any, kwargs: dict[str, Any]) -> Any:
         task, request_id, kwargs, options = self._options(kwargs)
         calls = Calls(
-            call=lambda m: self._acall(self._bind(m), kind, payload, kwargs, stream=True),
+            call=lambda m: self._acall(self._bind(m), kind, payload, self._asked(m, kwargs), True),
             probe=lambda m: self._aprobe(m, kind, payload, kwargs),
             streamed=lambda m, chunks: self._streamed(m, kind, payload, chunks),
             shows=_has_content,
@@ -542,6 +566,17 @@ def _head(ticket: Ticket) -> dict[str, Any]:
 def _tag(response: Any, record: dict[str, Any]) -> Any:
     response.additional_kwargs = {**(response.additional_kwargs or {}), SMART_KEY: record}
     return response
+
+
+def _takes_logprobs(llm: LLM) -> bool:
+    """Whether ``llm`` passes ``logprobs=True`` on to a chat API that returns them (LlamaIndex's
+    OpenAI classes, and the OpenAI-compatible ones built on them)."""
+    if "logprobs" not in type(llm).model_fields:
+        return False
+    try:
+        return bool(llm.metadata.is_chat_model)
+    except Exception:
+        return False
 
 
 def _silent_copy(llm: LLM) -> LLM:

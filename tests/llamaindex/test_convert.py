@@ -83,3 +83,17 @@ def test_tool_calls_become_comparable_values():
     assert ToolCallMatch()(a, b)  # ids differ, arguments in another order: the same call
     c = answer_from_response(chat(content="3"), "c")
     assert not ToolCallMatch()(c, a)
+
+
+def test_logprobs_come_from_the_openai_objects_whole_or_streamed():
+    from smart_llamaindex._convert import logprobs_from_raw
+
+    def raw(*logprobs: float) -> dict:
+        content = [{"token": "x", "logprob": lp, "top_logprobs": []} for lp in logprobs]
+        return {"choices": [{"logprobs": {"content": content}}]}
+
+    assert logprobs_from_raw([raw(-0.1, -0.2)]) == (-0.1, -0.2)
+    # A stream: the role chunk and the usage chunk carry none; the rest add up in order.
+    stream = [{"choices": [{"logprobs": None}]}, raw(-0.1), raw(-0.3), {"choices": []}]
+    assert logprobs_from_raw(stream) == (-0.1, -0.3)
+    assert logprobs_from_raw([{"choices": [{"logprobs": None}]}, None]) is None
