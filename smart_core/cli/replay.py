@@ -102,7 +102,10 @@ def replay_command(
         f"median probes {report.probes:g}"
     )
     out.print("routes: " + ", ".join(f"{r} {s:.1%}" for r, s in report.routes.items()))
-    out.print(f"best mix with the rates known (oracle): {report.oracle_savings:.2f}x")
+    out.print(
+        f"best mix with the rates known (oracle): {report.oracle_savings:.2f}x; best route "
+        f"with its rate known but certified on probes: {report.certified_oracle_savings:.2f}x"
+    )
     if declared:
         out.print(
             f"plain mixing (models only, same orders): median savings "

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReplayFormatError
+from ..stats.fixed_look import look_size
 from ..stats.mix import mix_cost, solve_mix
 from ..stores import MemoryStore
 from ..task.answer import Answer
@@ -32,6 +33,7 @@ __all__ = [
     "ReplayItem",
     "ReplayOrder",
     "ReplayReport",
+    "certified_oracle_savings",
     "load_replay",
     "oracle_savings",
     "replay",
@@ -126,6 +128,10 @@ class ReplayReport:
     #: Savings of the cheapest mix of the models with their true agreement in this file known in
     #: advance (no profiling): what any router could at best save here with plain mixing.
     oracle_savings: float = float("nan")
+    #: The best one route could save with its true agreement known but still certified on
+    #: probes, one look at the whole of delta (:func:`certified_oracle_savings`): what
+    #: certifying a batch of this size costs, whichever router certifies it.
+    certified_oracle_savings: float = float("nan")
     #: Cascades replayed (``"auto"`` or a list), else None; then the cheapest mix over models
     #: *and* cascades with their true agreement known, and the same file replayed with plain
     #: mixing (models only, same orders) beside it.
@@ -269,6 +275,39 @@ def oracle_savings(
     true agreement share in ``items`` known, is at least ``1 - epsilon``: the models', and the
     config's cascades' (each judged from the logged answers as a probe judges it). A route with
     no logged answer to an item where it needs one counts as differing there."""
+    costs, rates, _ = _true_rates(items, config, comparator)
+    weights = solve_mix(costs, rates, 1.0 - config.epsilon)
+    cost = mix_cost(costs, weights) if weights is not None else costs[0]
+    return costs[0] / cost if cost > 0 else float("inf")
+
+
+def certified_oracle_savings(
+    items: Sequence[ReplayItem], config: SmartConfig, comparator: Comparator
+) -> float:
+    """What certifying costs even knowing the answer: the best savings of one route whose
+    true agreement share in ``items`` is known in advance, but which must still be certified
+    as a batch is, on probes paying the reference and the route's models, with one look at
+    the smallest sample size at which its expected outcome certifies the rest of the batch
+    (the exact hypergeometric bound at the whole of delta, no screening, no second chance).
+
+    :func:`oracle_savings` prices no probe at all; SMART's savings can approach this figure,
+    not that one, and the gap between the two is what certifying a batch of this size costs.
+    """
+    costs, rates, probe_costs = _true_rates(items, config, comparator)
+    n_items, budget = len(items), config.epsilon * len(items)
+    best = costs[0]
+    for cost, rate, probe_cost in zip(costs[1:], rates[1:], probe_costs[1:], strict=True):
+        n = look_size(rate, n_items, budget, config.delta, most=n_items - 1)
+        if n is not None:
+            best = min(best, (n * probe_cost + (n_items - n) * cost) / n_items)
+    return costs[0] / best if best > 0 else float("inf")
+
+
+def _true_rates(
+    items: Sequence[ReplayItem], config: SmartConfig, comparator: Comparator
+) -> tuple[list[float], list[float], list[float]]:
+    """Per route, reference first: mean cost per item, true agreement share, and mean cost of a
+    probe of it alone (the reference's call and its models', each once)."""
     from ..engine.learned_training import has_untrained
     from ..engine.router import SmartRouter
     from ..engine.routes import cost_of_route
@@ -280,10 +319,12 @@ def oracle_savings(
         config = config.replace(cascades=kept or None)
     router = SmartRouter(config, store=MemoryStore())
     ref = config.reference.name
-    costs, rates = [], []
+    costs, rates, probe_costs = [], [], []
     for route in router.routes:
-        cost = agreeing = 0.0
+        cost = agreeing = probing = 0.0
+        models = dict.fromkeys((ref, *route.models))
         for it in items:
+            probing += sum(router.cost_of(it.outputs[m]) for m in models if m in it.outputs)
             answer = route.probe_answer(it.outputs)
             if not isinstance(answer, Answer):
                 continue
@@ -292,10 +333,9 @@ def oracle_savings(
                 agreeing += 1
         costs.append(cost / len(items))
         rates.append(agreeing / len(items))
+        probe_costs.append(probing / len(items))
     router.close()
-    weights = solve_mix(costs, rates, 1.0 - config.epsilon)
-    cost = mix_cost(costs, weights) if weights is not None else costs[0]
-    return costs[0] / cost if cost > 0 else float("inf")
+    return costs, rates, probe_costs
 
 
 def _run_order_sync(
@@ -386,6 +426,7 @@ def replay(
         violation_rate=sum(r.exceeded for r in results) / len(results),
         probes=statistics.median(r.probes for r in results),
         oracle_savings=plain.pop("oracle_savings", None) or oracle_savings(items, config, comp),
+        certified_oracle_savings=certified_oracle_savings(items, config, comp),
         routes=dict(sorted(route_share.items(), key=lambda kv: -kv[1])),
         orders=results,
         cascades=cascades

@@ -248,3 +248,42 @@ def test_the_oracle_is_the_cheapest_mix_with_the_files_true_agreement(tmp_path):
         tmp_path / "r.jsonl", reference=REF, epsilon=0.1, orders=1, items=items, workers=1
     )
     assert report.oracle_savings == pytest.approx(10 / 5.5)
+
+
+def test_the_certified_oracle_pays_for_one_look_at_the_whole_of_delta(tmp_path):
+    """400 items; the cheap model agrees on 380 (95 %) at a tenth of the reference's cost. With
+    its rate known, certifying it at epsilon 0.1 still takes the smallest sample whose one
+    exact look bounds the differing answers among the rest by 40: those probes pay both models,
+    the rest pays the cheap one. A model that never agrees cannot be certified at all."""
+    from smart_core.jobs.replay import certified_oracle_savings, oracle_savings
+    from smart_core.stats.fixed_look import look_size
+    from smart_core.task.comparators import parse_comparator
+    from smart_core.task.config import ModelSpec, SmartConfig
+
+    rows = [
+        {
+            "id": str(i),
+            "outputs": {
+                REF: {"text": "A", "cost": 10.0},
+                MINI: {"text": "A" if i % 20 else "B", "cost": 1.0},
+                "junk": {"text": "C", "cost": 0.1},
+            },
+        }
+        for i in range(400)
+    ]
+    items = load_replay(write_jsonl(tmp_path / "r.jsonl", rows))
+    free = {"input_price": 0.0, "output_price": 0.0}
+    config = SmartConfig(
+        task="r",
+        epsilon=0.1,
+        reference=ModelSpec(name=REF, **free),
+        candidates=[ModelSpec(name=MINI, **free), ModelSpec(name="junk", **free)],
+        batch_size=400,
+    )
+    comp = parse_comparator("exact")
+    n = look_size(0.95, 400, 40.0, 0.05, most=399)
+    assert n is not None and 20 < n < 200
+    expected = 400 * 10.0 / (n * 11.0 + (400 - n) * 1.0)
+    certified = certified_oracle_savings(items, config, comp)
+    assert certified == pytest.approx(expected)
+    assert certified < oracle_savings(items, config, comp)  # probes are what the oracle skips
