@@ -438,18 +438,23 @@ class BatchPlanPolicy(PolicyBase):
             rates = {}
             for c in live:
                 p = self._rate_estimate(state, c)
-                sd = math.sqrt(p * (1.0 - p) / (state.evidence_of(c).compared + 1.0))
+                sd = math.sqrt(p * (1.0 - p) / (self._seen(state, c)[1] + 1.0))
                 rates[c] = min(1.0, max(0.0, p + (z * sd if c in spread else 0.0)))
             out.append((weight, rates))
         return out
 
     def _rate_estimate(self, state: TaskState, c: str, *, hopeful: bool = False) -> float:
         """Today's agreement rate of ``c`` (or, ``hopeful``, the top of its interval)."""
-        evidence = state.evidence_of(c)
-        n, s = int(evidence.compared), int(evidence.agreed)
+        s, n = self._seen(state, c)
         if hopeful:
             return self.bound.upper(s, n, self.alphas[c])
         return (s + 0.5) / (n + 1.0)
+
+    def _seen(self, state: TaskState, c: str) -> tuple[int, int]:
+        """(agreements, compared answers) the plan's predictions read for ``c``: its counters
+        here; a subclass may add what it saw before (predictions only, never a bound)."""
+        evidence = state.evidence_of(c)
+        return int(evidence.agreed), int(evidence.compared)
 
     def _bound_width(self, state: TaskState, c: str, cap: float) -> tuple[float, float]:
         """(probes, squared width in standard errors) of ``c``'s bound today, to extrapolate it.

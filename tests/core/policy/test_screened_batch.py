@@ -140,6 +140,32 @@ def test_certification_bounds_count_only_the_probes_after_screening():
     assert policy.view(more).lower["a"] > 0.95
 
 
+def test_certification_predictions_weigh_screening_but_its_bounds_never_do():
+    """Whether probing on pays is a prediction and may read screening (half weight: the leader
+    is the candidate screening saw at its best); the certification bound reads its own probes
+    only. Without screening's counts, a leader screening saw agree 30 times in 30 looks poor
+    after a few unlucky certification probes and the batch may give it up."""
+    policy = make(screen=30)
+    counters = {K.REQUESTS: 30, K.PROBES: 30, K.SCREENED: 30, K.routed(REF): 30}
+    for c, agreed in (("a", 30), ("b", 20), ("c", 18), ("junk", 2)):
+        counters |= {K.probes_of(c): 30, K.agreements(c): agreed}
+        counters |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
+    counters |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    more = {**counters, K.REQUESTS: 70, K.PROBES: 70}
+    more |= {K.cert_probes("a"): 40, K.cert_agreements("a"): 34}
+    more |= {K.probes_of("a"): 70, K.agreements("a"): 64}
+    state = TaskState.of(more)
+    plan = policy._plan(state)
+    cert = policy._certification_state(state)
+    assert plan.screened["a"] == (30, 30)
+    assert plan._rate_estimate(cert, "a") == pytest.approx((34 + 15 + 0.5) / (40 + 15 + 1))
+    pooled = policy.view(more).lower
+    plan.screened = {}  # the same plan, predicting from certification alone
+    policy._last = None
+    assert plan._rate_estimate(cert, "a") == pytest.approx((34 + 0.5) / (40 + 1))
+    assert policy.view(more).lower == pooled
+
+
 def test_the_plan_is_fixed_by_screening_alone():
     """The shares (and the planned look) are a function of screening's counters: certification
     outcomes, good or bad, and how far the certification stage has got never change them, in
