@@ -14,6 +14,7 @@ The pytest fixture ``fake_llm_server`` lives in ``smart_core.testing.pytest_plug
 from ._behaviour import Behaviour, Responder
 from ._echo import echo, instance_from_schema
 from ._faults import Fault, FaultKind
+from ._forced_route import force_route
 from ._prompt import Message, Prompt, Tool, ToolCall
 from ._replay import ReplayResponder, replay
 from ._reply import BadRequest, Reply, count_tokens
@@ -35,6 +36,7 @@ __all__ = [
     "ToolCall",
     "count_tokens",
     "echo",
+    "force_route",
     "instance_from_schema",
     "replay",
 ]

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
 from langchain_openai import ChatOpenAI
 
-from smart_core.testing import FakeLLMServer
+from smart_core.testing import FakeLLMServer, force_route
 from smart_langchain import SmartChatModel
 
 REF, MINI = "gpt-4o", "gpt-4o-mini"
@@ -47,19 +46,7 @@ def _cascading(server: FakeLLMServer, route: str = LABEL_A) -> SmartChatModel:
         epsilon=0.2,
         seed=0,
     )
-    router = llm._router
-
-    def forced(ticket: Any) -> Any:
-        decision = replace(ticket.decision, route=route, probe=False, probe_models=())
-        return replace(ticket, decision=decision, route=route)
-
-    begin, abegin = router.begin, router.abegin
-    router.begin = lambda *a, **k: forced(begin(*a, **k))
-
-    async def aforced(*a: Any, **k: Any) -> Any:
-        return forced(await abegin(*a, **k))
-
-    router.abegin = aforced
+    force_route(llm._router, route)
     return llm
 
 

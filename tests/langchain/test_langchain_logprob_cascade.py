@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from langchain_openai import ChatOpenAI
 
 from smart_core.policy import keys as K
 from smart_core.task.cascades import Cascade, CascadeStep
-from smart_core.testing import FakeLLMServer, Prompt, Reply
+from smart_core.testing import FakeLLMServer, Prompt, Reply, force_route
 from smart_langchain import SmartChatModel
 
 REF, MINI = "gpt-4o", "gpt-4o-mini"
@@ -52,21 +51,7 @@ def _llm(server: FakeLLMServer, *, route: str = ROUTE, probe: bool = False) -> S
         seed=0,
         wait_for_probes=True,
     )
-    router = llm._router
-
-    def forced(ticket: Any) -> Any:
-        served = REF if probe else route
-        probed = (route,) if probe else ()
-        decision = replace(ticket.decision, route=served, probe=probe, probe_models=probed)
-        return replace(ticket, decision=decision, route=served)
-
-    begin, abegin = router.begin, router.abegin
-    router.begin = lambda *a, **k: forced(begin(*a, **k))
-
-    async def aforced(*a: Any, **k: Any) -> Any:
-        return forced(await abegin(*a, **k))
-
-    router.abegin = aforced
+    force_route(llm._router, route, probe=probe)
     return llm
 
 
@@ -138,14 +123,7 @@ def test_a_request_reading_scorer_gets_the_messages_provider_neutral(server):
         epsilon=0.2,
         seed=0,
     )
-    begin = llm._router.begin
-
-    def forced(*a: Any, **k: Any) -> Any:
-        ticket = begin(*a, **k)
-        decision = replace(ticket.decision, route="checked", probe=False, probe_models=())
-        return replace(ticket, decision=decision, route="checked")
-
-    llm._router.begin = forced
+    force_route(llm._router, "checked")
     sure = llm.invoke([SystemMessage("Be brief."), HumanMessage("an easy one")])
     assert sure.content == "A is my answer"
     unsure = "".join(c.content for c in llm.stream("a hard one"))

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
 from llama_index.core.llms import ChatMessage
 
-from smart_core.testing import FakeLLMServer
+from smart_core.testing import FakeLLMServer, force_route
 from smart_llamaindex import SMART_KEY, SmartLLM
 
 from .conftest import openai_llm
@@ -39,19 +38,7 @@ def _cascading(server: FakeLLMServer) -> SmartLLM:
         epsilon=0.2,
         seed=0,
     )
-    router = llm._router
-
-    def forced(ticket: Any) -> Any:
-        decision = replace(ticket.decision, route=LABEL_A, probe=False, probe_models=())
-        return replace(ticket, decision=decision, route=LABEL_A)
-
-    begin, abegin = router.begin, router.abegin
-    router.begin = lambda *a, **k: forced(begin(*a, **k))
-
-    async def aforced(*a: Any, **k: Any) -> Any:
-        return forced(await abegin(*a, **k))
-
-    router.abegin = aforced
+    force_route(llm._router, LABEL_A)
     return llm
 
 
@@ -108,15 +95,7 @@ def test_a_request_reading_scorer_gets_the_messages_provider_neutral(scripted):
         epsilon=0.2,
         seed=0,
     )
-    router = llm._router
-    begin = router.begin
-
-    def forced(*a: Any, **k: Any) -> Any:
-        ticket = begin(*a, **k)
-        decision = replace(ticket.decision, route="checked", probe=False, probe_models=())
-        return replace(ticket, decision=decision, route="checked")
-
-    router.begin = forced
+    force_route(llm._router, "checked")
     assert llm.chat(ASK).message.content == "A is my answer"
     llm.complete("Pick one")
     assert seen == [

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,7 +15,7 @@ from llama_index.core.llms import ChatMessage
 
 from smart_core.policy import keys as K
 from smart_core.task.cascades import Cascade, CascadeStep
-from smart_core.testing import FakeLLMServer, Prompt, Reply
+from smart_core.testing import FakeLLMServer, Prompt, Reply, force_route
 from smart_llamaindex import SMART_KEY, SmartLLM
 
 from .conftest import anthropic_llm, openai_llm
@@ -49,21 +48,7 @@ def _llm(server: FakeLLMServer, *, route: str = ROUTE, probe: bool = False) -> S
         seed=0,
         wait_for_probes=True,
     )
-    router = llm.router
-
-    def forced(ticket: Any) -> Any:
-        served = REF if probe else route
-        probed = (route,) if probe else ()
-        decision = replace(ticket.decision, route=served, probe=probe, probe_models=probed)
-        return replace(ticket, decision=decision, route=served)
-
-    begin, abegin = router.begin, router.abegin
-    router.begin = lambda *a, **k: forced(begin(*a, **k))
-
-    async def aforced(*a: Any, **k: Any) -> Any:
-        return forced(await abegin(*a, **k))
-
-    router.abegin = aforced
+    force_route(llm.router, route, probe=probe)
     return llm
 
 
@@ -140,14 +125,7 @@ def test_a_model_without_logprobs_is_never_asked_and_its_step_escalates(server):
         epsilon=0.2,
         seed=0,
     )
-    begin = llm.router.begin
-
-    def forced(*a: Any, **k: Any) -> Any:
-        ticket = begin(*a, **k)
-        decision = replace(ticket.decision, route=route, probe=False, probe_models=())
-        return replace(ticket, decision=decision, route=route)
-
-    llm.router.begin = forced
+    force_route(llm.router, route)
     response = llm.chat(_ask("an easy one"))
     assert response.message.content == "B because it is"
     assert _step(response) == "ref"
