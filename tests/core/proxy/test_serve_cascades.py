@@ -25,7 +25,9 @@ def upstream():
 
 def _trusted(url: str, route: str, n: int = 3000) -> None:
     """A store in which ``route`` agreed on all of ``n`` probes and the plain candidate on none
-    (and was dropped): the mix sends nearly everything to the cascade."""
+    (and was dropped): the mix sends nearly everything to the cascade. Nearly: the plain
+    candidate is cheaper, so the mix spends on it what slack the cascade's bound leaves above
+    ``1 - epsilon`` (about a tenth of the requests at epsilon 0.1, under 1 % at 0.01)."""
     inc = {K.REQUESTS: n, K.PROBES: n, K.routed(REF): n, K.probes_of(MINI): n}
     inc |= {K.dropped(MINI): 1.0, K.calls(REF): n, K.call_cost(REF): n * 0.0035}
     inc |= {K.probes_of(route): n, K.agreements(route): n, K.calls(route): n}
@@ -40,7 +42,7 @@ def _settings(base_url: str, store: str, cascades) -> ServeSettings:
         name="default",
         reference=REF,
         candidates=[MINI],
-        epsilon=0.1,
+        epsilon=0.01,
         comparator="choice:yes,no",
         expected_requests=3100,
         cascades=cascades,
@@ -71,7 +73,7 @@ def test_a_declared_cascade_answers_and_its_scorer_reads_the_request(upstream, t
         streamed = client.chat.completions.create(model="x", messages=messages, stream=True)
         chunks = list(streamed)
     assert routes.count(cascade.name) >= 8
-    assert chunks[-1].model_extra["smart"]["route"] in (cascade.name, REF)
+    assert chunks[-1].model_extra["smart"]["route"] in (cascade.name, REF, MINI)
     assert seen and all(r == messages for r in seen)  # the request as the client sent it
     assert upstream.calls("gpt-4o-mini") >= 8 and upstream.calls("gpt-4o") <= 3
 
