@@ -577,14 +577,24 @@ class _CertificationPlan(BatchPlanPolicy):
         )
 
     def _look_cap(self, state: TaskState, c: str) -> float | None:
-        """The most differing answers among ``c``'s items unprobed at its look, once the look
-        is complete (``None`` before)."""
+        """The most differing answers among ``c``'s items unprobed now, from its look once the
+        look is complete (``None`` before).
+
+        The look bounds the differing answers among the items it left unprobed. Items probed
+        since are among those, so their differing answers come off the bound, one for one:
+        the bound on the fewer items left is the look's less what the later probes found, not
+        the look's scaled down to the items left (a share that later probes agreeing more than
+        their share would make too small). A later probe still open is taken as agreeing, so
+        it takes nothing off."""
         n = self.looks.get(c)
         look = state.looked_by(c)
-        if n is None or look.open > 0 or state.evidence_of(c).sampled < n or not look.compared:
+        now = state.evidence_of(c)
+        if n is None or look.open > 0 or now.sampled < n or not look.compared:
             return None
         k = int(look.compared - look.agreed)
-        return float(max_differing(k, int(look.compared), self.batch_size, self.look_alphas[c]) - k)
+        cap = max_differing(k, int(look.compared), self.batch_size, self.look_alphas[c]) - k
+        found_since = max((now.compared - now.agreed) - k, 0.0)
+        return float(max(cap - found_since, 0.0))
 
     def _cap(self, state: State, lower: Mapping[str, float], c: str) -> float:
         state = TaskState.of(state)
@@ -597,7 +607,9 @@ class _CertificationPlan(BatchPlanPolicy):
         for c in self.looks:
             look = self._look_cap(state, c)
             if look is not None:
-                unprobed = max(self.batch_size - state.looked_by(c).compared, 1.0)
+                # As a share of the items unprobed now, so that the plan's G_c = (1 - L_c) x
+                # unprobed (BatchPlanPolicy._cap) is the look's bound itself.
+                unprobed = max(self.batch_size - state.evidence_of(c).sampled, 1.0)
                 lower[c] = max(lower[c], 1.0 - look / unprobed)
         return lower, upper, live
 

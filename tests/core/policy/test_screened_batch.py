@@ -166,6 +166,46 @@ def test_certification_predictions_weigh_screening_but_its_bounds_never_do():
     assert policy.view(more).lower == pooled
 
 
+def test_probes_after_the_look_take_what_they_found_off_its_bound():
+    """The look bounds the differing answers among the items it left unprobed; probes after it
+    are among those items. Finding no differing answer there leaves the bound where it was (a
+    bound scaled down to the fewer items left would claim fewer differing answers than the
+    look can vouch for); each differing answer found takes one off."""
+    policy = make(screen=30)
+    counters = {K.REQUESTS: 30, K.PROBES: 30, K.SCREENED: 30, K.routed(REF): 30}
+    for c, agreed in (("a", 30), ("b", 20), ("c", 18), ("junk", 2)):
+        counters |= {K.probes_of(c): 30, K.agreements(c): agreed}
+        counters |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
+    counters |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    plan = policy._plan(TaskState.of(counters))
+    n = plan.looks["a"]
+    k = n // 20  # the look saw 5 % differing
+    rest = plan.batch_size
+    look_bound = max_differing(k, n, rest, plan.look_alphas["a"]) - k
+
+    def look_after(more: int, differing: int) -> tuple[float, float]:
+        """(the look's cap on the items unprobed now, G_c as the plan reads it from the
+        look's lower bound alone)."""
+        probes = n + more
+        state = {**counters, K.REQUESTS: 30 + probes, K.PROBES: 30 + probes}
+        state |= {K.look_probes("a"): n, K.look_agreements("a"): n - k}
+        state |= {K.cert_probes("a"): probes, K.cert_agreements("a"): probes - k - differing}
+        state |= {K.probes_of("a"): 30 + probes, K.agreements("a"): 30 + probes - k - differing}
+        cert = policy._certification_state(TaskState.of(state))
+        lower, _, _ = plan._bounds(cert)
+        return plan._look_cap(cert, "a"), (1.0 - lower["a"]) * (rest - probes)
+
+    assert look_after(0, 0)[0] == pytest.approx(look_bound)
+    # Not look_bound * (rest - n - 200) / (rest - n), as the plan read it before.
+    assert look_after(200, 0)[0] == pytest.approx(look_bound)
+    assert look_after(200, 3)[0] == pytest.approx(look_bound - 3)
+    # Where the look's bound is the tighter one (later probes found more differing answers
+    # than the look's share), the plan's G_c is that bound, not less.
+    cap, from_lower = look_after(200, 30)
+    assert cap == pytest.approx(look_bound - 30)
+    assert from_lower == pytest.approx(cap)
+
+
 def test_the_plan_is_fixed_by_screening_alone():
     """The shares (and the planned look) are a function of screening's counters: certification
     outcomes, good or bad, and how far the certification stage has got never change them, in
