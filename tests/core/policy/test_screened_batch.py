@@ -92,6 +92,17 @@ def simulate(policy, rates: Mapping[str, float], *, seed: int, costs=COSTS) -> R
     return Run(dict(counters), differing, cost, int(counters[K.SCREENED]), int(counters[K.PROBES]))
 
 
+def screened_30(agreed: Mapping[str, int]) -> dict[str, float]:
+    """The counters of a batch whose screening ended after 30 requests, each candidate probed on
+    all of them and agreeing ``agreed[c]`` times."""
+    counters = {K.REQUESTS: 30, K.PROBES: 30, K.SCREENED: 30, K.routed(REF): 30}
+    for c, n in agreed.items():
+        counters |= {K.probes_of(c): 30, K.agreements(c): n}
+        counters |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
+    counters |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    return counters
+
+
 # -- stages ------------------------------------------------------------------------------------
 
 
@@ -117,11 +128,7 @@ def test_certification_bounds_count_only_the_probes_after_screening():
     """However good a candidate looked in screening, its bound starts from nothing: screening's
     probes chose it, so they cannot also certify it."""
     policy = make(screen=30)
-    counters = {K.REQUESTS: 30, K.PROBES: 30, K.SCREENED: 30, K.routed(REF): 30}
-    for c, agreed in (("a", 30), ("b", 20), ("c", 18), ("junk", 2)):
-        counters |= {K.probes_of(c): 30, K.agreements(c): agreed}
-        counters |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
-    counters |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    counters = screened_30({"a": 30, "b": 20, "c": 18, "junk": 2})
     view = policy.view(counters)
     assert view.stage == "certifying"
     assert view.lower["a"] == 0.0
@@ -146,11 +153,7 @@ def test_certification_predictions_weigh_screening_but_its_bounds_never_do():
     only. Without screening's counts, a leader screening saw agree 30 times in 30 looks poor
     after a few unlucky certification probes and the batch may give it up."""
     policy = make(screen=30)
-    counters = {K.REQUESTS: 30, K.PROBES: 30, K.SCREENED: 30, K.routed(REF): 30}
-    for c, agreed in (("a", 30), ("b", 20), ("c", 18), ("junk", 2)):
-        counters |= {K.probes_of(c): 30, K.agreements(c): agreed}
-        counters |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
-    counters |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    counters = screened_30({"a": 30, "b": 20, "c": 18, "junk": 2})
     more = {**counters, K.REQUESTS: 70, K.PROBES: 70}
     more |= {K.cert_probes("a"): 40, K.cert_agreements("a"): 34}
     more |= {K.probes_of("a"): 70, K.agreements("a"): 64}
@@ -172,11 +175,7 @@ def test_probes_after_the_look_take_what_they_found_off_its_bound():
     bound scaled down to the fewer items left would claim fewer differing answers than the
     look can vouch for); each differing answer found takes one off."""
     policy = make(screen=30)
-    counters = {K.REQUESTS: 30, K.PROBES: 30, K.SCREENED: 30, K.routed(REF): 30}
-    for c, agreed in (("a", 30), ("b", 20), ("c", 18), ("junk", 2)):
-        counters |= {K.probes_of(c): 30, K.agreements(c): agreed}
-        counters |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
-    counters |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    counters = screened_30({"a": 30, "b": 20, "c": 18, "junk": 2})
     plan = policy._plan(TaskState.of(counters))
     n = plan.looks["a"]
     k = n // 20  # the look saw 5 % differing
@@ -297,11 +296,7 @@ def test_a_restored_ticket_keeps_its_stage_and_look():
     from smart_core.jobs.run_records import ticket_from, ticket_json
 
     policy = make(screen=30)
-    counters = {K.REQUESTS: 30, K.PROBES: 30, K.SCREENED: 30, K.routed(REF): 30}
-    for c in ("a", "b", "c", "junk"):
-        counters |= {K.probes_of(c): 30, K.agreements(c): 29 if c == "a" else 10}
-        counters |= {K.screen_calls(c): 30, K.screen_cost(c): 30 * COSTS[c]}
-    counters |= {K.screen_calls(REF): 30, K.screen_cost(REF): 30 * COSTS[REF]}
+    counters = screened_30({"a": 29, "b": 10, "c": 10, "junk": 10})
     d = policy.decide(counters, random.Random(0))
     assert d.stage == "certifying" and d.look == ("a",)
     back = ticket_from(ticket_json(Ticket("r1", d, d.route)))
