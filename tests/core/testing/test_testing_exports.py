@@ -20,6 +20,7 @@ EXPECTED_ALL = [
     "ToolCall",
     "count_tokens",
     "echo",
+    "force_route",
     "instance_from_schema",
     "replay",
 ]
