@@ -275,10 +275,7 @@ def oracle_savings(
     true agreement share in ``items`` known, is at least ``1 - epsilon``: the models', and the
     config's cascades' (each judged from the logged answers as a probe judges it). A route with
     no logged answer to an item where it needs one counts as differing there."""
-    costs, rates, _ = _true_rates(items, config, comparator)
-    weights = solve_mix(costs, rates, 1.0 - config.epsilon)
-    cost = mix_cost(costs, weights) if weights is not None else costs[0]
-    return costs[0] / cost if cost > 0 else float("inf")
+    return _mix_savings(_true_rates(items, config, comparator), config)
 
 
 def certified_oracle_savings(
@@ -293,8 +290,22 @@ def certified_oracle_savings(
     :func:`oracle_savings` prices no probe at all; SMART's savings can approach this figure,
     not that one, and the gap between the two is what certifying a batch of this size costs.
     """
-    costs, rates, probe_costs = _true_rates(items, config, comparator)
-    n_items, budget = len(items), config.epsilon * len(items)
+    return _certified_savings(_true_rates(items, config, comparator), config, len(items))
+
+
+_Rates = tuple[list[float], list[float], list[float]]
+
+
+def _mix_savings(true_rates: _Rates, config: SmartConfig) -> float:
+    costs, rates, _ = true_rates
+    weights = solve_mix(costs, rates, 1.0 - config.epsilon)
+    cost = mix_cost(costs, weights) if weights is not None else costs[0]
+    return costs[0] / cost if cost > 0 else float("inf")
+
+
+def _certified_savings(true_rates: _Rates, config: SmartConfig, n_items: int) -> float:
+    costs, rates, probe_costs = true_rates
+    budget = config.epsilon * n_items
     best = costs[0]
     for cost, rate, probe_cost in zip(costs[1:], rates[1:], probe_costs[1:], strict=True):
         n = look_size(rate, n_items, budget, config.delta, most=n_items - 1)
@@ -303,9 +314,7 @@ def certified_oracle_savings(
     return costs[0] / best if best > 0 else float("inf")
 
 
-def _true_rates(
-    items: Sequence[ReplayItem], config: SmartConfig, comparator: Comparator
-) -> tuple[list[float], list[float], list[float]]:
+def _true_rates(items: Sequence[ReplayItem], config: SmartConfig, comparator: Comparator) -> _Rates:
     """Per route, reference first: mean cost per item, true agreement share, and mean cost of a
     probe of it alone (the reference's call and its models', each once)."""
     from ..engine.learned_training import has_untrained
@@ -393,6 +402,8 @@ def replay(
     comp = parse_comparator(comparator)
     workers = min(workers or os.cpu_count() or 1, orders)
     results = _run_orders(items, config, comp, orders, seed, workers, progress)
+    # The file's true rates, read once for both oracles of the config's routes.
+    true_rates = _true_rates(items, config, comp)
     plain: dict[str, float] = {}
     if config.cascade_list():
         plain_config = config.replace(cascades=None)
@@ -402,7 +413,7 @@ def replay(
             "plain_violation_rate": sum(r.exceeded for r in base) / len(base),
             "plain_disagreement": statistics.fmean(r.disagreement for r in base),
             "oracle_savings": oracle_savings(items, plain_config, comp),
-            "oracle_savings_cascades": oracle_savings(items, config, comp),
+            "oracle_savings_cascades": _mix_savings(true_rates, config),
         }
     n = len(items)
     route_share: Counter[str] = Counter()
@@ -425,8 +436,8 @@ def replay(
         max_disagreement=max(r.disagreement for r in results),
         violation_rate=sum(r.exceeded for r in results) / len(results),
         probes=statistics.median(r.probes for r in results),
-        oracle_savings=plain.pop("oracle_savings", None) or oracle_savings(items, config, comp),
-        certified_oracle_savings=certified_oracle_savings(items, config, comp),
+        oracle_savings=plain.pop("oracle_savings", None) or _mix_savings(true_rates, config),
+        certified_oracle_savings=_certified_savings(true_rates, config, n),
         routes=dict(sorted(route_share.items(), key=lambda kv: -kv[1])),
         orders=results,
         cascades=cascades

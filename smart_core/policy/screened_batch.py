@@ -562,7 +562,7 @@ class _CertificationPlan(BatchPlanPolicy):
     def _seen(self, state: TaskState, c: str) -> tuple[int, int]:
         """The certification counters and, weighed by :data:`SCREEN_WEIGHT`, screening's:
         whether probing on pays is a prediction, free to read any data seen so far. On its
-        certification probes alone a leader that screening saw agree 51 times in 52 was
+        certification probes alone a leader that screening saw agree 52 times in 52 was
         given up after 5 differing answers in its first 48 probes (an arc_challenge order
         that then cost more than the reference alone). The bounds never read screening's."""
         s, n = super()._seen(state, c)
