@@ -53,16 +53,29 @@ PRIOR_CALLS = 8.0
 
 
 def split_delta(
-    delta: float, routes: Sequence[str], weights: Mapping[str, float] | None = None
+    delta: float,
+    routes: Sequence[str],
+    weights: Mapping[str, float] | None = None,
+    families: Sequence[Sequence[str]] = (),
 ) -> dict[str, float]:
-    """Split the failure probability over routes (union bound), by fixed data-free weights."""
+    """Split the failure probability over routes (union bound), by fixed data-free weights.
+
+    A threshold family (``families``: disjoint groups of routes) takes one share, at the
+    largest weight among its members, and every member gets that whole share: fixed-sequence
+    testing certifies the family at one alpha (:mod:`smart_core.stats.fixed_sequence`)."""
     if not routes:
         return {}
     w = {r: float((weights or {}).get(r, 1.0)) for r in routes}
     if any(v <= 0 for v in w.values()):
         raise ValueError("delta weights must be positive")
-    total = sum(w.values())
-    return {r: delta * w[r] / total for r in routes}
+    unit_of = {r: (r,) for r in routes}
+    for family in families:
+        for member in family:
+            unit_of[member] = tuple(family)
+    units = dict.fromkeys(unit_of.values())
+    unit_weight = {u: max(w[r] for r in u) for u in units}
+    total = sum(unit_weight.values())
+    return {r: delta * unit_weight[unit_of[r]] / total for r in routes}
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from ..stats.mix import solve_mix
 from .base import State, split_delta
 from .online import OnlineMixPolicy
 from .state import TaskState
+from .threshold_family import config_families
 
 __all__ = ["BatchBudgetPolicy", "realization_share", "realized_budget"]
 
@@ -50,6 +51,7 @@ class BatchBudgetPolicy(OnlineMixPolicy):
         delta_weights: Mapping[str, float] | None = None,
         route_models: Mapping[str, Sequence[str]] | None = None,
         bound: ConfidenceSequence | None = None,
+        families: Sequence[Sequence[str]] = (),
     ) -> None:
         bound = bound or make_confidence_sequence(method, epsilon, batch_size)
         if isinstance(bound, FinitePopulationSequence):
@@ -65,12 +67,15 @@ class BatchBudgetPolicy(OnlineMixPolicy):
             delta_weights=delta_weights,
             route_models=route_models,
             bound=bound,
+            families=families,
         )
         self.batch_size = batch_size
         # The promise is the *realized* share of the batch: a per-item bound needs part of
         # delta for the chance fluctuation of the answers around their probabilities.
         self.realization_delta = delta * realization_share(epsilon, batch_size)
-        self.alphas = split_delta(delta - self.realization_delta, self.candidates, delta_weights)
+        self.alphas = split_delta(
+            delta - self.realization_delta, self.candidates, delta_weights, self.families.groups
+        )
         self._budget = realized_budget(epsilon * batch_size, self.realization_delta)
 
     @classmethod
@@ -81,6 +86,7 @@ class BatchBudgetPolicy(OnlineMixPolicy):
             **cls.config_arguments(config, task=task),
             batch_size=config.batch_size,
             audit_rate=0.0 if rate is None else float(rate),
+            families=config_families(config),
         )
 
     # -- the budget --------------------------------------------------------------------------

@@ -33,8 +33,10 @@ from .base import (
     adds_value,
     solve,
     solve_over,
+    split_delta,
 )
 from .state import TaskState
+from .threshold_family import ThresholdFamilies, config_families
 
 __all__ = ["OnlineMixPolicy"]
 
@@ -73,6 +75,7 @@ class OnlineMixPolicy(PolicyBase):
         route_models: Mapping[str, Sequence[str]] | None = None,
         bound: ConfidenceSequence | None = None,
         drift: bool = False,
+        families: Sequence[Sequence[str]] = (),
     ) -> None:
         super().__init__(
             task=task,
@@ -85,6 +88,9 @@ class OnlineMixPolicy(PolicyBase):
             delta_weights=delta_weights,
             route_models=route_models,
         )
+        #: Threshold families certified by fixed-sequence testing (:mod:`.threshold_family`).
+        self.families = ThresholdFamilies(families, self.candidates, epsilon)
+        self.alphas = split_delta(delta, self.candidates, delta_weights, self.families.groups)
         self.expected_requests = expected_requests
         self.audit_rate = audit_rate
         self.drift = bool(drift)
@@ -101,6 +107,7 @@ class OnlineMixPolicy(PolicyBase):
             expected_requests=config.expected_requests,
             audit_rate=0.01 if rate is None else float(rate),
             drift=getattr(config, "drift_detection", True),
+            families=config_families(config),
         )
 
     # -- the mix -----------------------------------------------------------------------------
@@ -219,10 +226,16 @@ class OnlineMixPolicy(PolicyBase):
     # -- drift epochs ------------------------------------------------------------------------
 
     def _alpha(self, state: TaskState, c: str) -> float:
-        """``c``'s share of delta for its current epoch (all of it without drift detection)."""
+        """``c``'s share of delta for its current epoch (all of it without drift detection),
+        split over the grid's levels for a member of a threshold family."""
+        alpha = self.alphas[c] * self.families.level_share(c)
         if not self.drift:
-            return self.alphas[c]
-        return self.alphas[c] * epoch_share(state.epoch_of(c))
+            return alpha
+        return alpha * epoch_share(state.epoch_of(c))
+
+    def _bounds(self, state: TaskState) -> tuple[dict[str, float], dict[str, float], list[str]]:
+        lower, upper, live = super()._bounds(state)
+        return self.families.certify(lower), upper, live
 
     def _epoch_state(self, state: TaskState) -> TaskState:
         """The state as the candidates' current epochs see it: a candidate in epoch ``e >= 1``
@@ -255,9 +268,13 @@ class OnlineMixPolicy(PolicyBase):
             if statistic < DRIFT_THRESHOLD:
                 suspicion[c] = statistic / DRIFT_THRESHOLD
                 continue
-            e = state.epoch_of(c) + 1
-            moved[c], epochs[c] = state.in_epoch(c, e), e
-            restarted.append(c)
+            # A family restarts as one: its members' epochs stay equal, so each epoch's fixed
+            # sequence tests the agreements of one stretch of traffic at one share of alpha.
+            for m in self.families.members_with(c):
+                if m not in moved:
+                    e = state.epoch_of(m) + 1
+                    moved[m], epochs[m] = state.in_epoch(m, e), e
+                    restarted.append(m)
         if moved:
             state = state.with_evidence(moved, epochs)
         return state, tuple(restarted), suspicion

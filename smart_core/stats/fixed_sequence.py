@@ -35,6 +35,7 @@ Pure functions of counts; the policy decides which counters and which share of d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 from .confidence import ConfidenceSequence, make_confidence_sequence
@@ -44,6 +45,7 @@ __all__ = [
     "certifying_successes",
     "family_lower_bounds",
     "fixed_sequence_test",
+    "grid_lower_bounds",
     "q_grid_for",
 ]
 
@@ -110,6 +112,27 @@ def family_lower_bounds(
         for name in names[certified:k]:
             out[name] = q
         certified = max(certified, k)
+    return out
+
+
+def grid_lower_bounds(lowers: Sequence[float], q_grid: Sequence[float]) -> list[float]:
+    """The family's bounds from its members' own lower bounds, each computed at the family's
+    alpha split over ``q_grid`` (``alpha / len(q_grid)``), in the family's order: member m gets
+    the highest level of the grid that every member up to and including m reaches, else 0.0.
+
+    The same as :func:`family_lower_bounds` when each member's bound is one confidence
+    sequence read at its counters, but for bounds the caller already has (read at several
+    sample sizes, or at a drift epoch's share of alpha): the test "member m agrees at least q"
+    is "its lower bound reaches q" whatever produced the bound, as long as it is valid at the
+    level given."""
+    levels = sorted({float(q) for q in q_grid}, reverse=True)
+    if not levels:
+        raise ValueError("q_grid must hold at least one target agreement level, e.g. [0.95]")
+    out: list[float] = []
+    floor = math.inf  # the least bound so far along the order: the prefix's weakest member
+    for lower in lowers:
+        floor = min(floor, float(lower))
+        out.append(next((q for q in levels if floor >= q), 0.0))
     return out
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "learned_auto_cascades",
     "logprob_models",
     "parse_cascades",
+    "threshold_families",
 ]
 
 #: The share of a cascade's requests assumed to reach the reference before any is seen (only
@@ -123,15 +124,65 @@ def _step(value: Any) -> CascadeStep:
     raise ConfigError(f"cascade step must be a CascadeStep or a mapping, got {value!r}; {_EXAMPLE}")
 
 
-def _cascade(value: Any) -> Cascade:
+def _cascades(value: Any) -> list[Cascade]:
+    """One declared cascade, or in the plain form a grid of them: a step whose ``threshold`` is
+    a list stands for one cascade per threshold (a threshold family, certified as one route)."""
     if isinstance(value, Cascade):
-        return value
+        return [value]
     if isinstance(value, Mapping):
         unknown = set(value) - {"steps", "name"}
         if unknown or "steps" not in value:
             raise ConfigError(f"cascade {dict(value)!r}: give 'steps' (and optionally 'name')")
-        return Cascade(list(value["steps"]), str(value.get("name") or ""))
+        steps = list(value["steps"])
+        grids = [
+            i
+            for i, s in enumerate(steps)
+            if isinstance(s, Mapping) and isinstance(s.get("threshold"), list | tuple)
+        ]
+        name = str(value.get("name") or "")
+        if not grids:
+            return [Cascade(steps, name)]
+        if len(grids) > 1 or name or not steps[grids[0]]["threshold"]:
+            raise ConfigError(
+                f"cascade {dict(value)!r}: a list of thresholds is a grid of cascades named "
+                "after their thresholds; give it on one step only, non-empty and without "
+                "'name', e.g. steps = [{model = 'gpt-4o-mini', scorer = 'logprob', "
+                "threshold = [0.99, 0.95, 0.9]}]"
+            )
+        i = grids[0]
+        return [
+            Cascade([*steps[:i], {**steps[i], "threshold": t}, *steps[i + 1 :]])
+            for t in steps[i]["threshold"]
+        ]
     raise ConfigError(f"each cascade must be a Cascade or a mapping, got {value!r}; {_EXAMPLE}")
+
+
+def threshold_families(cascades: Sequence[Cascade]) -> list[tuple[str, ...]]:
+    """The threshold families among ``cascades``: groups of two or more whose steps are the
+    same but for one step's threshold, each ordered from the highest threshold (the member that
+    escalates most, so agrees most) to the lowest, as fixed-sequence testing wants
+    (:mod:`smart_core.stats.fixed_sequence`). Each cascade is in at most one family (the
+    largest group first); read off the config alone, never off data, as the test requires.
+    Cascades whose scorer is still to be trained (``learned``) form none: each member would be
+    fit and frozen on its own."""
+    groups: dict[tuple, list[tuple[float, str]]] = {}
+    for cascade in cascades:
+        specs = [(s.model, s.scorer.spec(), s.threshold) for s in cascade.steps]
+        if any(spec in ("learned",) or spec.startswith("learned:") for _, spec, _ in specs):
+            continue
+        for i, (_, _, threshold) in enumerate(specs):
+            key = (i, tuple(x if j != i else x[:2] for j, x in enumerate(specs)))
+            groups.setdefault(key, []).append((threshold, cascade.name))
+    taken: set[str] = set()
+    families = []
+    for members in sorted(groups.values(), key=len, reverse=True):
+        members = [(t, name) for t, name in members if name not in taken]
+        if len(members) < 2:
+            continue
+        ordered = tuple(name for _, name in sorted(members, key=lambda m: -m[0]))
+        families.append(ordered)
+        taken.update(ordered)
+    return families
 
 
 def auto_cascades(candidates: Sequence[str], comparator: Comparator) -> list[Cascade]:
@@ -183,7 +234,7 @@ def parse_cascades(
         )
     if not isinstance(value, Iterable) or isinstance(value, Mapping):
         raise ConfigError(f"cascades must be 'auto' or a list of cascades, got {value!r}")
-    out = [_cascade(v) for v in value]
+    out = [c for v in value for c in _cascades(v)]
     seen: set[str] = {reference, *candidates}
     for i, cascade in enumerate(out):
         for model in cascade.models:

@@ -321,7 +321,15 @@ class SmartConfig(_Settings):
     reference"), ``"auto+learned"`` (those, and per candidate a cascade whose learned scorer is
     fit on the first probes and frozen; docs/cascades.md), or a list of
     :class:`~smart_core.task.cascades.Cascade` (or their TOML form,
-    ``{steps = [{model = ..., scorer = "label:A"}]}``). Default None: no cascades."""
+    ``{steps = [{model = ..., scorer = "label:A"}]}``; a step's ``threshold`` may be a list,
+    one cascade per value). Default None: no cascades."""
+    threshold_families: Literal["union", "fixed-sequence"] = "union"
+    """Online: how cascades differing only in one step's threshold (a grid) are certified.
+    ``union`` (default): each is a route with its own share of delta. ``fixed-sequence``: a
+    grid of more than four takes one share, its members certified at the levels 1-eps, 1-2 eps,
+    1-4 eps, 1-8 eps by fixed-sequence testing (docs/guarantee.md). The anytime bound widens
+    little when its share shrinks, and the levels are coarse, so ``union`` saved as much or
+    more in every comparison measured (docs/cascades.md)."""
     cache: Literal["off", "exact", "semantic"] = "off"
     """Answer cache (docs/cache.md): ``exact`` serves a request the reference has already
     answered, identically (same messages with the system message, tools, response format and

@@ -22,6 +22,7 @@ from smart_core.stats.fixed_sequence import (
     certifying_successes,
     family_lower_bounds,
     fixed_sequence_test,
+    grid_lower_bounds,
     q_grid_for,
 )
 
@@ -43,6 +44,30 @@ def test_the_test_certifies_the_prefix_whose_bounds_reach_q(seed: int) -> None:
     assert k == len(counts) or lowers[k] < q
     # a larger alpha never certifies less
     assert fixed_sequence_test(counts, q, min(0.5, alpha * 2), BOUND) >= k
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_grid_bounds_from_members_bounds_match_the_family_bounds_from_counts(seed: int) -> None:
+    rng = random.Random(seed)
+    names = [f"t{i}" for i in range(rng.randint(1, 7))]
+    counts = {}
+    for name in names:
+        n = rng.randint(1, 3000)
+        counts[name] = (n - rng.randint(0, max(1, n // 8)), n)
+    grid = q_grid_for(rng.choice([0.02, 0.05, 0.1]), levels=rng.randint(1, 4))
+    alpha = rng.choice([0.01, 0.05])
+    expected = family_lower_bounds(counts, alpha, grid, BOUND)
+    lowers = [BOUND.lower(*counts[n], alpha / len(grid)) for n in names]
+    assert grid_lower_bounds(lowers, grid) == [expected[n] for n in names]
+
+
+def test_grid_bounds_stop_at_the_first_member_below_a_level() -> None:
+    grid = [0.95, 0.9, 0.8]
+    # the second member misses 0.9, so the third, however good, is held at 0.8 and below
+    assert grid_lower_bounds([0.97, 0.85, 0.99, 0.5], grid) == [0.95, 0.8, 0.8, 0.0]
+    assert grid_lower_bounds([], grid) == []
+    with pytest.raises(ValueError, match="q_grid"):
+        grid_lower_bounds([0.9], [])
 
 
 @pytest.mark.parametrize("seed", range(60))

@@ -7,7 +7,7 @@ import pytest
 
 from smart_core import SmartConfig
 from smart_core.errors import ConfigError
-from smart_core.task.cascades import Cascade, CascadeStep
+from smart_core.task.cascades import Cascade, CascadeStep, threshold_families
 
 
 def _config(**kw) -> SmartConfig:
@@ -43,6 +43,32 @@ def test_explicit_cascades_round_trip_through_the_stored_json():
     assert _config(cascades=python_form).route_names()[-1] == "c1"
 
 
+def test_a_list_of_thresholds_is_a_grid_of_cascades_and_one_family():
+    grid = [{"model": "gpt-4o-mini", "scorer": "logprob", "threshold": [0.9, 0.99, 0.95]}]
+    config = _config(cascades=[{"steps": grid}])
+    names = [c.name for c in config.cascade_list()]
+    assert names == [f"cascade:gpt-4o-mini[logprob>={t:g}]>ref" for t in (0.9, 0.99, 0.95)]
+    # most conservative (highest threshold) first, whatever the declared order
+    assert threshold_families(config.cascade_list()) == [tuple(names[i] for i in (1, 2, 0))]
+    again = SmartConfig.model_validate_json(config.model_dump_json())
+    assert again.route_names() == config.route_names()
+
+
+def test_families_group_cascades_that_differ_in_one_steps_threshold_only():
+    def two_steps(first: float, second: float, scorer: str = "logprob") -> Cascade:
+        return Cascade(
+            [CascadeStep("a", scorer, threshold=first), CascadeStep("b", "logprob", second)]
+        )
+
+    grid = [two_steps(0.9, 0.5), two_steps(0.8, 0.5), two_steps(0.95, 0.5)]
+    other_step = [two_steps(0.9, 0.7)]  # varies the second step: a family with grid[0] at most
+    lone = [two_steps(0.9, 0.5, scorer="label:A")]  # another scorer: no family
+    families = threshold_families([*grid, *other_step, *lone])
+    assert families == [tuple(c.name for c in (grid[2], grid[0], grid[1]))]
+    untrained = [Cascade([CascadeStep("a", "learned", threshold=t)]) for t in (0.8, 0.9)]
+    assert threshold_families(untrained) == []
+
+
 @pytest.mark.parametrize(
     ("cascades", "message"),
     [
@@ -51,6 +77,19 @@ def test_explicit_cascades_round_trip_through_the_stored_json():
         ([{"steps": []}], "at least one step"),
         ([{"steps": [{"model": "gpt-4o-mini"}]}], "give 'model' and 'scorer'"),
         ("sometimes", "'auto' or a list"),
+        (
+            [{"steps": [{"model": "gpt-4o-mini", "scorer": "logprob", "threshold": []}]}],
+            "a list of thresholds",
+        ),
+        (
+            [
+                {
+                    "steps": [{"model": "gpt-4o-mini", "scorer": "logprob", "threshold": [0.9]}],
+                    "name": "mine",
+                }
+            ],
+            "without 'name'",
+        ),
         (
             [{"steps": [{"model": "gpt-4o-mini", "scorer": "label:yes"}], "name": "gpt-4.1-nano"}],
             "is taken",
