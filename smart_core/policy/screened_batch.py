@@ -1,5 +1,5 @@
 """Batch mode in two stages: screen the candidates, then certify the promising few on fresh
-probes with the whole of delta, the leader with one look planned in advance.
+probes with the whole of delta, the leader with looks planned in advance.
 
 Why: a bound that must hold for K candidates at once gives each ``delta / K`` (the union bound),
 and every probe calls every candidate still in the running. With ten candidates most of the
@@ -11,16 +11,18 @@ or after ``screen`` requests. From what screening saw alone (agreements and cost
 probes), :func:`certification_shares` splits delta among the few contenders left. In the
 *certification* stage each contender's bound counts only the probes decided after screening, and
 the batch runs as :class:`~smart_core.policy.batch.BatchPlanPolicy` on the rest of the batch.
-The leader's share is spent half on one look at a size screening fixes
-(:mod:`smart_core.stats.fixed_look`: the exact bound read once is narrower than one read at
-every size) and half on the bound valid at every size, for when the look falls short.
+The leader's share is spent half on looks at sizes screening fixes
+(:mod:`smart_core.stats.sequential_looks`: exact pass marks for a grid of sizes, calibrated
+together, are narrower than a bound read at every size, and the grid catches a screening
+estimate that was off either way) and half on the bound valid at every size, for when the looks
+fall short.
 
 Why the guarantee holds (docs/guarantee.md, "Screening"): the batch is processed in random
 order, and screening's end is a stopping time of what it saw (call that F0). Given F0, the items
 after screening are the rest of the batch, still in uniformly random order: a finite population
 of ``N - R0`` items from which the certification probes are drawn without replacement, the
-setting of :class:`~smart_core.stats.confidence.FinitePopulationSequence` and of the one-look
-bound. The shares, the look's size and its level are functions of F0 alone and sum to delta, so
+setting of :class:`~smart_core.stats.confidence.FinitePopulationSequence` and of the looks.
+The shares, the looks' sizes and their level are functions of F0 alone and sum to delta, so
 given F0 the chance that any certification bound ever fails is at most delta; hence
 unconditionally too. Screening's items are all answered by the reference and differ nowhere, so
 the whole budget ``epsilon * N`` goes to the certification stage's items, which the charges
@@ -39,7 +41,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..stats.confidence import make_confidence_sequence
-from ..stats.fixed_look import look_size, max_differing
+from ..stats.fixed_look import look_size
+from ..stats.sequential_looks import LookPlan, plan_looks
 from .base import MIN_PROBES_BEFORE_DROP, PolicyBase, PolicyView, State
 from .batch import BatchPlanPolicy
 from .state import Evidence, TaskState
@@ -62,12 +65,18 @@ LEAD_SHARE = 0.7
 #: A candidate stays a contender while it may beat the leader by more than this share of the
 #: leader's predicted saving.
 MATTERS = 0.25
-#: Share of a certified candidate's delta spent on its one planned look; the rest keeps the
-#: bound valid at every size, for when the look falls short.
-LOOK_SHARE = 0.5
-#: A look is planned for the screening estimate less this many standard errors, so that it
-#: passes more often than not.
+#: Share of the leader's delta spent on its planned looks; the rest keeps the bound valid at
+#: every size, for when the looks fall short.
+LOOK_SHARE = 0.85
+#: The looks are centred on the size one look would need at the screening estimate less this
+#: many standard errors.
 PLAN_SHADE = 0.5
+#: The leader's looks: sizes growing by this factor, from this many steps below the centre to
+#: this many above (about 0.3 to 2 times it), none under :data:`MIN_LOOK` probes nor over half
+#: the items left. Looks are nearly free (:mod:`smart_core.stats.sequential_looks`), so many.
+LOOK_GROWTH = 1.05
+LOOK_STEPS = (24, 15)
+MIN_LOOK = 20
 #: Weight of a screening agreement or answer beside a certification one in the certification
 #: plan's predictions (less than one: the leader is the candidate screening saw at its best).
 SCREEN_WEIGHT = 0.5
@@ -351,18 +360,27 @@ class ScreenedBatchPolicy(PolicyBase):
             return None
         chosen = sorted(shares, key=lambda c: (-shares[c], c))
         budget = self.epsilon * self.batch_size  # the whole batch's: screening differs nowhere
-        looks, look_alphas = {}, {}
-        # One look, the leader's: the others' bounds hold at every size (a look the plan would
-        # probe on for must be worth its probes, which only the leader's is predicted to be).
+        looks: dict[str, LookPlan] = {}
+        # Looks for the leader alone: the others' bounds hold at every size (a look the plan
+        # would probe on for must be worth its probes, which only the leader's is predicted to
+        # be).
         for c in chosen[:1]:
             ev = _screening_evidence(screened, c)
             p = (ev.agreed + 0.5) / (ev.compared + 1.0)
-            # Planned a little below the estimate, so that the look passes more often than not.
+            # Centred a little below the estimate, so that a look near the centre passes more
+            # often than not; the looks on either side catch an estimate that was off.
             p_plan = p - PLAN_SHADE * math.sqrt(p * (1.0 - p) / (ev.compared + 1.0))
             alpha = self.delta * shares[c] * LOOK_SHARE
-            n = look_size(p_plan, rest, budget, alpha)
-            if n is not None:
-                looks[c], look_alphas[c] = n, alpha
+            # No looks for a leader screening predicts cannot pass one even at its estimate: the
+            # whole share then goes to the bound valid at every size.
+            centre = look_size(p_plan, rest, budget, alpha) or look_size(p, rest, budget, alpha)
+            plan = (
+                None
+                if centre is None
+                else plan_looks(look_sizes(centre, rest), rest, budget, alpha)
+            )
+            if plan is not None:
+                looks[c] = plan
         weights = {c: shares[c] * (1.0 - LOOK_SHARE if c in looks else 1.0) for c in chosen}
         return _CertificationPlan(
             task=self.task,
@@ -377,7 +395,6 @@ class ScreenedBatchPolicy(PolicyBase):
             route_models=self.route_models,
             bound=make_confidence_sequence(self._method, self.epsilon, rest),
             looks=looks,
-            look_alphas=look_alphas,
             screened={
                 c: (int(ev.agreed), int(ev.compared))
                 for c in chosen
@@ -540,22 +557,29 @@ def _screen_mean(state: TaskState, model: str) -> float | None:
     return state.screen_cost.get(model, 0.0) / n if n > 0 else None
 
 
+def look_sizes(centre: int, rest: int) -> list[int]:
+    """The leader's look sizes around ``centre`` (see :data:`LOOK_GROWTH`)."""
+    below, above = LOOK_STEPS
+    sizes = {round(centre * LOOK_GROWTH**i) for i in range(-below, above + 1)}
+    top = max(rest // 2, 1)
+    return sorted({min(max(n, MIN_LOOK), top) for n in sizes})
+
+
 class _CertificationPlan(BatchPlanPolicy):
-    """The certification stage: the batch plan over the rest of the batch, each chosen candidate
-    also bounded by its one planned look once that look's probes are all in."""
+    """The certification stage: the batch plan over the rest of the batch, the leader also
+    certified by its planned looks once their probes are all in."""
 
     def __init__(
         self,
         *,
-        looks: Mapping[str, int],
-        look_alphas: Mapping[str, float],
+        looks: Mapping[str, LookPlan],
         screened: Mapping[str, tuple[int, int]] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        #: Per candidate with a look: the look's size and level, fixed from screening alone.
+        #: Per candidate with looks: their sizes, pass marks and level, fixed from screening
+        #: alone.
         self.looks = dict(looks)
-        self.look_alphas = dict(look_alphas)
         #: Per candidate, (agreements, compared) in screening, weighed in the predictions.
         self.screened = dict(screened or {})
 
@@ -572,29 +596,30 @@ class _CertificationPlan(BatchPlanPolicy):
     def _pending_looks(self, state: TaskState) -> tuple[str, ...]:
         return tuple(
             c
-            for c, n in self.looks.items()
-            if not state.evidence_of(c).dropped and state.evidence_of(c).sampled < n
+            for c, plan in self.looks.items()
+            if not state.evidence_of(c).dropped and state.evidence_of(c).sampled < plan.last
         )
 
     def _look_cap(self, state: TaskState, c: str) -> float | None:
-        """The most differing answers among ``c``'s items unprobed now, from its look once the
-        look is complete (``None`` before).
+        """The most differing answers among ``c``'s items unprobed now, once one of its looks
+        passed (``None`` before, or while a look probe is open: the sample read must be all of
+        the probes tagged so far).
 
-        The look bounds the differing answers among the items it left unprobed. Items probed
-        since are among those, so their differing answers come off the bound, one for one:
-        the bound on the fewer items left is the look's less what the later probes found, not
-        the look's scaled down to the items left (a share that later probes agreeing more than
-        their share would make too small). A later probe still open is taken as agreeing, so
-        it takes nothing off."""
-        n = self.looks.get(c)
+        A pass certifies the look plan's budget for the items the look left unprobed. Items
+        probed since are among those, so their differing answers come off the budget, one for
+        one (not the budget scaled down to the items left, which later probes agreeing more
+        than their share would make too small). A later probe still open is taken as agreeing,
+        so it takes nothing off."""
+        plan = self.looks.get(c)
         look = state.looked_by(c)
-        now = state.evidence_of(c)
-        if n is None or look.open > 0 or now.sampled < n or not look.compared:
+        if plan is None or look.open > 0 or not look.compared:
             return None
         k = int(look.compared - look.agreed)
-        cap = max_differing(k, int(look.compared), self.batch_size, self.look_alphas[c]) - k
+        if not plan.certifies(k, int(look.compared)):
+            return None
+        now = state.evidence_of(c)
         found_since = max((now.compared - now.agreed) - k, 0.0)
-        return float(max(cap - found_since, 0.0))
+        return float(max(plan.budget - found_since, 0.0))
 
     def _cap(self, state: State, lower: Mapping[str, float], c: str) -> float:
         state = TaskState.of(state)
