@@ -46,16 +46,21 @@ def test_the_test_certifies_the_prefix_whose_bounds_reach_q(seed: int) -> None:
     assert fixed_sequence_test(counts, q, min(0.5, alpha * 2), BOUND) >= k
 
 
-@pytest.mark.parametrize("seed", range(60))
-def test_grid_bounds_from_members_bounds_match_the_family_bounds_from_counts(seed: int) -> None:
-    rng = random.Random(seed)
+def _random_family(rng: random.Random, *, smallest: int, worst: int):
+    """Up to seven members with up to 3,000 probes each, at most a ``1/worst`` share differing;
+    a grid of one to four levels and an alpha."""
     names = [f"t{i}" for i in range(rng.randint(1, 7))]
     counts = {}
     for name in names:
-        n = rng.randint(1, 3000)
-        counts[name] = (n - rng.randint(0, max(1, n // 8)), n)
+        n = rng.randint(smallest, 3000)
+        counts[name] = (n - rng.randint(0, max(1, n // worst)) if n else 0, n)
     grid = q_grid_for(rng.choice([0.02, 0.05, 0.1]), levels=rng.randint(1, 4))
-    alpha = rng.choice([0.01, 0.05])
+    return names, counts, grid, rng.choice([0.01, 0.05])
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_grid_bounds_from_members_bounds_match_the_family_bounds_from_counts(seed: int) -> None:
+    names, counts, grid, alpha = _random_family(random.Random(seed), smallest=1, worst=8)
     expected = family_lower_bounds(counts, alpha, grid, BOUND)
     lowers = [BOUND.lower(*counts[n], alpha / len(grid)) for n in names]
     assert grid_lower_bounds(lowers, grid) == [expected[n] for n in names]
@@ -72,14 +77,7 @@ def test_grid_bounds_stop_at_the_first_member_below_a_level() -> None:
 
 @pytest.mark.parametrize("seed", range(60))
 def test_family_bounds_are_grid_levels_nonincreasing_along_the_order(seed: int) -> None:
-    rng = random.Random(seed)
-    names = [f"t{i}" for i in range(rng.randint(1, 7))]
-    counts = {}
-    for name in names:
-        n = rng.randint(0, 3000)
-        counts[name] = (n - rng.randint(0, max(1, n // 10)) if n else 0, n)
-    grid = q_grid_for(rng.choice([0.02, 0.05, 0.1]), levels=rng.randint(1, 4))
-    alpha = rng.choice([0.01, 0.05])
+    names, counts, grid, alpha = _random_family(random.Random(seed), smallest=0, worst=10)
     lowers = family_lower_bounds(counts, alpha, grid, BOUND)
     values = [lowers[n] for n in names]
     assert set(values) <= {*grid, 0.0}
