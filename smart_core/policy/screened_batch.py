@@ -594,11 +594,20 @@ class _CertificationPlan(BatchPlanPolicy):
         return s + round(SCREEN_WEIGHT * s0), n + round(SCREEN_WEIGHT * n0)
 
     def _pending_looks(self, state: TaskState) -> tuple[str, ...]:
-        return tuple(
-            c
-            for c, plan in self.looks.items()
-            if not state.evidence_of(c).dropped and state.evidence_of(c).sampled < plan.last
-        )
+        """The candidates whose next probe joins their looks' sample: up to the next look's
+        size, then none until the sample is all in and read. A look is read only when no look
+        probe is open (the sample must be every probe tagged so far), so with many probes in
+        flight the tagging pauses at each size rather than run past it unread; the probes in
+        between still count for the bound valid at every size. None once a look passed."""
+        out = []
+        for c, plan in self.looks.items():
+            look = state.looked_by(c)
+            if state.evidence_of(c).dropped or self._look_cap(state, c) is not None:
+                continue
+            after = [n for n in plan.sizes if n > look.compared]
+            if after and look.sampled < after[0]:
+                out.append(c)
+        return tuple(out)
 
     def _look_cap(self, state: TaskState, c: str) -> float | None:
         """The most differing answers among ``c``'s items unprobed now, once one of its looks

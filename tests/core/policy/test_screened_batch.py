@@ -208,6 +208,33 @@ def test_probes_after_the_look_take_what_they_found_off_its_bound():
     assert from_lower == pytest.approx(cap)
 
 
+def test_look_probes_pause_at_each_size_until_the_sample_is_all_in():
+    """With probes in flight, tagging stops at the next look's size (a look is read only when
+    no look probe is open), resumes once they settle, and stops for good once a look passed."""
+    policy = make(screen=30)
+    counters = screened_30({"a": 30, "b": 20, "c": 18, "junk": 2})
+    plan = policy._plan(TaskState.of(counters))
+    looks = plan.looks["a"]
+    # a look at least four probes after the one before it
+    n = next(b for a, b in zip(looks.sizes, looks.sizes[1:], strict=False) if b - a >= 4)
+
+    def pending(compared: int, open_: int, differing: int | None = None) -> tuple[str, ...]:
+        """Look probes so far (all differing unless told): which candidates to tag next."""
+        differing = compared if differing is None else differing
+        probes = compared + open_
+        state = {**counters, K.REQUESTS: 30 + probes, K.PROBES: 30 + probes}
+        state |= {K.look_probes("a"): compared, K.look_agreements("a"): compared - differing}
+        state |= {K.look_open("a"): open_}
+        state |= {K.cert_probes("a"): compared, K.cert_agreements("a"): compared - differing}
+        state |= {K.cert_open("a"): open_}
+        return plan._pending_looks(policy._certification_state(TaskState.of(state)))
+
+    assert pending(n - 3, 2) == ("a",)
+    assert pending(n - 3, 3) == ()  # the next look's sample is all tagged: wait for it
+    assert pending(n + 1, 0) == ("a",)  # read (late) and failed: on to the next size
+    assert pending(n, 0, 0) == ()  # passed: no more look probes
+
+
 def test_a_look_one_differing_answer_over_its_pass_mark_certifies_nothing():
     policy = make(screen=30)
     counters = screened_30({"a": 30, "b": 20, "c": 18, "junk": 2})
