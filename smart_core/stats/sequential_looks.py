@@ -41,8 +41,9 @@ import numpy as np
 __all__ = ["LookPlan", "look_error", "plan_looks"]
 
 #: Bisection steps for the per-look level, on a log scale from ``alpha / J`` to ``alpha`` (with
-#: 40 looks, a ratio of 1.06 between the last two tried).
-_STEPS = 6
+#: 40 looks, a ratio under 1.01 between the last two tried: on arc_challenge at eps 0.10, six
+#: steps left about 5 % of the level, and 1.5 % of the savings, unused).
+_STEPS = 9
 #: Probability mass below which a state of the dynamic programme is dropped (and counted as an
 #: error, so the computed chance stays an upper bound).
 _NEGLIGIBLE = 1e-14
