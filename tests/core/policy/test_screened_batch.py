@@ -24,8 +24,10 @@ from smart_core.policy import (
 )
 from smart_core.policy import keys as K
 from smart_core.policy.screened_batch import (
+    GRID_LIMIT,
     LOOK_SHARE,
     MIN_SCREEN,
+    ONE_LOOK_SHARE,
     Prospect,
     certification_shares,
     contenders,
@@ -233,6 +235,24 @@ def test_look_probes_pause_at_each_size_until_the_sample_is_all_in():
     assert pending(n - 3, 3) == ()  # the next look's sample is all tagged: wait for it
     assert pending(n + 1, 0) == ("a",)  # read (late) and failed: on to the next size
     assert pending(n, 0, 0) == ()  # passed: no more look probes
+
+
+def test_a_small_batch_gets_a_grid_of_looks_and_a_large_one_one_look():
+    """Up to GRID_LIMIT items left, the leader's looks are a grid centred on the one-look size;
+    past it, one look at that size, with the share one look had (the grid's exact calibration
+    grows with the square of the batch)."""
+    counters = screened_30({"a": 30, "b": 20, "c": 18, "junk": 2})
+    small = make(screen=30)._plan(TaskState.of(counters))
+    large = make(screen=30, n=GRID_LIMIT + 1000)._plan(TaskState.of(counters))
+    grid, one = small.looks["a"], large.looks["a"]
+    assert len(grid.sizes) > 20 and len(one.sizes) == 1
+    assert grid.sizes[0] < one.sizes[0] / 2 < grid.sizes[-1]
+    # the leader's share of delta: LOOK_SHARE of it on the grid, ONE_LOOK_SHARE on one look
+    for plan, share in ((small, LOOK_SHARE), (large, ONE_LOOK_SHARE)):
+        looks = plan.looks["a"]
+        anytime = plan.alphas["a"]
+        assert looks.alpha / (looks.alpha + anytime) == pytest.approx(share)
+        assert sum(plan.alphas.values()) + looks.alpha == pytest.approx(0.05)
 
 
 def test_a_look_one_differing_answer_over_its_pass_mark_certifies_nothing():

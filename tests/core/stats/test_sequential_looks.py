@@ -61,6 +61,22 @@ def test_plan_looks_rejects_bad_input_and_gives_none_when_nothing_passes() -> No
     assert plan_looks([10, 20], 10_000, 0, 0.001) is None  # 20 probes never vouch for 9,980
 
 
+@pytest.mark.parametrize("seed", range(30))
+def test_a_pass_mark_by_bisection_is_the_tables(seed: int) -> None:
+    """Large batches find a size's pass mark by bisection on the count; it is the mark the
+    table of every count's tail gives (the tail grows with the count)."""
+    from smart_core.stats.sequential_looks import _pass_mark, _pass_marks
+
+    rng = np.random.default_rng(seed)
+    population = int(rng.integers(200, 3000))
+    n = int(rng.integers(1, population // 2))
+    budget = int(rng.integers(0, population // 5))
+    level = float(rng.choice([0.001, 0.01, 0.05, 0.2]))
+    assert (
+        _pass_mark(n, population, budget, level) == _pass_marks((n,), population, budget, level)[0]
+    )
+
+
 def _enumerated_error(plan: LookPlan, differing: int) -> float:
     """The error by brute force over every path of a tiny population."""
     from itertools import combinations
