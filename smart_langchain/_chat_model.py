@@ -104,6 +104,10 @@ class SmartChatModel(InnerCalls, ToolsAndStructuredOutput, BaseChatModel):
     cascades: Any = None
     """Cascades routed to besides the candidates, each measured on probes like a candidate:
     ``"auto"`` or a list of ``smart_core`` ``Cascade`` (docs/cascades.md); default none."""
+    threshold_families: Literal["union", "fixed-sequence"] = "union"
+    """How a grid of one cascade's thresholds is certified online: ``union`` (default), each
+    threshold its own share of delta; ``fixed-sequence``, the grid one share (docs/cascades.md,
+    "Known limits": it saved no more in the simulations measured)."""
     seed: int | None = None
     """Seed for the route draws (reproducible tests)."""
     wait_for_probes: bool = False
@@ -164,6 +168,7 @@ class SmartChatModel(InnerCalls, ToolsAndStructuredOutput, BaseChatModel):
             method=self.method,
             delta_weights=self.delta_weights,
             cascades=self.cascades,
+            threshold_families=self.threshold_families,
             store=self.store if isinstance(self.store, str) else "memory://",
             cache=answer_cache if isinstance(answer_cache, str) else "off",
             cache_answers=self.cache_answers,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncGenerator, Generator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -129,6 +129,12 @@ class SmartLLM(FunctionCallingLLM):
         default=None,
         description="Cascades routed to besides the candidates, measured on probes like a "
         "candidate: 'auto' or a list of smart_core Cascade (docs/cascades.md).",
+    )
+    threshold_families: Literal["union", "fixed-sequence"] = Field(
+        default="union",
+        description="How a grid of one cascade's thresholds is certified online: 'union' "
+        "(default), each threshold its own share of delta; 'fixed-sequence', the grid one share "
+        "(docs/cascades.md).",
     )
     seed: int | None = Field(default=None, description="Seed for reproducible route draws.")
     wait_for_probes: bool = Field(

@@ -103,4 +103,5 @@ def build_config(llm: SmartLLM, names: list[str]) -> SmartConfig:
         cache_max_entries=llm.cache_max_entries,
         cache_similarities=llm.cache_similarities,
         cascades=llm.cascades,
+        threshold_families=llm.threshold_families,
     )

@@ -109,3 +109,22 @@ def test_an_async_stream_never_shows_a_rejected_steps_tokens(server):
     server.models[MINI] = "A is my answer"
     chunks = asyncio.run(collect())
     assert "".join(c.content for c in chunks) == "A is my answer"
+
+
+GRID = [
+    {"steps": [{"model": MINI, "scorer": "logprob", "threshold": [0.99, 0.98, 0.97, 0.95, 0.9]}]}
+]
+
+
+@pytest.mark.parametrize(("asked", "families"), [("union", 0), ("fixed-sequence", 1)])
+def test_a_threshold_grid_is_one_family_when_asked(server, asked, families):
+    llm = SmartChatModel(
+        reference=_model(server, REF),
+        candidates=[_model(server, MINI)],
+        cascades=GRID,
+        epsilon=0.05,
+        threshold_families=asked,
+    )
+    groups = llm._router.policy().families.groups
+    assert len(groups) == families
+    assert all(len(g) == 5 for g in groups)

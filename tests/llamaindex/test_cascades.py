@@ -102,3 +102,22 @@ def test_a_request_reading_scorer_gets_the_messages_provider_neutral(scripted):
         [{"role": "user", "content": "Which letter?"}],
         [{"role": "user", "content": "Pick one"}],
     ]
+
+
+GRID = [
+    {"steps": [{"model": MINI, "scorer": "logprob", "threshold": [0.99, 0.98, 0.97, 0.95, 0.9]}]}
+]
+
+
+@pytest.mark.parametrize(("asked", "families"), [("union", 0), ("fixed-sequence", 1)])
+def test_a_threshold_grid_is_one_family_when_asked(scripted, asked, families):
+    llm = SmartLLM(
+        reference=openai_llm(scripted, REF),
+        candidates=[openai_llm(scripted, MINI)],
+        cascades=GRID,
+        epsilon=0.05,
+        threshold_families=asked,
+    )
+    groups = llm._router.policy().families.groups
+    assert len(groups) == families
+    assert all(len(g) == 5 for g in groups)
