@@ -41,10 +41,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from ..stats.confidence import make_confidence_sequence
-from ..stats.fixed_look import look_size
-from ..stats.sequential_looks import LookPlan, plan_looks
+from ..stats.sequential_looks import LookPlan
 from .base import MIN_PROBES_BEFORE_DROP, PolicyBase, PolicyView, State
 from .batch import BatchPlanPolicy
+from .leader_looks import GRID_LIMIT, look_cap, pending_looks, plan_leader_looks
 from .state import Evidence, TaskState
 
 __all__ = [
@@ -69,19 +69,6 @@ MATTERS = 0.25
 #: every size, for when the looks fall short. A grid of looks falls short less often than one.
 LOOK_SHARE = 0.85
 ONE_LOOK_SHARE = 0.5
-#: Items left after screening up to which the leader gets a grid of looks; past it one look
-#: (the grid's calibration is exact over every count of differing answers, and its work grows
-#: with the square of the batch: about a second at 1,500 items, ten at 3,000).
-GRID_LIMIT = 2500
-#: The looks are centred on the size one look would need at the screening estimate less this
-#: many standard errors.
-PLAN_SHADE = 0.5
-#: The leader's looks: sizes growing by this factor, from this many steps below the centre to
-#: this many above (about 0.3 to 2 times it), none under :data:`MIN_LOOK` probes nor over half
-#: the items left. Looks are nearly free (:mod:`smart_core.stats.sequential_looks`), so many.
-LOOK_GROWTH = 1.05
-LOOK_STEPS = (24, 15)
-MIN_LOOK = 20
 #: Weight of a screening agreement or answer beside a certification one in the certification
 #: plan's predictions (less than one: the leader is the candidate screening saw at its best).
 SCREEN_WEIGHT = 0.5
@@ -371,22 +358,12 @@ class ScreenedBatchPolicy(PolicyBase):
         # be).
         for c in chosen[:1]:
             ev = _screening_evidence(screened, c)
-            p = (ev.agreed + 0.5) / (ev.compared + 1.0)
-            # Centred a little below the estimate, so that a look near the centre passes more
-            # often than not; the looks on either side catch an estimate that was off.
-            p_plan = p - PLAN_SHADE * math.sqrt(p * (1.0 - p) / (ev.compared + 1.0))
-            grid = rest <= GRID_LIMIT
-            alpha = self.delta * shares[c] * (LOOK_SHARE if grid else ONE_LOOK_SHARE)
-            # No looks for a leader screening predicts cannot pass one even at its estimate: the
-            # whole share then goes to the bound valid at every size.
-            centre = look_size(p_plan, rest, budget, alpha)
-            if grid and centre is None:
-                centre = look_size(p, rest, budget, alpha)
-            if centre is not None:
-                sizes = look_sizes(centre, rest) if grid else [centre]
-                plan = plan_looks(sizes, rest, budget, alpha)
-                if plan is not None:
-                    looks[c] = plan
+            share = LOOK_SHARE if rest <= GRID_LIMIT else ONE_LOOK_SHARE
+            plan = plan_leader_looks(
+                ev.agreed, ev.compared, rest, budget, self.delta * shares[c] * share
+            )
+            if plan is not None:
+                looks[c] = plan
         weights = {
             c: shares[c] - (looks[c].alpha / self.delta if c in looks else 0.0) for c in chosen
         }
@@ -565,14 +542,6 @@ def _screen_mean(state: TaskState, model: str) -> float | None:
     return state.screen_cost.get(model, 0.0) / n if n > 0 else None
 
 
-def look_sizes(centre: int, rest: int) -> list[int]:
-    """The leader's look sizes around ``centre`` (see :data:`LOOK_GROWTH`)."""
-    below, above = LOOK_STEPS
-    sizes = {round(centre * LOOK_GROWTH**i) for i in range(-below, above + 1)}
-    top = max(rest // 2, 1)
-    return sorted({min(max(n, MIN_LOOK), top) for n in sizes})
-
-
 class _CertificationPlan(BatchPlanPolicy):
     """The certification stage: the batch plan over the rest of the batch, the leader also
     certified by its planned looks once their probes are all in."""
@@ -602,41 +571,11 @@ class _CertificationPlan(BatchPlanPolicy):
         return s + round(SCREEN_WEIGHT * s0), n + round(SCREEN_WEIGHT * n0)
 
     def _pending_looks(self, state: TaskState) -> tuple[str, ...]:
-        """The candidates whose next probe joins their looks' sample: up to the next look's
-        size, then none until the sample is all in and read. A look is read only when no look
-        probe is open (the sample must be every probe tagged so far), so with many probes in
-        flight the tagging pauses at each size rather than run past it unread; the probes in
-        between still count for the bound valid at every size. None once a look passed."""
-        out = []
-        for c, plan in self.looks.items():
-            look = state.looked_by(c)
-            if state.evidence_of(c).dropped or self._look_cap(state, c) is not None:
-                continue
-            after = [n for n in plan.sizes if n > look.compared]
-            if after and look.sampled < after[0]:
-                out.append(c)
-        return tuple(out)
+        capped = {c: self._look_cap(state, c) for c in self.looks}
+        return pending_looks(self.looks, state, capped)
 
     def _look_cap(self, state: TaskState, c: str) -> float | None:
-        """The most differing answers among ``c``'s items unprobed now, once one of its looks
-        passed (``None`` before, or while a look probe is open: the sample read must be all of
-        the probes tagged so far).
-
-        A pass certifies the look plan's budget for the items the look left unprobed. Items
-        probed since are among those, so their differing answers come off the budget, one for
-        one (not the budget scaled down to the items left, which later probes agreeing more
-        than their share would make too small). A later probe still open is taken as agreeing,
-        so it takes nothing off."""
-        plan = self.looks.get(c)
-        look = state.looked_by(c)
-        if plan is None or look.open > 0 or not look.compared:
-            return None
-        k = int(look.compared - look.agreed)
-        if not plan.certifies(k, int(look.compared)):
-            return None
-        now = state.evidence_of(c)
-        found_since = max((now.compared - now.agreed) - k, 0.0)
-        return float(max(plan.budget - found_since, 0.0))
+        return look_cap(self.looks.get(c), state, c)
 
     def _cap(self, state: State, lower: Mapping[str, float], c: str) -> float:
         state = TaskState.of(state)

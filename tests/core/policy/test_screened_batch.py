@@ -23,8 +23,8 @@ from smart_core.policy import (
     probe_outcome,
 )
 from smart_core.policy import keys as K
+from smart_core.policy.leader_looks import GRID_LIMIT
 from smart_core.policy.screened_batch import (
-    GRID_LIMIT,
     LOOK_SHARE,
     MIN_SCREEN,
     ONE_LOOK_SHARE,
