@@ -196,7 +196,13 @@ def _predicted_saving(
     the best over probe counts ``n`` of (items it may then take) x (reference cost - its cost)
     less the ``n`` probes' reference calls and its own. The bound after ``n`` probes is taken
     as ``p`` less a one-look bound's width, ``sqrt(2 ln(1/alpha) p (1 - p) / n)``: a rough
-    guide, enough to rank candidates."""
+    guide, enough to rank candidates.
+
+    A probed item is not routed, so its reference call is already a cost the items term does
+    not save; charging it once more per probe is a margin against the leader screening saw at
+    its best, which needs more probes than predicted. It ranks candidates needing fewer probes
+    higher. Without it (and with a narrower width) arc_challenge replays picked mixtral over
+    Yi-34B more often and saved less (docs/cascades.md, "Measured")."""
     best = 0.0
     n = 10.0
     q = min(max(p, 1e-3), 1.0 - 1e-3)
