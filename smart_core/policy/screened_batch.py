@@ -42,7 +42,7 @@ from dataclasses import dataclass, replace
 
 from ..stats.confidence import make_confidence_sequence
 from ..stats.sequential_looks import LookPlan
-from .base import MIN_PROBES_BEFORE_DROP, PolicyBase, PolicyView, State
+from .base import MIN_PROBES_BEFORE_DROP, PolicyBase, PolicyView, State, split_delta
 from .batch import BatchPlanPolicy
 from .leader_looks import GRID_LIMIT, look_cap, pending_looks, plan_leader_looks
 from .state import Evidence, TaskState
@@ -345,16 +345,27 @@ class ScreenedBatchPolicy(PolicyBase):
         (``None`` if no candidate is worth certifying)."""
         rest = self.batch_size - int(state.screened)
         found = self._prospects(state, rest)
-        key = (state.screened, tuple(sorted(found.items())))
+        free = self._cheapest(state)
+        key = (state.screened, tuple(sorted(found.items())), free)
         if key not in self._plans:
             shares = certification_shares(found)
-            self._plans[key] = self._certification_plan(state, shares, rest)
+            self._plans[key] = self._certification_plan(state, shares, rest, free)
         return self._plans[key]
 
+    def _cheapest(self, state: TaskState) -> str | None:
+        """The candidate cheapest on screening's probes, if cheaper than the reference: the one
+        to take the items the budget lets go uncertified (each charged as a differing answer),
+        whether screening chose it or not. Screening chooses by what certifying would save;
+        an item charged in full needs no certificate, only a low price."""
+        costs = {c: _screen_mean(state, c) for c in self.candidates}
+        ref = _screen_mean(state, self.reference)
+        known = [c for c, v in costs.items() if v is not None and ref is not None and v < ref]
+        return min(known, key=lambda c: (costs[c], c)) if known else None
+
     def _certification_plan(
-        self, screened: TaskState, shares: Mapping[str, float], rest: int
+        self, screened: TaskState, shares: Mapping[str, float], rest: int, free: str | None
     ) -> BatchPlanPolicy | None:
-        if not shares:
+        if not shares and free is None:
             return None
         chosen = sorted(shares, key=lambda c: (-shares[c], c))
         budget = self.epsilon * self.batch_size  # the whole batch's: screening differs nowhere
@@ -373,10 +384,11 @@ class ScreenedBatchPolicy(PolicyBase):
         weights = {
             c: shares[c] - (looks[c].alpha / self.delta if c in looks else 0.0) for c in chosen
         }
+        free = None if free in chosen else free
         return _CertificationPlan(
             task=self.task,
             reference=self.reference,
-            candidates=chosen,
+            candidates=chosen + ([free] if free else []),
             epsilon=min(1.0, budget / rest),
             delta=self.delta * sum(weights.values()),
             prior_costs=self._prior_costs,
@@ -391,6 +403,7 @@ class ScreenedBatchPolicy(PolicyBase):
                 for c in chosen
                 for ev in (_screening_evidence(screened, c),)
             },
+            free=free,
         )
 
     def _certification_state(self, state: TaskState) -> TaskState:
@@ -557,14 +570,34 @@ class _CertificationPlan(BatchPlanPolicy):
         *,
         looks: Mapping[str, LookPlan],
         screened: Mapping[str, tuple[int, int]] | None = None,
+        free: str | None = None,
         **kwargs,
     ) -> None:
-        super().__init__(**kwargs)
+        weights = dict(kwargs.pop("delta_weights", None) or {})
+        super().__init__(**kwargs, delta_weights=weights | ({free: 1.0} if free else {}))
+        #: A candidate screening did not choose, taking only items charged one each (no bound,
+        #: no probes): the cheapest, for the budget that no certificate is needed to spend.
+        self.free = free
+        if free is not None:
+            # It spends no delta (its bound is never read): the certified candidates keep
+            # their shares, as if it were not there.
+            certified = [c for c in self.candidates if c != free]
+            self.alphas = split_delta(self.delta, certified, weights) if certified else {}
+
         #: Per candidate with looks: their sizes, pass marks and level, fixed from screening
         #: alone.
         self.looks = dict(looks)
         #: Per candidate, (agreements, compared) in screening, weighed in the predictions.
         self.screened = dict(screened or {})
+
+    def _alpha(self, state: TaskState, c: str) -> float:
+        # The free candidate's bound is computed by the base class and then replaced (see
+        # _bounds): any level in (0, 1) does, none of delta is spent on it.
+        return 0.5 if c == self.free else super()._alpha(state, c)
+
+    def _bound_width(self, state: TaskState, c: str, cap: float) -> tuple[float, float]:
+        # Never probed, so never extrapolated; the look-ahead only reads its cap.
+        return (1.0, 1.0) if c == self.free else super()._bound_width(state, c, cap)
 
     def _seen(self, state: TaskState, c: str) -> tuple[int, int]:
         """The certification counters and, weighed by :data:`SCREEN_WEIGHT`, screening's:
@@ -585,12 +618,18 @@ class _CertificationPlan(BatchPlanPolicy):
 
     def _cap(self, state: State, lower: Mapping[str, float], c: str) -> float:
         state = TaskState.of(state)
+        if c == self.free:  # every item it is sent may differ
+            return max(self.batch_size - state.evidence_of(c).sampled, 0.0)
         cap = super()._cap(state, lower, c)
         look = self._look_cap(state, c)
         return cap if look is None else min(cap, look)
 
     def _bounds(self, state: TaskState) -> tuple[dict[str, float], dict[str, float], list[str]]:
         lower, upper, live = super()._bounds(state)
+        if self.free is not None:
+            # No bound and never probed: its items are charged in full.
+            lower[self.free], upper[self.free] = 0.0, 0.0
+            live = [c for c in live if c != self.free]
         for c in self.looks:
             look = self._look_cap(state, c)
             if look is not None:

@@ -322,6 +322,37 @@ def test_a_useless_or_dear_candidate_is_not_certified():
     assert c[K.routed("a")] > 0.5 * policy.batch_size  # and the good one carries the batch
 
 
+def test_the_budget_no_certificate_needs_goes_to_the_cheapest_candidate():
+    """Where screening finds nothing worth certifying, the items the budget allows uncertified
+    (each charged as a differing answer) still go to the cheapest candidate, which screening
+    did not choose: the batch costs less than the reference alone, within the budget."""
+    eps, n = 0.05, 1500
+    policy = make(epsilon=eps, n=n)
+    run = simulate(policy, {"a": 0.6, "b": 0.55, "c": 0.5, "junk": 0.0}, seed=4)
+    c = run.counters
+    taken = c.get(K.routed("junk"), 0.0)
+    assert 0.5 * eps * n <= taken <= eps * n
+    assert not any(c.get(K.routed(x), 0.0) for x in ("a", "b", "c"))
+    assert run.differing <= eps * n
+    assert c.get(K.probes_of("junk"), 0.0) <= MIN_SCREEN  # never probed after screening
+
+
+def test_the_cheapest_candidate_takes_no_share_of_delta():
+    """Beside the candidates screening chose, the cheapest one joins the certification plan
+    for items charged in full: the chosen keep exactly their shares of delta, and its items are
+    charged one each whatever its bound would say."""
+    policy = make()
+    counters = screened_30({"a": 30, "b": 20, "c": 15, "junk": 0})
+    plan = policy._plan(TaskState.of(counters))
+    assert plan is not None and plan.free == "junk" and "junk" in plan.candidates
+    assert "junk" not in plan.alphas
+    assert sum(plan.alphas.values()) == pytest.approx(plan.delta)
+    state = policy._certification_state(TaskState.of(counters))
+    lower, _, live = plan._bounds(state)
+    assert lower["junk"] == 0.0 and "junk" not in live
+    assert plan._cap(state, lower, "junk") == plan.batch_size  # all of its items may differ
+
+
 def test_priced_out_compares_a_best_case_with_the_others_low_ends():
     found = {
         "a": Prospect(10.0, 8.0, 12.0, 40.0),
