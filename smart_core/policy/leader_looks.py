@@ -1,13 +1,12 @@
 """Planned looks for one candidate of a batch plan: sizes from data seen before them, pass marks
 fixed in advance, and what a pass lets the plan route.
 
-A screened batch (:mod:`smart_core.policy.screened_batch`) and a piloted one
-(:mod:`smart_core.policy.piloted_batch`) both pick a leader from a first stage of the batch and
-certify it with looks (:mod:`smart_core.stats.sequential_looks`) on probes decided after that
-stage. What is shared lives here: where the looks are put, which probes join their sample, and
-the cap on differing answers a passed look gives. The state these functions read is the stage's
-own: its ``evidence`` counts the probes decided after the first stage, and ``looked_by`` the
-probes tagged for the looks.
+A screened batch (:mod:`smart_core.policy.screened_batch`) picks a leader from its screening
+stage and certifies it with looks (:mod:`smart_core.stats.sequential_looks`) on probes decided
+after that stage. The looks' part lives here, apart from screening's: where the looks are put,
+which probes join their sample, and the cap on differing answers a passed look gives. The
+state these functions read is the certification stage's own: its ``evidence`` counts the
+probes decided after screening, and ``looked_by`` the probes tagged for the looks.
 """
 
 from __future__ import annotations

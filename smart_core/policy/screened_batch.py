@@ -357,10 +357,12 @@ class ScreenedBatchPolicy(PolicyBase):
         to take the items the budget lets go uncertified (each charged as a differing answer),
         whether screening chose it or not. Screening chooses by what certifying would save;
         an item charged in full needs no certificate, only a low price."""
-        costs = {c: _screen_mean(state, c) for c in self.candidates}
         ref = _screen_mean(state, self.reference)
-        known = [c for c, v in costs.items() if v is not None and ref is not None and v < ref]
-        return min(known, key=lambda c: (costs[c], c)) if known else None
+        if ref is None:
+            return None
+        costs = {c: v for c in self.candidates if (v := _screen_mean(state, c)) is not None}
+        cheaper = [c for c, v in costs.items() if v < ref]
+        return min(cheaper, key=lambda c: (costs[c], c), default=None)
 
     def _certification_plan(
         self, screened: TaskState, shares: Mapping[str, float], rest: int, free: str | None
@@ -573,8 +575,7 @@ class _CertificationPlan(BatchPlanPolicy):
         free: str | None = None,
         **kwargs,
     ) -> None:
-        weights = dict(kwargs.pop("delta_weights", None) or {})
-        super().__init__(**kwargs, delta_weights=weights | ({free: 1.0} if free else {}))
+        super().__init__(**kwargs)
         #: A candidate screening did not choose, taking only items charged one each (no bound,
         #: no probes): the cheapest, for the budget that no certificate is needed to spend.
         self.free = free
@@ -582,6 +583,7 @@ class _CertificationPlan(BatchPlanPolicy):
             # It spends no delta (its bound is never read): the certified candidates keep
             # their shares, as if it were not there.
             certified = [c for c in self.candidates if c != free]
+            weights = kwargs.get("delta_weights")
             self.alphas = split_delta(self.delta, certified, weights) if certified else {}
 
         #: Per candidate with looks: their sizes, pass marks and level, fixed from screening

@@ -44,7 +44,7 @@ def test_a_grid_below_the_limit_and_one_look_past_it():
     assert large is not None and len(large.sizes) == 1
     # One look is sized at the shaded estimate: below the estimate 55.5 / 61.
     p = 55.5 / 61
-    assert large.sizes[0] >= look_size(p, GRID_LIMIT + 1000, 148 * 3, 0.04)
+    assert large.sizes[0] > look_size(p, GRID_LIMIT + 1000, 148 * 3, 0.04)
 
 
 def test_no_look_for_a_leader_that_cannot_pass():
