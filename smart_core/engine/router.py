@@ -51,10 +51,12 @@ from .drivers import (
     stream_flow,
 )
 from .flow import serve_flow
-from .increments import fell_back, probed, served, spent_before_failing
+from .increments import fell_back, served, spent_before_failing
 from .ledger import Ledger
+from .probe_recording import ProbeRecording
 from .probe_run import AsyncProbeRun, ProbeRun
 from .routes import RouteAnswer, RouteTable
+from .scorer_training import ScorerTraining
 from .ticket import Routed, Ticket
 
 __all__ = ["AsyncProbeRun", "Endpoint", "ProbeRun", "Routed", "SmartRouter", "Ticket"]
@@ -64,7 +66,7 @@ Endpoint = Callable[[Any], Awaitable[Answer]]
 _log = logging.getLogger("smart_core")
 
 
-class SmartRouter(CacheServing, BatchServing):
+class SmartRouter(ProbeRecording, CacheServing, BatchServing):
     """Routes requests for one or more tasks under a :class:`SmartConfig`.
 
     ``endpoints`` maps every model name in the config to its endpoint (needed by :meth:`arun`;
@@ -113,6 +115,8 @@ class SmartRouter(CacheServing, BatchServing):
         self._outage = False  # the store was unreachable at the last try
         #: The routes every task of this config may take, by name.
         self.routes = RouteTable.of_config(config)
+        #: Fits the config's learned cascades on this router's early probes (online mode).
+        self._training = ScorerTraining(config, self.store)
         #: The answer cache (``config.cache``), kept in the store beside the counters.
         self.cache: AnswerCache | None = answer_cache(config, self.store, embedder)
         #: Orders this process's decisions so the bounds may read the probes settled in that
@@ -127,7 +131,10 @@ class SmartRouter(CacheServing, BatchServing):
         name = task or self.config.task
         policy = self._policies.get(name)
         if policy is None:
-            policy = self._policies[name] = policy_for(self.config, task=name)
+            config = self._training.serving_config(name)
+            for route in RouteTable.of_config(config) if config is not self.config else ():
+                self.routes.open(route)  # its learned cascades, frozen
+            policy = self._policies[name] = policy_for(config, task=name)
             self._record_config(name)
         return policy
 
@@ -364,57 +371,6 @@ class SmartRouter(CacheServing, BatchServing):
             ticket.task, {K.failures(ticket.route): 1.0}, event_id=f"{ticket.request_id}:failure"
         )
 
-    def start_probes(self, ticket: Ticket, call: Callable[[str], Answer]) -> ProbeRun:
-        """Call ``call(model)`` for each of the ticket's probe candidates in worker threads."""
-        models = self.routes.models_to_probe(ticket.probe_models)
-        run = ProbeRun(self, ticket, self._executor(), call, models)
-        if ticket.probe_models:
-            with self._threaded_lock:
-                self._threaded.add(run)
-        return run
-
-    def astart_probes(
-        self, ticket: Ticket, call: Callable[[str], Awaitable[Answer]]
-    ) -> AsyncProbeRun:
-        """Start ``await call(model)`` for each of the ticket's probe candidates as tasks."""
-        return AsyncProbeRun(self, ticket, call, self.routes.models_to_probe(ticket.probe_models))
-
-    def record_probe(
-        self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
-    ) -> dict[str, float]:
-        """Compare every candidate answer with the reference's and record the outcomes, once.
-
-        Returns the counter increments written ({} if this probe was recorded before)."""
-        inc = self._probe_increments(ticket, reference, answers)
-        if self._order is None:
-            return self._record_probe(ticket, inc)
-        with self._order.lock:
-            written = self._record_probe(ticket, inc)
-            self._order.settled(ticket.task, ticket.request_id, written)
-            return written or {}
-
-    def _record_probe(self, ticket: Ticket, inc: dict[str, float]) -> dict[str, float] | None:
-        """The increments written; ``None`` if the store could not be reached."""
-        try:
-            applied = self.store.add(ticket.task, inc, event_id=f"{ticket.request_id}:probe")
-        except StoreError as exc:  # the probe stays open: counted as differing, never lost
-            self._warn_outage(ticket.task, exc)
-            return None
-        return inc if applied else {}
-
-    async def arecord_probe(
-        self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
-    ) -> dict[str, float]:
-        if self._order is not None:  # the store's async calls run inline: the same steps
-            return self.record_probe(ticket, reference, answers)
-        inc = self._probe_increments(ticket, reference, answers)
-        try:
-            applied = await self.store.aadd(ticket.task, inc, event_id=f"{ticket.request_id}:probe")
-        except StoreError as exc:
-            self._warn_outage(ticket.task, exc)
-            return {}
-        return inc if applied else {}
-
     # -- serving through endpoints ---------------------------------------------------------------
 
     def serve(
@@ -514,16 +470,6 @@ class SmartRouter(CacheServing, BatchServing):
             inc[key] = inc.get(key, 0.0) + value
         return inc
 
-    def _probe_increments(
-        self, ticket: Ticket, reference: Answer, answers: Mapping[str, Answer | BaseException]
-    ) -> dict[str, float]:
-        def warn(what: str, message: str) -> None:
-            self._warn_once(ticket.task, what, message)
-
-        return probed(
-            ticket, reference, answers, self.routes, self.config.comparator, self.cost_of, warn
-        )
-
     def _warn_once(self, task: str, what: str, message: str) -> None:
         """Log ``message`` at WARNING the first time ``what`` happens for ``task``."""
         key = (task, what)
@@ -532,29 +478,6 @@ class SmartRouter(CacheServing, BatchServing):
             _log.warning(message)
 
     # -- lifecycle -----------------------------------------------------------------------------
-
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="smart-probe")
-        return self._pool
-
-    def _threaded_done(self, run: ProbeRun) -> None:
-        with self._threaded_lock:
-            self._threaded.discard(run)
-
-    def flush(self, timeout: float | None = None) -> None:
-        """Wait until every probe started with :meth:`start_probes` has been recorded."""
-        with self._threaded_lock:
-            runs = list(self._threaded)
-        for run in runs:
-            run.wait(timeout)
-
-    async def aflush(self) -> None:
-        """Wait until every background probe (async or threaded) has been recorded."""
-        while self._background:
-            await asyncio.gather(*list(self._background), return_exceptions=True)
-        if self._threaded:
-            await asyncio.to_thread(self.flush)
 
     async def aclose(self, *, wait: bool = True) -> None:
         """Finish (or, with ``wait=False``, cancel) background probes, then close the store."""

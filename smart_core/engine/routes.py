@@ -117,7 +117,8 @@ class RouteTable:
     @classmethod
     def of_config(cls, config: Any) -> RouteTable:
         """The routes of a :class:`~smart_core.SmartConfig`: a :class:`ModelRoute` per model, a
-        :class:`~smart_core.engine.cascade.CascadeRoute` per configured cascade and, with
+        :class:`~smart_core.engine.cascade.CascadeRoute` per configured cascade (but those
+        whose learned scorer is still to be fit) and, with
         ``cache="semantic"``, a :class:`~smart_core.engine.semantic_route.SemanticRoute` per
         similarity threshold."""
         from .cascade import CascadeRoute
@@ -125,11 +126,17 @@ class RouteTable:
 
         ref = config.reference.name
         models: list[Route] = [ModelRoute(c.name) for c in config.candidates]
-        cascades = [CascadeRoute(c, ref, config.comparator) for c in config.cascade_list()]
+        comparator = config.comparator  # a cascade whose learned scorer still trains: no route
+        trained = [c for c in config.cascade_list() if not c.untrained]
+        cascades = [CascadeRoute(c, ref, comparator) for c in trained]
         semantic = []
         if config.cache == "semantic":
             semantic = [SemanticRoute(s, ref) for s in config.cache_similarities]
         return cls(ModelRoute(ref), [*models, *cascades, *semantic])
+
+    def open(self, route: Route) -> None:
+        """Add ``route`` (a cascade whose learned scorer was just frozen) unless it is there."""
+        self._routes.setdefault(route.name, route)
 
     def __getitem__(self, name: str) -> Route:
         try:

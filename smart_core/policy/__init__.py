@@ -10,6 +10,7 @@ only). :func:`policy_for` picks the one a configuration asks for.
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .base import (
     Decision,
     Policy,
@@ -46,9 +47,24 @@ def policy_class(
     return BatchPlanPolicy if method == "anytime" else BatchBudgetPolicy
 
 
+def refuse_batch_training(config) -> None:
+    """ConfigError if ``config`` is in batch mode with a learned cascade still to be fit: online
+    mode fits it on the router's early probes (smart_core.engine.scorer_training), a batch's
+    plan cannot make room for a route that opens halfway."""
+    learning = [c.name for c in config.cascade_list() if c.untrained]
+    if learning and config.batch_size is not None:
+        raise ConfigError(
+            f"cascades {learning}: a learned scorer trains on the router's early probes in "
+            "online mode, but this config is in batch mode (batch_size is set). In batch mode "
+            "smart replay trains per order; otherwise fit it once and give the frozen scorer "
+            "(scorer='learned:PATH.json')"
+        )
+
+
 def policy_for(config, *, task: str | None = None) -> Policy:
     """The policy of ``task`` under ``config``, chosen by its mode (online or batch)."""
     cls = policy_class(batch_size=config.batch_size, method=config.method)
+    refuse_batch_training(config)
     if cls is BatchPlanPolicy:
         return batch_policy(
             **cls.config_arguments(config, task=task),
@@ -73,5 +89,6 @@ __all__ = [
     "policy_for",
     "probe_failure",
     "probe_outcome",
+    "refuse_batch_training",
     "split_delta",
 ]

@@ -254,7 +254,9 @@ class PolicyBase:
         for spec in [config.reference, *config.candidates]:
             price = spec.resolve_price(table)
             prior[spec.name] = (price.input + price.output) / 1e6  # per 1k-in + 1k-out tokens
-        cascades = config.cascade_list()
+        # A cascade whose learned scorer is not fit yet is no route (online mode reserves its
+        # share of delta: OnlineMixPolicy.from_config).
+        cascades = [c for c in config.cascade_list() if not c.untrained]
         for cascade in cascades:  # its steps' models, and the reference on escalation
             prior[cascade.name] = cascade.prior_cost(prior, config.reference.name)
         semantic = config.semantic_routes()  # a hit costs nothing, a miss the reference's call

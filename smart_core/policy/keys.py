@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "ANSWERED",
     "AUDITS",
+    "LEARNED_FREEZE",
     "PROBES",
     "REF_COST",
     "REF_COST_SQ",
@@ -61,6 +62,10 @@ AUDITS = "audits"
 #: batch). The certification stage's bounds count only probes decided after it
 #: (:mod:`smart_core.policy.screened_batch`).
 SCREENED = "screened"
+#: Prefix of the counter naming the learned scorers a task's processes serve, one per
+#: training plan (``learned.freeze:<plan>``; its value is their fits' fingerprint, 48 bits,
+#: written once by the first process to claim the freeze: smart_core.engine.scorer_training).
+LEARNED_FREEZE = "learned.freeze"
 #: USD spent on every call of the task.
 SPENT = "spent"
 #: USD spent on candidate calls made only to measure agreement during probes.

@@ -76,6 +76,7 @@ class OnlineMixPolicy(PolicyBase):
         bound: ConfidenceSequence | None = None,
         drift: bool = False,
         families: Sequence[Sequence[str]] = (),
+        reserved: Sequence[str] = (),
     ) -> None:
         super().__init__(
             task=task,
@@ -90,7 +91,16 @@ class OnlineMixPolicy(PolicyBase):
         )
         #: Threshold families certified by fixed-sequence testing (:mod:`.threshold_family`).
         self.families = ThresholdFamilies(families, self.candidates, epsilon)
-        self.alphas = split_delta(delta, self.candidates, delta_weights, self.families.groups)
+        #: Routes not open yet whose share of delta is set aside (cascades whose learned scorer
+        #: is still training, smart_core.engine.scorer_training): the split is the one the
+        #: policy built after their freeze makes, so no open route's share ever changes.
+        self.reserved = tuple(reserved)
+        pending = ThresholdFamilies(families, self.reserved, epsilon).groups
+        self.alphas = split_delta(
+            delta, [*self.candidates, *self.reserved], delta_weights, self.families.groups + pending
+        )
+        for name in self.reserved:
+            del self.alphas[name]
         self.expected_requests = expected_requests
         self.audit_rate = audit_rate
         self.drift = bool(drift)
@@ -108,6 +118,7 @@ class OnlineMixPolicy(PolicyBase):
             audit_rate=0.01 if rate is None else float(rate),
             drift=getattr(config, "drift_detection", True),
             families=config_families(config),
+            reserved=[c.name for c in config.cascade_list() if c.untrained],
         )
 
     # -- the mix -----------------------------------------------------------------------------

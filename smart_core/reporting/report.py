@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.ledger import Ledger
+from ..engine.scorer_training import stored_config
 from ..errors import SmartError
 from ..policy import keys as K
 from ..policy import policy_for
@@ -135,7 +136,8 @@ def report_task(store: Store, task: str) -> TaskReport:
             "or `smart demo` record theirs"
         )
         return rep
-    policy = policy_for(config, task=task)
+    # learned cascades frozen by the running processes are read back from the store
+    policy = policy_for(stored_config(config, store, task), task=task)
     ledger = Ledger.from_counters(counters, policy)
     rep.ledger = ledger
     rep.certificate = {

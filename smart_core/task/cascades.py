@@ -100,6 +100,12 @@ class Cascade:
         """Every model the steps may call, in the order they may call them (not the reference)."""
         return tuple(dict.fromkeys(m for s in self.steps for m in s.models))
 
+    @property
+    def untrained(self) -> bool:
+        """Whether a step's learned scorer is still to be fit: the cascade is a plan, not yet a
+        route (docs/cascades.md, "Learned scorer")."""
+        return any(getattr(s.scorer, "frozen", True) is False for s in self.steps)
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "steps": [s.to_dict() for s in self.steps]}
 
