@@ -5,13 +5,10 @@ answers under its own name."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import Iterator
 
 import pytest
 from llama_index.core.llms import ChatMessage
 
-from smart_core.testing import FakeLLMServer
 from smart_llamaindex import SMART_KEY, SmartLLM
 
 from .conftest import openai_llm
@@ -21,31 +18,10 @@ pytest.importorskip("sklearn")
 REF, MINI = "gpt-4o", "gpt-4o-mini"
 
 
-def _right(text: str) -> str:
-    return "AB"[hashlib.sha256(text.encode()).digest()[0] % 2]
-
-
-def _reference(prompt) -> str:
-    return _right(prompt.last_user_text)
-
-
-def _mini(prompt) -> str:
-    """Right on plain requests, wrong on the ones that say they are tricky."""
-    text = prompt.last_user_text
-    right = _right(text)
-    return ("B" if right == "A" else "A") if "tricky" in text else right
-
-
-@pytest.fixture
-def server() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer({REF: _reference, MINI: _mini}) as srv:
-        yield srv
-
-
-def test_smart_llm_trains_online_and_serves_the_frozen_cascade(server):
+def test_smart_llm_trains_online_and_serves_the_frozen_cascade(tricky_quiz_server):
     llm = SmartLLM(
-        reference=openai_llm(server, REF),
-        candidates=[openai_llm(server, MINI)],
+        reference=openai_llm(tricky_quiz_server, REF),
+        candidates=[openai_llm(tricky_quiz_server, MINI)],
         comparator="choice:A,B",
         cascades=[{"steps": [{"model": MINI, "scorer": "learned:train=20", "threshold": 0.8}]}],
         epsilon=0.2,
