@@ -49,7 +49,7 @@ class ProbeRecording:
     def _probe_calls(self, ticket: Ticket) -> tuple[str, ...]:
         """The models a probe calls: its routes', and those its task's learned scorers train on."""
         models = self.routes.models_to_probe(ticket.probe_models)
-        extra = self._training.probe_models(ticket)
+        extra = self.training.probe_models(ticket)
         return (*models, *(m for m in extra if m not in models)) if extra else models
 
     def record_probe(
@@ -78,7 +78,7 @@ class ProbeRecording:
                 self._warn_outage(ticket.task, exc)
                 return {}
             written = inc if applied else {}
-            ready = self._training.observe(ticket, reference, answers) if applied else None
+            ready = self.training.observe(ticket, reference, answers) if applied else None
         if ready:  # a fit takes CPU time: off the event loop
             await asyncio.to_thread(self._freeze, ticket.task, ready)
         return written
@@ -95,7 +95,7 @@ class ProbeRecording:
             with self._order.lock:
                 written = self._write_probe(ticket, inc)
                 self._order.settled(ticket.task, ticket.request_id, written)
-        ready = self._training.observe(ticket, reference, answers) if written else None
+        ready = self.training.observe(ticket, reference, answers) if written else None
         return written or {}, ready
 
     def _write_probe(self, ticket: Ticket, inc: dict[str, float]) -> dict[str, float] | None:
@@ -109,7 +109,7 @@ class ProbeRecording:
 
     def _freeze(self, task: str, probes: Any) -> None:
         """Fit and freeze ``task``'s learned scorers; its next decision opens their routes."""
-        if self._training.freeze(task, probes):
+        if self.training.freeze(task, probes):
             self._policies.pop(task, None)
 
     def _probe_increments(

@@ -115,8 +115,9 @@ class SmartRouter(ProbeRecording, CacheServing, BatchServing):
         self._outage = False  # the store was unreachable at the last try
         #: The routes every task of this config may take, by name.
         self.routes = RouteTable.of_config(config)
-        #: Fits the config's learned cascades on this router's early probes (online mode).
-        self._training = ScorerTraining(config, self.store)
+        #: Fits the config's learned cascades on this router's early probes (online mode); false
+        #: when the config declares none.
+        self.training = ScorerTraining(config, self.store)
         #: The answer cache (``config.cache``), kept in the store beside the counters.
         self.cache: AnswerCache | None = answer_cache(config, self.store, embedder)
         #: Orders this process's decisions so the bounds may read the probes settled in that
@@ -131,7 +132,7 @@ class SmartRouter(ProbeRecording, CacheServing, BatchServing):
         name = task or self.config.task
         policy = self._policies.get(name)
         if policy is None:
-            config = self._training.serving_config(name)
+            config = self.training.serving_config(name)
             for route in RouteTable.of_config(config) if config is not self.config else ():
                 self.routes.open(route)  # its learned cascades, frozen
             policy = self._policies[name] = policy_for(config, task=name)

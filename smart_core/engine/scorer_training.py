@@ -160,6 +160,11 @@ class ScorerTraining:
             return self._config
         return self._config if fits is None else self._serve(task, fits)
 
+    def collected(self, task: str) -> int:
+        """Training probes kept for ``task`` so far (0 once its scorers are frozen)."""
+        with self._lock:
+            return len(self._probes.get(task, ()))
+
     def probe_models(self, ticket: Ticket) -> tuple[str, ...]:
         """Models a probe of ``ticket`` calls for training beside those its routes need."""
         if not self._declared or ticket.request is None or not ticket.probe:

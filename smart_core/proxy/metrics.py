@@ -18,7 +18,8 @@ __all__ = ["LedgerCollector"]
 
 class LedgerCollector(Collector):
     """Requests, probes, spend, the reference-only estimate, savings, the bound in force,
-    each route's bound and share, and the answer cache's hits, misses and savings, per task."""
+    each route's bound and share, the answer cache's hits, misses and savings, and the training
+    of learned scorers, per task."""
 
     def __init__(self, routers: Mapping[str, SmartRouter]) -> None:
         self.routers = routers
@@ -64,8 +65,22 @@ class LedgerCollector(Collector):
             "hit replaced).",
             labels=["task"],
         )
+        pending = GaugeMetricFamily(
+            "smart_learned_pending",
+            "Cascades with a learned scorer still training (nothing served from them; their "
+            "share of delta reserved), as this process sees them.",
+            labels=["task"],
+        )
+        collected = GaugeMetricFamily(
+            "smart_learned_training_probes",
+            "Probes this process has kept to fit its learned scorers on (0 once frozen).",
+            labels=["task"],
+        )
         for task, router in self.routers.items():
             ledger = router.ledger(task)
+            if router.training:
+                pending.add_metric([task], len(router.policy(task).reserved))
+                collected.add_metric([task], router.training.collected(task))
             requests.add_metric([task], ledger.requests)
             probes.add_metric([task], ledger.probes)
             spend.add_metric([task], ledger.spent)
@@ -81,4 +96,4 @@ class LedgerCollector(Collector):
                 misses.add_metric([task], ledger.cache_misses)
                 saved.add_metric([task], ledger.cache_saved)
         yield from (requests, probes, spend, reference, savings, bound, routed, lower)
-        yield from (hits, misses, saved)
+        yield from (hits, misses, saved, pending, collected)
