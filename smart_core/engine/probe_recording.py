@@ -47,9 +47,11 @@ class ProbeRecording:
         return AsyncProbeRun(self, ticket, call, self._probe_calls(ticket))
 
     def _probe_calls(self, ticket: Ticket) -> tuple[str, ...]:
-        """The models a probe calls: its routes', and those its task's learned scorers train on."""
+        """The models a probe calls: its routes', and those its task's learned scorers train on
+        (only beside a route: a probe measuring none is never recorded, so neither would the
+        training calls' cost be)."""
         models = self.routes.models_to_probe(ticket.probe_models)
-        extra = self.training.probe_models(ticket)
+        extra = self.training.probe_models(ticket) if ticket.probe_models else ()
         return (*models, *(m for m in extra if m not in models)) if extra else models
 
     def record_probe(
