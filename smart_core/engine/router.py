@@ -136,6 +136,8 @@ class SmartRouter(ProbeRecording, CacheServing, BatchServing):
             for route in RouteTable.of_config(config) if config is not self.config else ():
                 self.routes.open(route)  # its learned cascades, frozen
             policy = self._policies[name] = policy_for(config, task=name)
+            if self.training and self.training.serving_config(name) is not config:
+                self._policies.pop(name, None)  # frozen meanwhile: the next call builds anew
             self._record_config(name)
         return policy
 
