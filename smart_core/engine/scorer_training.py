@@ -33,7 +33,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import StoreError
+from ..errors import ConfigError, StoreError
 from ..policy import keys as K
 from ..policy import refuse_batch_training
 from ..stores import Store
@@ -158,6 +158,10 @@ class ScorerTraining:
             fits = stored_fits(self._store, task, self._plan)
         except StoreError:  # unreachable: keep training; the claim reads the store again
             return self._config
+        except ConfigError as exc:  # stored fits that no longer load: serve without them
+            _log.warning("learned cascades of task %r: %s; they stay unused", task, exc)
+            self._give_up(task)
+            return self._config
         return self._config if fits is None else self._serve(task, fits)
 
     def collected(self, task: str) -> int:
@@ -210,6 +214,11 @@ class ScorerTraining:
             return False
         self._serve(task, claimed)
         return True
+
+    def _give_up(self, task: str) -> None:
+        with self._lock:
+            self._busy.add(task)
+            self._probes.pop(task, None)
 
     def _serve(self, task: str, fits: Fits) -> SmartConfig:
         config = frozen_config(self._config, fits)

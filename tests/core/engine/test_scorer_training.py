@@ -242,3 +242,19 @@ def test_a_freeze_that_cannot_be_stored_leaves_the_cascade_unused(caplog):
     assert "training failed" in caplog.text
     # Given up on: later probes no longer call the step model for training.
     assert not any(k.startswith(K.LEARNED_FREEZE) for k in router.store.read("t"))
+
+
+def test_stored_fits_that_no_longer_load_leave_the_cascade_unused(caplog):
+    store = MemoryStore()
+    cfg = _config()
+    plan = training_plan(cfg.cascade_list())
+    claim_fits(store, "t", plan, _fit(cfg, 11))
+    (key,) = [k for k in store.read("t") if k.startswith(K.LEARNED_FREEZE)]
+    chosen = int(store.read("t")[key])
+    store.set_meta("t", f"learned.fits:{plan}:{chosen:012x}", "not json")
+    truth = _truth(12, 40)
+    router = SmartRouter(cfg, _endpoints(truth), store=store, seed=12)
+    served = _serve(router, list(truth))
+    assert len(served) == 40 and _frozen_names(router) == []
+    assert router.policy("t").reserved == (DECLARED,)
+    assert "not readable" in caplog.text
