@@ -10,6 +10,7 @@ many processes share the store, and the same fit after a restart.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from dataclasses import replace
 
@@ -234,7 +235,8 @@ class _FitsUnwritable(MemoryStore):
 def test_a_freeze_that_cannot_be_stored_leaves_the_cascade_unused(caplog):
     truth = _truth(10, 80)
     router = SmartRouter(_config(), _endpoints(truth), store=_FitsUnwritable(), seed=10)
-    served = _serve(router, list(truth))
+    with caplog.at_level(logging.WARNING, logger="smart_core"):
+        served = _serve(router, list(truth))
     assert len(served) == len(truth)
     assert _frozen_names(router) == []
     assert router.policy("t").reserved == (DECLARED,)
@@ -254,7 +256,8 @@ def test_stored_fits_that_no_longer_load_leave_the_cascade_unused(caplog):
     store.set_meta("t", f"learned.fits:{plan}:{chosen:012x}", "not json")
     truth = _truth(12, 40)
     router = SmartRouter(cfg, _endpoints(truth), store=store, seed=12)
-    served = _serve(router, list(truth))
+    with caplog.at_level(logging.WARNING, logger="smart_core"):
+        served = _serve(router, list(truth))
     assert len(served) == 40 and _frozen_names(router) == []
     assert router.policy("t").reserved == (DECLARED,)
     assert "not readable" in caplog.text
