@@ -31,7 +31,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, StoreError
 from ..policy import keys as K
@@ -39,7 +39,7 @@ from ..policy import refuse_batch_training
 from ..stores import Store
 from ..task.answer import Answer
 from ..task.cascades import Cascade
-from ..task.learned_scorer import features
+from ..task.learned_scorer import features, is_untrained
 from .learned_training import (
     Fits,
     TrainingProbe,
@@ -64,13 +64,9 @@ def training_plan(cascades: Sequence[Cascade]) -> str:
     """An id of what the untrained steps of ``cascades`` ask for (each (model, ``train``)): the
     freeze is claimed per plan, so a config that changes its learned steps trains anew."""
     wanted = sorted(
-        {(s.model, s.scorer.train) for c in cascades if c.untrained for s in c.steps if _pending(s)}
+        {(s.model, s.scorer.train) for c in cascades for s in c.steps if is_untrained(s.scorer)}
     )
     return hashlib.sha256(repr(wanted).encode()).hexdigest()[:12]
-
-
-def _pending(step: Any) -> bool:
-    return getattr(step.scorer, "frozen", True) is False
 
 
 def _freeze_key(plan: str) -> str:
@@ -233,7 +229,7 @@ def _enough(declared: Sequence[Cascade], probes: Sequence[TrainingProbe]) -> boo
     """Whether every untrained step has its ``train`` probes that know its model's answer."""
     for cascade in declared:
         for step in cascade.steps:
-            if _pending(step):
+            if is_untrained(step.scorer):
                 known = sum(isinstance(p.answers.get(step.model), Answer) for p in probes)
                 if known < step.scorer.train:
                     return False
