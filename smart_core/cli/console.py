@@ -8,12 +8,20 @@ from contextlib import contextmanager
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
-__all__ = ["err", "fail", "out", "progress"]
+__all__ = ["alarm", "err", "fail", "out", "progress"]
 
 # Tables stay readable when piped to a file (rich would otherwise wrap them at 80 columns).
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True)
+# No markup: what is printed is data (route names such as cascade:m[label=A]>ref, TOML hints
+# such as [[cascades]]), which rich would read as style tags and drop; styles are Text spans.
+out = Console(width=None if sys.stdout.isatty() else 120, markup=False)
+err = Console(stderr=True, markup=False)
+
+
+def alarm(head: str, rest: str) -> Text:
+    """``head`` in bold red, then ``rest`` as it is."""
+    return Text.assemble((head, "bold red"), rest)
 
 
 @contextmanager
@@ -29,5 +37,5 @@ def progress(total: int, label: str, enabled: bool):
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(alarm("error:", f" {message}"), highlight=False)
     return typer.Exit(code=2)

@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from .console import alarm
+
 if TYPE_CHECKING:  # the CLI imports this module at start-up; the engine only when it runs
     from ..engine.ledger import Ledger
     from ..jobs.batch_run import BatchResult, BatchRun
@@ -168,7 +170,9 @@ def finish_run(
     if result.failed:
         first = next(iter(result.failed.items()))
         err.print(
-            f"[bold red]{len(result.failed)} items could not be answered[/] (e.g. {first[0]}: "
-            f"{first[1]}); run the same command again to retry only those",
+            alarm(
+                f"{len(result.failed)} items could not be answered",
+                f" (e.g. {first[0]}: {first[1]}); run the same command again to retry only those",
+            ),
             highlight=False,
         )
