@@ -66,19 +66,21 @@ def load_config(path: Path | None) -> dict:
 
 
 def run_cascades(value: Any) -> Any:
-    """``--cascades`` / ``cascades`` in --config: ``"auto"``, a TOML file of ``[[cascades]]``
-    tables, or (from --config) those tables already read; None for none."""
+    """``--cascades`` / ``cascades`` in --config: ``"auto"``, ``"auto+learned"`` (those and a
+    learned cascade per candidate, fit on the run's first items), a TOML file of
+    ``[[cascades]]`` tables, or (from --config) those tables already read; None for none."""
     if value is None or value == "" or value == []:
         return None
     if isinstance(value, str):
-        if value.strip().lower() == "auto":
-            return "auto"
+        if value.strip().lower() in ("auto", "auto+learned"):
+            return value.strip().lower()
         import tomllib
 
         path = Path(value)
         if not path.is_file():
             raise fail(
-                f"--cascades {value}: give auto or a TOML file with [[cascades]] tables "
+                f"--cascades {value}: give auto, auto+learned or a TOML file with [[cascades]] "
+                "tables "
                 "(docs/cascades.md)"
             )
         try:

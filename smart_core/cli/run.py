@@ -119,7 +119,8 @@ def run_command(
     cascades: Annotated[
         str | None,
         typer.Option(
-            help="Cascades routed to besides the candidates: auto, or a TOML file with "
+            help="Cascades routed to besides the candidates: auto, auto+learned (and a "
+            "learned cascade per candidate, fit on the run's first items), or a TOML file with "
             "[[cascades]] tables (docs/cascades.md); also `cascades` in --config."
         ),
     ] = None,

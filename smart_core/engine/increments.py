@@ -27,6 +27,7 @@ __all__ = [
     "probed",
     "served",
     "spent_before_failing",
+    "trained",
 ]
 
 #: The attribute a route sets on the exception of a call that failed after earlier calls of
@@ -50,6 +51,23 @@ def answered(route: str, reference: str, cost: float) -> dict[str, float]:
         inc[K.REF_N] = 1.0
         inc[K.REF_COST] = cost
         inc[K.REF_COST_SQ] = cost * cost
+    return inc
+
+
+def trained(
+    reference: str, answers: Mapping[str, Answer], cost_of: Callable[[Answer], float]
+) -> dict[str, float]:
+    """One item of a batch's training stage (``smart run`` fitting a learned scorer): the user
+    got the reference's answer, and the learned steps' models were called beside it (paid as a
+    probe's candidate calls). Counted under ``trained``, never as a request or a probe of the
+    batch: the batch the policy certifies is the rest of the run."""
+    inc = answered(reference, reference, cost_of(answers[reference]))
+    inc[K.TRAINED] = 1.0
+    for model, answer in answers.items():
+        if model != reference:
+            cost = cost_of(answer)
+            _add_call(inc, model, cost)
+            inc[K.SPENT_PROBE_CANDIDATES] = inc.get(K.SPENT_PROBE_CANDIDATES, 0.0) + cost
     return inc
 
 

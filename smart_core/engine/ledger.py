@@ -96,6 +96,11 @@ class Ledger:
     cache_saved: float = 0.0
     #: What the reference was paid for the answers the hits served, when it produced them.
     cache_hit_reference_cost: float = 0.0
+    #: Batch mode with learned scorers to fit (``smart run``): the run's first items, which
+    #: trained them, answered by the reference before the batch certified (``batch_size``, the
+    #: rest) began. Counted in ``requests``, ``probes``, ``routed`` and the money; they differ
+    #: nowhere, so the batch's count bounds the whole run's.
+    trained: int = 0
 
     @classmethod
     def from_counters(cls, counters: Mapping[str, float], policy: Policy) -> Ledger:
@@ -105,7 +110,8 @@ class Ledger:
         ref_n = counters.get(K.REF_N, 0.0)
         ref_cost = counters.get(K.REF_COST, 0.0)
         ref_sq = counters.get(K.REF_COST_SQ, 0.0)
-        requests = counters.get(K.REQUESTS, 0.0)
+        trained = counters.get(K.TRAINED, 0.0)
+        requests = counters.get(K.REQUESTS, 0.0) + trained
         # Only answered requests would have cost the reference anything: a request whose
         # reference failed saves nothing. (Stores written before the answered counter: all.)
         answered = counters.get(K.ANSWERED, requests)
@@ -154,7 +160,7 @@ class Ledger:
             delta=policy.delta,
             method=policy.method,
             requests=int(requests),
-            probes=int(counters.get(K.PROBES, 0.0)),
+            probes=int(counters.get(K.PROBES, 0.0) + trained),
             audits=int(counters.get(K.AUDITS, 0.0)),
             spent=spent,
             probe_candidate_spend=counters.get(K.SPENT_PROBE_CANDIDATES, 0.0),
@@ -167,7 +173,10 @@ class Ledger:
             effective_epsilon=view.effective_epsilon,
             routes=routes,
             reference=ref,
-            routed={r: int(counters.get(K.routed(r), 0.0)) for r in (ref, *policy.candidates)},
+            routed={
+                r: int(counters.get(K.routed(r), 0.0) + (trained if r == ref else 0.0))
+                for r in (ref, *policy.candidates)
+            },
             reference_failures=int(counters.get(K.failures(ref), 0.0)),
             batch_size=policy.batch_size,
             budget=policy.epsilon * policy.batch_size if policy.batch_size else None,
@@ -176,6 +185,7 @@ class Ledger:
             cache_misses=int(counters.get(MISSES, 0.0)),
             cache_saved=_cache_saved(counters, state, policy),
             cache_hit_reference_cost=counters.get(HIT_REFERENCE_COST, 0.0),
+            trained=int(trained),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,15 +200,18 @@ class Ledger:
                 f"confidence {confidence}"
             )
         ref = f"{self.reference}'s" if self.reference else "the reference's"
-        budget, items = _count(self.budget), f"{self.batch_size:,}"
+        budget, items = _count(self.budget), f"{self.batch_size + self.trained:,}"
+        if self.trained:  # the training items differ nowhere: the budget is the rest's
+            budget += f" = epsilon x the {self.batch_size:,} items after the {self.trained:,} "
+            budget += "that trained the learned scorers"
         if self.differing_at_most is None:
             # A per-item bound (Clopper-Pearson) states no count tighter than the promise.
             return (
-                f"at most {budget} of the batch's {items} answers may differ from {ref} "
-                f"(budget = epsilon x {items}), with confidence {confidence}"
+                f"at most {_count(self.budget)} of the batch's {items} answers may differ from "
+                f"{ref} (budget = epsilon x {self.batch_size:,}), with confidence {confidence}"
             )
         differing = _count(self.differing_at_most)
-        if self.requests >= self.batch_size:
+        if self.requests >= self.batch_size + self.trained:
             return (
                 f"at most {differing} of the batch's {items} answers may differ from {ref} "
                 f"(budget {budget}), with confidence {confidence}"
@@ -213,7 +226,7 @@ class Ledger:
         budget ("at most 47 of 1,000 may differ (budget 50)"); online, the mix's agreement."""
         if self.mode != "batch" or self.batch_size is None or self.budget is None:
             return f"guaranteed agreement {self.bound:.3f}"
-        items, budget = f"{self.batch_size:,}", _count(self.budget)
+        items, budget = f"{self.batch_size + self.trained:,}", _count(self.budget)
         if self.differing_at_most is None:
             return f"budget: at most {budget} of {items} may differ"
         return f"at most {_count(self.differing_at_most)} of {items} may differ (budget {budget})"
@@ -222,11 +235,12 @@ class Ledger:
         """A few human-readable lines."""
         lo, hi = self.savings_interval
         batch = self.mode == "batch" and self.batch_size is not None
-        size = f": {self.batch_size:,} items" if batch else ""
+        size = f": {self.batch_size + self.trained:,} items" if batch else ""
         lines = [
             f"task {self.task} ({self.mode} mode{size}, epsilon={self.epsilon:g},"
             f" delta={self.delta:g}, bound: {self.method})",
-            f"  requests {self.requests}, probes {self.probes} (audits {self.audits})",
+            f"  requests {self.requests}, probes {self.probes} (audits {self.audits})"
+            + (f"; {self.trained} trained the learned scorers" if self.trained else ""),
             f"  spent ${self.spent:.4f}; reference only ~${self.reference_estimate:.4f}"
             f"  -> savings {self.savings:.2f}x [{lo:.2f}, {hi:.2f}]",
             f"  probe overhead on candidates ${self.probe_candidate_spend:.4f}",
@@ -241,7 +255,7 @@ class Ledger:
                 "  routed: "
                 + ", ".join(f"{r} {n} ({n / total:.1%})" for r, n in self.routed.items())
             )
-            left = max(self.batch_size - self.requests, 0)
+            left = max(self.batch_size + self.trained - self.requests, 0)
             if left:
                 lines.append(f"  plan for the {left:,} items not yet decided: {_mix(self.mix)}")
         else:

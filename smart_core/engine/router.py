@@ -109,7 +109,6 @@ class SmartRouter(ProbeRecording, CacheServing, BatchServing):
         self._threaded: set[ProbeRun] = set()
         self._threaded_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
-        self._table = config.price_table
         self._warned: set[tuple[str, str]] = set()
         self._cooldown = Cooldown(config.cooldown_after, config.cooldown_seconds, clock)
         self._outage = False  # the store was unreachable at the last try
@@ -227,9 +226,7 @@ class SmartRouter(ProbeRecording, CacheServing, BatchServing):
 
     def cost_of(self, answer: Answer) -> float:
         """USD for one answer: its own ``cost`` if set, else its usage at the model's price."""
-        if answer.cost is not None:
-            return float(answer.cost)
-        return self.config.spec(answer.model).resolve_price(self._table).cost(answer.usage)
+        return self.config.cost_of(answer)
 
     # -- serving, step by step ------------------------------------------------------------------
 

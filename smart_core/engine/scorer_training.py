@@ -114,11 +114,15 @@ def frozen_config(config: SmartConfig, fits: Fits) -> SmartConfig:
 def stored_config(config: SmartConfig, store: Store, task: str) -> SmartConfig:
     """The config ``task`` is served under: its learned cascades frozen by the fits claimed in
     ``store``, or as declared while they train (``smart report`` reads a store so)."""
-    declared = [c for c in config.cascade_list() if c.untrained]
+    declared = config.untrained_cascades()
     if not declared:
         return config
     fits = stored_fits(store, task, training_plan(declared))
-    return config if fits is None else frozen_config(config, fits)
+    if fits is not None:
+        return frozen_config(config, fits)
+    if config.batch_size is not None:  # a run still in its training stage: no learned route yet
+        return config.replace(cascades=[c for c in config.cascade_list() if not c.untrained])
+    return config
 
 
 class ScorerTraining:
@@ -127,11 +131,15 @@ class ScorerTraining:
     def __init__(self, config: SmartConfig, store: Store) -> None:
         self._config = config
         self._store = store
-        self._declared = [c for c in config.cascade_list() if c.untrained]
-        if self._declared:  # refused at start-up, not at the first request
-            refuse_batch_training(config)
-            features([None], [Answer(text="")], config.comparator)  # needs scikit-learn
+        self._declared = config.untrained_cascades()
         self._plan = training_plan(self._declared)
+        #: Online, the router fits the learned cascades itself; a batch router serves only fits
+        #: a training stage claimed in the store before it started (smart_core.jobs.run_training).
+        self._online = config.batch_size is None
+        if self._declared:  # refused at start-up, not at the first request
+            if not self._online and not self._claimed(config.task):
+                refuse_batch_training(config)
+            features([None], [Answer(text="")], config.comparator)  # needs scikit-learn
         #: The models a training probe calls beside the reference.
         self.models = training_models(self._declared)
         self._lock = threading.Lock()
@@ -141,6 +149,12 @@ class ScorerTraining:
 
     def __bool__(self) -> bool:
         return bool(self._declared)
+
+    def _claimed(self, task: str) -> bool:
+        try:
+            return stored_fits(self._store, task, self._plan) is not None
+        except (StoreError, ConfigError):
+            return False
 
     def serving_config(self, task: str) -> SmartConfig:
         """The config ``task``'s policy is built from: frozen if its fits are claimed (here or in
@@ -167,7 +181,7 @@ class ScorerTraining:
 
     def probe_models(self, ticket: Ticket) -> tuple[str, ...]:
         """Models a probe of ``ticket`` calls for training beside those its routes need."""
-        if not self._declared or ticket.request is None or not ticket.probe:
+        if not self._online or not self._declared or ticket.request is None or not ticket.probe:
             return ()
         with self._lock:
             return () if ticket.task in self._served or ticket.task in self._busy else self.models
@@ -177,7 +191,7 @@ class ScorerTraining:
     ) -> list[TrainingProbe] | None:
         """Keep a recorded probe for training; the task's training probes when there are now
         enough to fit (pass them to :meth:`freeze`), else ``None``."""
-        if not self._declared or ticket.request is None or not ticket.probe:
+        if not self._online or not self._declared or ticket.request is None or not ticket.probe:
             return None
         task = ticket.task
         got = {m: a for m, a in answers.items() if m in self.models and isinstance(a, Answer)}

@@ -46,9 +46,12 @@ from ..cache import CacheLookup, RequestCache
 from ..engine.drivers import AsyncPerformer, Calls, arun_flow
 from ..engine.effects import Begin, FallBack, LookUp, Settle, StartProbes
 from ..engine.flow import serve_flow
+from ..engine.increments import trained
 from ..engine.ledger import Ledger
-from ..engine.router import Endpoint, Ticket
+from ..engine.router import Endpoint, SmartRouter, Ticket
+from ..engine.scorer_training import stored_config
 from ..errors import SmartError
+from ..policy import Policy, policy_for
 from ..policy.settled_prefix import SettledPrefix
 from ..providers.sdk import PROVIDERS, ProviderError
 from ..stores import sqlite_timeline
@@ -61,7 +64,7 @@ from .batch_input import (
     load_items,
     render_prompt,
 )
-from .run_claim import open_run
+from .run_claim import open_run, start_router
 from .run_records import (
     LOOKUP,
     answer_from,
@@ -71,6 +74,7 @@ from .run_records import (
     ticket_from,
     ticket_json,
 )
+from .run_training import training_stage
 
 __all__ = ["BatchItem", "BatchResult", "BatchRun", "load_items", "run_batch"]
 
@@ -263,9 +267,16 @@ async def run_batch(
     namespaces = {it.id: item_namespace(it, run.input) for it in items} if cached else {}
     key = run.key(items)
     task = run.store_task(key)
-    router, db = open_run(run, key, items, endpoints, restart)
-    store, config = router.store, router.config
+    config = run.config(len(items), task)
+    # Learned scorers to fit: the run's training items answer first (smart_core.jobs.run_training)
+    stage = training_stage(config, items, key, run.seed)
+    if stage is not None:
+        config = stage.batch_config(config)
+    store, db = open_run(run, key, items, config, restart)
     state: Path | str = db.where if run.store else run.state_path
+    router: SmartRouter | None = None  # started once the learned scorers, if any, are frozen
+    # what the ledger reads until the router starts (a training run's batch before its freeze)
+    policy: Policy = policy_for(stored_config(config, store, task), task=task)
     tickets = {item: ticket_from(t) for item, t in db.tickets().items()}
     saved: dict[str, dict[str, Answer]] = {}
     lookups: dict[str, CacheLookup] = {}  # what the answer cache found for each item, as saved
@@ -276,9 +287,9 @@ async def run_batch(
         saved[item_id] = {model: answer_from(a) for model, a in by_model.items()}
     done = db.done()
     _rewrite_output(run.output, done.values())
-    policy = router.policy(task)  # also records the config for `smart report`
     reference = config.reference.name
-    order = [it for it in items if it.id not in done]
+    training = set(stage.item_ids) if stage is not None else set()
+    order = [it for it in items if it.id not in done and it.id not in training]
     random.Random(f"{key}:{run.seed}").shuffle(order)
     resumed = len(done)
     failed: dict[str, str] = {}
@@ -348,13 +359,16 @@ async def run_batch(
             def answer(model: str) -> Awaitable[Answer]:
                 return call(item_id, model)
 
-            super().__init__(router, Calls(answer, answer, cache=cache_for(item_id)))
+            super().__init__(
+                router, Calls(answer, answer, cache=cache_for(item_id), request=prompts[item_id])
+            )
             self.item_id = item_id
             self.probes: dict[str, asyncio.Future[Answer]] = {}
             self.results: dict[str, Answer | BaseException] = {}
 
         async def begin(self, e: Begin) -> Ticket:
-            return await ticket_for(self.item_id)
+            # the prompt rides on the ticket for cascade scorers that read the request
+            return replace(await ticket_for(self.item_id), request=prompts[self.item_id])
 
         async def look_up(self, e: LookUp) -> CacheLookup | None:
             if self.calls.cache is None:
@@ -381,7 +395,11 @@ async def run_batch(
             got = await asyncio.gather(*self.probes.values(), return_exceptions=True)
             self.results = dict(zip(self.probes, got, strict=True))
             # the lookup rides on the ticket: a probe hands its nearest hit to semantic routes
-            ticket = replace(tickets[self.item_id], cached=lookups.get(self.item_id))
+            ticket = replace(
+                tickets[self.item_id],
+                cached=lookups.get(self.item_id),
+                request=prompts[self.item_id],
+            )
             async with lock:  # no decision may see the store and the prefix out of step
                 written = await router.arecord_probe(ticket, e.answer, self.results)
                 if self.item_id in probe_seq:
@@ -431,6 +449,19 @@ async def run_batch(
             out.flush()
             answered += 1
 
+    async def train(item: BatchItem) -> None:
+        """A training item: the reference's answer, the learned steps' models called beside."""
+        nonlocal answered
+        assert stage is not None
+        calls = [call(item.id, m) for m in stage.models]
+        got = stage.answers_of(await asyncio.gather(*calls, return_exceptions=True))
+        await store.aadd(task, trained(reference, got, config.cost_of), event_id=f"{item.id}:train")
+        line, row = stage.done_record(item.id, got, config)
+        if await db.asave_done(item.id, item.index, line, row):
+            out.write(line + "\n")
+            out.flush()
+            answered += 1
+
     def _hit_cost(item_id: str, routed: Any) -> float | None:
         """What the reference was paid for the cached answer that served the item, if one did
         (a hit is served as the very answer the lookup found)."""
@@ -439,12 +470,12 @@ async def run_batch(
         hit = next((h for h in hits if h.answer is routed.answer), None)
         return hit.cost if hit is not None else None
 
-    async def guarded(item: BatchItem) -> None:
+    async def guarded(item: BatchItem, work: Callable[[BatchItem], Awaitable[None]]) -> None:
         async with sem:
             delay = 1.0
             for attempt in range(1, run.item_attempts + 1):
                 try:
-                    await one(item)
+                    await work(item)
                     failed.pop(item.id, None)
                     break
                 except ProviderError as exc:
@@ -466,10 +497,8 @@ async def run_batch(
         if progress is not None:
             progress(1, Ledger.from_counters(await store.aread(task), policy), len(items))
 
-    try:
-        if progress is not None:
-            progress(resumed, Ledger.from_counters(await store.aread(task), policy), len(items))
-        tasks = [asyncio.ensure_future(guarded(it)) for it in order]
+    async def each(batch: Sequence[BatchItem], work: Callable[[BatchItem], Awaitable[None]]):
+        tasks = [asyncio.ensure_future(guarded(it, work)) for it in batch]
         try:
             await asyncio.gather(*tasks)
         except BaseException:  # interrupted, or a fatal error: stop every item cleanly
@@ -477,6 +506,25 @@ async def run_batch(
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
+
+    try:
+        if progress is not None:
+            progress(resumed, Ledger.from_counters(await store.aread(task), policy), len(items))
+        if stage is not None:
+            by_id = {it.id: it for it in items}
+            await each([by_id[i] for i in stage.item_ids if i not in done], train)
+            missing = [i for i in stage.item_ids if i not in db.done()]
+            if missing:
+                raise SmartError(
+                    f"the learned scorers' training stage did not finish: {len(missing)} of its "
+                    f"{len(stage.item_ids)} items failed (item {missing[0]}: "
+                    f"{failed.get(missing[0], 'not answered')}). Run the same command again: "
+                    "the answers so far are kept"
+                )
+            stage.claim(store, task, config, prompts, saved)
+        router = start_router(run, config, store, endpoints, task)
+        policy = router.policy(task)  # also records the config for `smart report`
+        await each(order, one)
     finally:
         out.close()
         done = db.done()
@@ -484,7 +532,10 @@ async def run_batch(
         rows = db.timeline()
         db.close()
         ledger = Ledger.from_counters(store.read(task), policy)
-        router.close()
+        if router is not None:
+            router.close()
+        else:
+            store.close()
     routes = Counter(json.loads(line)["route"] for _, line in done.values())
     return BatchResult(
         items=len(items),

@@ -11,25 +11,27 @@ from typing import TYPE_CHECKING
 
 from ..engine.router import Endpoint, SmartRouter
 from ..errors import ConfigError
-from ..stores import RunState, open_run_state
+from ..stores import RunState, Store, open_run_state, open_store
+from ..task.config import SmartConfig
 from ..task.redaction import redact_url
 from .batch_input import BatchItem, check_writable, describe_change, run_record
 
 if TYPE_CHECKING:
     from .batch_run import BatchRun
 
-__all__ = ["open_run"]
+__all__ = ["open_run", "start_router"]
 
 
 def open_run(
     run: BatchRun,
     key: str,
     items: Sequence[BatchItem],
-    endpoints: Mapping[str, Endpoint],
+    config: SmartConfig,
     restart: bool,
-) -> tuple[SmartRouter, RunState]:
-    """The router on the run's counters and the run's own state, checked to belong to this run
-    (``restart`` first discards this run's state)."""
+) -> tuple[Store, RunState]:
+    """The store of the run's counters and the run's own state, checked to belong to this run
+    (``restart`` first discards this run's state). The router starts later
+    (:func:`start_router`): a run that trains learned scorers fits them first."""
     task = run.store_task(key)
     check_writable(run.output, "--output")
     if run.store is None:
@@ -38,31 +40,51 @@ def open_run(
         if restart:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{state}{suffix}").unlink(missing_ok=True)
-    config = run.config(len(items), task)
-    router = SmartRouter(config, endpoints, seed=run.seed, wait_for_probes=True)
+    store = open_store(config.store)
     try:
-        db = open_run_state(router.store, task)
+        db = open_run_state(store, task)
         try:
-            _claim(run, key, items, router, db, restart)
+            _claim(run, key, items, store, db, restart)
         except BaseException:
             db.close()
             raise
     except BaseException:
-        router.close()
+        store.close()
         raise
-    return router, db
+    return store, db
+
+
+def start_router(
+    run: BatchRun,
+    config: SmartConfig,
+    store: Store,
+    endpoints: Mapping[str, Endpoint],
+    task: str,
+) -> SmartRouter:
+    """The run's router on its ``store``; the answer cache's batch starts at the run's first
+    start, not at each resume."""
+    router = SmartRouter(config, endpoints, store=store, seed=run.seed, wait_for_probes=True)
+    if router.cache is not None:
+        # An entry stored by this run before a kill stays "during the batch" (the semantic
+        # index is frozen for the batch, docs/guarantee.md)
+        since = store.get_meta(task, "run.cache_since")
+        if since is None:
+            store.set_meta(task, "run.cache_since", repr(router.cache.created_at))
+        else:
+            router.cache.created_at = float(since)
+    return router
 
 
 def _claim(
     run: BatchRun,
     key: str,
     items: Sequence[BatchItem],
-    router: SmartRouter,
+    store: Store,
     db: RunState,
     restart: bool,
 ) -> None:
     """Refuse state or an output file of another run, then mark the state as this run's."""
-    store, task = router.store, run.store_task(key)
+    task = run.store_task(key)
     if restart and run.store is not None:
         db.clear()  # this run's state and counters only; other runs on the server stay
     previous = store.get_meta(task, "run.key")
@@ -85,14 +107,6 @@ def _claim(
     if previous is None or store.get_meta(task, "run.record") is None:
         store.set_meta(task, "run.record", json.dumps(record))
     store.set_meta(task, "run.key", key)
-    if router.cache is not None:
-        # The batch starts once, not at each resume: an entry stored by this run before a kill
-        # stays "during the batch" (the semantic index is frozen for the batch, docs/guarantee.md)
-        since = store.get_meta(task, "run.cache_since")
-        if since is None:
-            store.set_meta(task, "run.cache_since", repr(router.cache.created_at))
-        else:
-            router.cache.created_at = float(since)
     store.set_meta(
         task,
         "run",

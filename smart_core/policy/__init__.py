@@ -50,14 +50,16 @@ def policy_class(
 def refuse_batch_training(config) -> None:
     """ConfigError if ``config`` is in batch mode with a learned cascade still to be fit: online
     mode fits it on the router's early probes (smart_core.engine.scorer_training), a batch's
-    plan cannot make room for a route that opens halfway."""
-    learning = [c.name for c in config.cascade_list() if c.untrained]
+    plan cannot make room for a route that opens halfway; a batch fits it in a training stage
+    before its plan starts (``smart run``, ``smart replay``)."""
+    learning = [c.name for c in config.untrained_cascades()]
     if learning and config.batch_size is not None:
         raise ConfigError(
-            f"cascades {learning}: a learned scorer trains on the router's early probes in "
-            "online mode, but this config is in batch mode (batch_size is set). In batch mode "
-            "smart replay trains per order; otherwise fit it once and give the frozen scorer "
-            "(scorer='learned:PATH.json')"
+            f"cascades {learning}: a learned scorer must be fit before a batch's plan starts. "
+            "smart run and smart replay fit it on the batch's first items themselves; a "
+            "SmartRouter in batch mode (batch_size set) serves it once a training stage has "
+            "claimed its fit in the store (smart_core.jobs.run_training), or give a frozen "
+            "scorer (scorer='learned:PATH.json')"
         )
 
 

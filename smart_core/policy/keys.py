@@ -18,6 +18,7 @@ __all__ = [
     "SCREENED",
     "SPENT",
     "SPENT_PROBE_CANDIDATES",
+    "TRAINED",
     "agreements",
     "call_cost",
     "calls",
@@ -62,6 +63,11 @@ AUDITS = "audits"
 #: batch). The certification stage's bounds count only probes decided after it
 #: (:mod:`smart_core.policy.screened_batch`).
 SCREENED = "screened"
+#: Batch mode with learned scorers to fit (``smart run``): items of the training stage, the run's
+#: first items, answered by the reference with the learned steps' models called beside them. Never
+#: in REQUESTS or PROBES, which the batch's policy reads: the batch it certifies is the rest
+#: (smart_core.jobs.run_training). The ledger adds them back.
+TRAINED = "trained"
 #: Prefix of the counter naming the learned scorers a task's processes serve, one per
 #: training plan (``learned.freeze:<plan>``; its value is their fits' fingerprint, 48 bits,
 #: written once by the first process to claim the freeze: smart_core.engine.scorer_training).

@@ -118,7 +118,7 @@ class OnlineMixPolicy(PolicyBase):
             audit_rate=0.01 if rate is None else float(rate),
             drift=getattr(config, "drift_detection", True),
             families=config_families(config),
-            reserved=[c.name for c in config.cascade_list() if c.untrained],
+            reserved=[c.name for c in config.untrained_cascades()],
         )
 
     # -- the mix -----------------------------------------------------------------------------

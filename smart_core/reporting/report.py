@@ -121,9 +121,11 @@ def report_task(store: Store, task: str) -> TaskReport:
     )
     rep = TaskReport(
         task=task,
-        requests=int(counters.get(K.REQUESTS, 0)),
+        # a run's training items (K.TRAINED) are requests and probes too, kept apart from the
+        # batch's counters that its policy reads
+        requests=int(counters.get(K.REQUESTS, 0) + counters.get(K.TRAINED, 0)),
         spent=counters.get(K.SPENT, 0.0),
-        probes=int(counters.get(K.PROBES, 0)),
+        probes=int(counters.get(K.PROBES, 0) + counters.get(K.TRAINED, 0)),
         audits=int(counters.get(K.AUDITS, 0)),
         probe_cost=counters.get(K.SPENT_PROBE_CANDIDATES, 0.0),
         calls={m: int(counters.get(K.calls(m), 0)) for m in models},

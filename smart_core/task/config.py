@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from ..errors import ConfigError
+from .answer import Answer
 from .cascades import Cascade, cascade_specs, parse_cascades
 from .comparators import Comparator, parse_comparator
 from .pricing import Price, PriceTable, UnknownPriceError
@@ -591,6 +592,11 @@ class SmartConfig(_Settings):
         """The cascades this config routes to besides its candidates (``"auto"`` expanded)."""
         return list(self._cascades)
 
+    def untrained_cascades(self) -> list[Cascade]:
+        """The cascades whose learned scorer is not fit yet: plans, not routes, until a training
+        stage freezes them (docs/cascades.md, "Learned scorer")."""
+        return [c for c in self._cascades if c.untrained]
+
     def route_names(self) -> list[str]:
         """Every route's name: the reference, the candidates, the cascades, then the semantic
         cache's routes."""
@@ -615,3 +621,9 @@ class SmartConfig(_Settings):
     def price(self, name: str) -> Price:
         """The resolved price of the model called ``name`` (explicit price, else the table)."""
         return self.spec(name).resolve_price(self._price_table)
+
+    def cost_of(self, answer: Answer) -> float:
+        """USD for one answer: its own ``cost`` if set, else its usage at its model's price."""
+        if answer.cost is not None:
+            return float(answer.cost)
+        return self.price(answer.model).cost(answer.usage)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from smart_core.cli import app
@@ -97,4 +98,28 @@ def test_a_cascade_calling_an_unknown_model_fails_before_any_call(tmp_path):
     said = " ".join(result.output.split())
     assert "--cascades" in said and "openai:gpt-5-nano" in said and "not a candidate" in said
     assert calls == 0
-    assert missing.exit_code != 0 and "give auto or a TOML file" in " ".join(missing.output.split())
+    assert missing.exit_code != 0 and "give auto, auto+learned or a TOML file" in " ".join(
+        missing.output.split()
+    )
+
+
+def test_auto_learned_trains_on_the_runs_first_items_and_report_reads_the_fit(tmp_path):
+    pytest.importorskip("sklearn")
+    _setup(tmp_path)
+    tables = tmp_path / "cascades.toml"
+    tables.write_text(
+        '[[cascades]]\nsteps = [{model = "openai:gpt-4o-mini", scorer = "learned:train=15"}]\n'
+    )
+    with FakeLLMServer({"gpt-4o": _label, "gpt-4o-mini": _label}) as server:
+        result = _run(tmp_path, server, "--cascades", str(tables), "--concurrency", "4")
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(lines) == N and sum(bool(x.get("training")) for x in lines) == 15
+    counters = _counters(tmp_path)
+    assert counters[K.TRAINED] == 15 and counters[K.REQUESTS] == N - 15
+    shown = CliRunner().invoke(
+        app, ["report", "--store", f"sqlite:///{tmp_path / 'out.jsonl.smart.db'}"], env=ENV
+    )
+    assert shown.exit_code == 0, shown.output
+    said = " ".join(shown.output.split())
+    assert f"cascade:{MINI}[learned@" in said and "15 trained the learned scorers" in said
