@@ -17,6 +17,7 @@ from dataclasses import replace
 import pytest
 
 from smart_core import Answer, MemoryStore, SmartConfig, SmartRouter
+from smart_core.engine.learned_training import TrainingProbe, fit_steps
 from smart_core.engine.scorer_training import (
     ScorerTraining,
     claim_fits,
@@ -261,3 +262,22 @@ def test_stored_fits_that_no_longer_load_leave_the_cascade_unused(caplog):
     assert len(served) == 40 and _frozen_names(router) == []
     assert router.policy("t").reserved == (DECLARED,)
     assert "not readable" in caplog.text
+
+
+def test_a_batch_router_serves_a_learned_cascade_whose_fit_a_training_stage_claimed():
+    store = MemoryStore()
+    config = _config(batch_size=500)
+    truth = _truth(4, TRAIN)
+    probes = [
+        TrainingProbe(text, text, {REF: Answer(right), MINI: Answer("A" if hard else right)})
+        for text, (right, hard) in truth.items()
+    ]
+    declared = config.untrained_cascades()
+    fits = fit_steps(declared, probes, REF, config.comparator)
+    claimed = claim_fits(store, "t", training_plan(declared), fits)
+    assert {k: f.fingerprint for k, f in claimed.items()} == {
+        k: f.fingerprint for k, f in fits.items()
+    }
+    router = SmartRouter(config, store=store)  # no longer refused: its fit is claimed
+    assert _frozen_names(router)
+    assert router.training.probe_models(router.begin("t", request_id="r1")) == ()

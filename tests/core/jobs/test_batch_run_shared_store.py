@@ -150,3 +150,23 @@ def test_a_new_run_will_not_erase_another_runs_output(tmp_path, store_url):
     result = asyncio.run(run_batch(changed, models.endpoints(), restart=True))
     assert result.done == 20 and result.resumed == 0
     assert json.loads(out.read_text().splitlines()[0])["id"] == "x0"
+
+
+def test_a_learned_cascade_trains_on_the_server_and_a_restart_trains_it_anew(tmp_path, store_url):
+    pytest.importorskip("sklearn")
+    path = _items(tmp_path, N)
+    models = Models(path, {MINI: 0.1, HAIKU: 0.3})
+    learned = [{"steps": [{"model": MINI, "scorer": "learned:train=30"}]}]
+    run = _run(path, tmp_path / "out.jsonl", store_url, cascades=learned)
+    result = asyncio.run(run_batch(run, models.endpoints()))
+    assert result.done == N and result.ledger.trained == 30
+    counters = _counters(run)
+    freeze = {k: v for k, v in counters.items() if k.startswith(K.LEARNED_FREEZE)}
+    assert counters[K.TRAINED] == 30 and counters[K.REQUESTS] == N - 30 and len(freeze) == 1
+    # A restart discards this run's counters, the claimed fit among them, and trains again on
+    # the same items (drawn from the run's key and seed): the same fit is claimed.
+    again = asyncio.run(run_batch(run, models.endpoints(), restart=True))
+    assert again.done == N and again.answered_now == N
+    counters = _counters(run)
+    assert counters[K.TRAINED] == 30
+    assert {k: v for k, v in counters.items() if k.startswith(K.LEARNED_FREEZE)} == freeze

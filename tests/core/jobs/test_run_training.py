@@ -240,8 +240,6 @@ def test_scorers_that_read_the_request_get_the_prompt_in_a_run(tmp_path):
         return 0.0 if "tricky" in request else 1.0
 
     cascade = Cascade([CascadeStep(MINI, plain_only)], name="plain-only")
-    result = asyncio.run(
-        run_batch(_run(path, tmp_path, cascades=[cascade]), Models().endpoints())
-    )
+    result = asyncio.run(run_batch(_run(path, tmp_path, cascades=[cascade]), Models().endpoints()))
     assert result.done == 120
     assert seen and all(isinstance(r, str) and r.startswith("Answer question") for r in seen)
