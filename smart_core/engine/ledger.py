@@ -103,8 +103,13 @@ class Ledger:
     trained: int = 0
 
     @classmethod
-    def from_counters(cls, counters: Mapping[str, float], policy: Policy) -> Ledger:
-        state = TaskState.from_counters(counters)
+    def from_counters(
+        cls, counters: Mapping[str, float], policy: Policy, state: TaskState | None = None
+    ) -> Ledger:
+        """The ledger of ``counters`` under ``policy``; its bounds are read from ``state`` if
+        given (``smart run``'s settled prefix, as its decisions read them), else from the
+        counters, where a probe in flight counts as differing."""
+        state = state if state is not None else TaskState.from_counters(counters)
         view = policy.view(state)
         ref = policy.reference
         ref_n = counters.get(K.REF_N, 0.0)

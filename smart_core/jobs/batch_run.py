@@ -495,7 +495,16 @@ async def run_batch(
                 if item.id in probe_seq:
                     prefix.abandoned(probe_seq[item.id])
         if progress is not None:
-            progress(1, Ledger.from_counters(await store.aread(task), policy), len(items))
+            progress(1, await ledger_now(), len(items))
+
+    async def ledger_now() -> Ledger:
+        """The ledger as the decisions see it: the bounds at the settled prefix, where the
+        counters alone would count every probe in flight as differing (and could show more
+        answers that may differ than the budget, mid-run, though no decision ever did)."""
+        async with lock:  # the prefix must not move between the read and its state
+            counters = await store.aread(task)
+            state = prefix.state(counters)
+        return Ledger.from_counters(counters, policy, state)
 
     async def each(batch: Sequence[BatchItem], work: Callable[[BatchItem], Awaitable[None]]):
         tasks = [asyncio.ensure_future(guarded(it, work)) for it in batch]
@@ -509,7 +518,7 @@ async def run_batch(
 
     try:
         if progress is not None:
-            progress(resumed, Ledger.from_counters(await store.aread(task), policy), len(items))
+            progress(resumed, await ledger_now(), len(items))
         if stage is not None:
             by_id = {it.id: it for it in items}
             await each([by_id[i] for i in stage.item_ids if i not in done], train)
@@ -531,7 +540,8 @@ async def run_batch(
         _rewrite_output(run.output, done.values())
         rows = db.timeline()
         db.close()
-        ledger = Ledger.from_counters(store.read(task), policy)
+        counters = store.read(task)
+        ledger = Ledger.from_counters(counters, policy, prefix.state(counters))
         if router is not None:
             router.close()
         else:

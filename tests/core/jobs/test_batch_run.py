@@ -6,6 +6,7 @@ import asyncio
 import json
 import random
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,25 @@ def test_a_run_of_six_candidates_is_screened_then_certified_and_every_probe_sett
     out = _lines(tmp_path / "out.jsonl")
     labels = {json.loads(line)["id"]: json.loads(line)["label"] for line in path.open()}
     assert sum(o["answer"] != labels[o["id"]] for o in out) <= 0.1 * 600
+
+
+def test_the_progress_shows_the_count_the_decisions_keep_within_the_budget(tmp_path):
+    """Mid-run, the progress ledger reads the bounds at the settled prefix, as the decisions
+    do: read from the counters alone, every probe in flight would count as differing, and the
+    count of answers that may differ could show above the budget though no decision allowed it."""
+    path = _items(tmp_path, 600)
+    models = Models(path, {MINI: 0.05, HAIKU: 0.3})
+
+    async def slow_candidates(item: str, model: str) -> None:
+        if model != REF:
+            await asyncio.sleep(0.05)
+
+    models.hook = slow_candidates
+    seen = []
+    run = replace(_run(path, tmp_path), concurrency=64)
+    result = asyncio.run(
+        run_batch(run, models.endpoints(), progress=lambda n, ledger, total: seen.append(ledger))
+    )
+    assert result.done == 600 and len(seen) == 601
+    assert all(x.differing_at_most <= x.budget + 1e-9 for x in seen)
+    assert max(x.differing_at_most for x in seen) > 0.5 * seen[-1].budget  # the budget is used
