@@ -64,6 +64,7 @@ from .batch_input import (
     load_items,
     render_prompt,
 )
+from .progress_feed import Progress, ProgressFeed
 from .run_claim import open_run, start_router
 from .run_records import (
     LOOKUP,
@@ -248,17 +249,17 @@ class BatchResult:
         }
 
 
-Progress = Callable[[int, Ledger, int], object]
-
-
 async def run_batch(
     run: BatchRun,
     endpoints: Mapping[str, Endpoint],
     *,
     restart: bool = False,
     progress: Progress | None = None,
+    progress_every: float = 0.25,
 ) -> BatchResult:
-    """Answer every item of ``run`` not answered yet; see the module docstring for the steps."""
+    """Answer every item of ``run`` not answered yet; see the module docstring for the steps.
+    ``progress`` gets the items done and the ledger at most every ``progress_every`` seconds
+    (:class:`~smart_core.jobs.progress_feed.ProgressFeed`)."""
     started = time.monotonic()
     items = load_items(run.input)
     check_prompt(run.prompt, [f for f in items[0].fields if f != "id"])
@@ -494,8 +495,7 @@ async def run_batch(
             else:  # failed for good: its probe, if any, will never be compared
                 if item.id in probe_seq:
                     prefix.abandoned(probe_seq[item.id])
-        if progress is not None:
-            progress(1, await ledger_now(), len(items))
+        await feed.advance()
 
     async def ledger_now() -> Ledger:
         """The ledger as the decisions see it: the bounds at the settled prefix, where the
@@ -505,6 +505,8 @@ async def run_batch(
             counters = await store.aread(task)
             state = prefix.state(counters)
         return Ledger.from_counters(counters, policy, state)
+
+    feed = ProgressFeed(progress, len(items), ledger_now, every=progress_every)
 
     async def each(batch: Sequence[BatchItem], work: Callable[[BatchItem], Awaitable[None]]):
         tasks = [asyncio.ensure_future(guarded(it, work)) for it in batch]
@@ -517,8 +519,7 @@ async def run_batch(
             raise
 
     try:
-        if progress is not None:
-            progress(resumed, await ledger_now(), len(items))
+        await feed.advance(resumed)
         if stage is not None:
             by_id = {it.id: it for it in items}
             await each([by_id[i] for i in stage.item_ids if i not in done], train)
@@ -534,6 +535,7 @@ async def run_batch(
         router = start_router(run, config, store, endpoints, task)
         policy = router.policy(task)  # also records the config for `smart report`
         await each(order, one)
+        await feed.flush()
     finally:
         out.close()
         done = db.done()

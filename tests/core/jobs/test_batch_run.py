@@ -291,8 +291,30 @@ def test_the_progress_shows_the_count_the_decisions_keep_within_the_budget(tmp_p
     seen = []
     run = replace(_run(path, tmp_path), concurrency=64)
     result = asyncio.run(
-        run_batch(run, models.endpoints(), progress=lambda n, ledger, total: seen.append(ledger))
+        run_batch(
+            run,
+            models.endpoints(),
+            progress=lambda n, ledger, total: seen.append(ledger),
+            progress_every=0.0,  # a ledger at every item
+        )
     )
     assert result.done == 600 and len(seen) == 601
     assert all(x.differing_at_most <= x.budget + 1e-9 for x in seen)
     assert max(x.differing_at_most for x in seen) > 0.5 * seen[-1].budget  # the budget is used
+
+
+def test_the_progress_counts_every_item_but_builds_a_ledger_a_few_times_a_second(tmp_path):
+    path = _items(tmp_path, 300)
+    models = Models(path, {MINI: 0.02, HAIKU: 0.3})
+    calls = []
+    result = asyncio.run(
+        run_batch(
+            _run(path, tmp_path),
+            models.endpoints(),
+            progress=lambda n, ledger, total: calls.append((n, ledger.requests, total)),
+            progress_every=3600.0,
+        )
+    )
+    assert result.done == 300
+    # the start, then once every item is done: all 300 counted, the last ledger the run's end
+    assert calls == [(0, 0, 300), (300, 300, 300)]
