@@ -59,11 +59,31 @@ from .routes import RouteAnswer, RouteTable
 from .scorer_training import ScorerTraining
 from .ticket import Routed, Ticket
 
-__all__ = ["AsyncProbeRun", "Endpoint", "ProbeRun", "Routed", "SmartRouter", "Ticket"]
+__all__ = [
+    "AsyncProbeRun",
+    "Endpoint",
+    "ProbeRun",
+    "Routed",
+    "SmartRouter",
+    "Ticket",
+    "record_config",
+]
 
 Endpoint = Callable[[Any], Awaitable[Answer]]
 
 _log = logging.getLogger("smart_core")
+
+
+def record_config(store: Store, task: str, config: SmartConfig) -> None:
+    """Leave ``config`` in ``store`` so ``smart report`` can rebuild ``task``'s bounds (a config
+    whose comparator or prices cannot be serialised leaves the counters only). StoreError if
+    the store is unreachable."""
+    try:
+        raw = config.model_dump_json()
+    except Exception:
+        return
+    if store.get_meta(task, "config") != raw:
+        store.set_meta(task, "config", raw)
 
 
 class SmartRouter(ProbeRecording, CacheServing, BatchServing):
@@ -141,14 +161,8 @@ class SmartRouter(ProbeRecording, CacheServing, BatchServing):
         return policy
 
     def _record_config(self, task: str) -> None:
-        """Leave the configuration in the store so ``smart report`` can rebuild the bounds."""
         try:
-            raw = self.config.model_dump_json()
-        except Exception:  # a comparator or price that cannot be serialised: counters only
-            return
-        try:
-            if self.store.get_meta(task, "config") != raw:
-                self.store.set_meta(task, "config", raw)
+            record_config(self.store, task, self.config)
         except StoreError:  # unreachable now: tried again by the next policy() of the task
             self._policies.pop(task, None)
 

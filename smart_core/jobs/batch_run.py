@@ -48,7 +48,7 @@ from ..engine.effects import Begin, FallBack, LookUp, Settle, StartProbes
 from ..engine.flow import serve_flow
 from ..engine.increments import trained
 from ..engine.ledger import Ledger
-from ..engine.router import Endpoint, SmartRouter, Ticket
+from ..engine.router import Endpoint, SmartRouter, Ticket, record_config
 from ..engine.scorer_training import stored_config
 from ..errors import SmartError
 from ..policy import Policy, policy_for
@@ -521,6 +521,7 @@ async def run_batch(
     try:
         await feed.advance(resumed)
         if stage is not None:
+            record_config(store, task, config)  # for `smart report` while the stage runs
             by_id = {it.id: it for it in items}
             await each([by_id[i] for i in stage.item_ids if i not in done], train)
             missing = [i for i in stage.item_ids if i not in db.done()]

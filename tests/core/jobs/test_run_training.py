@@ -187,6 +187,14 @@ def test_a_run_killed_while_training_resumes_on_the_same_items_and_fits_once(tmp
     assert 0 < len(first) < TRAIN and all(x["training"] for x in first)
     assert K.TRAINED in _counters(tmp_path)
     assert not any(k.startswith(K.LEARNED_FREEZE) for k in _counters(tmp_path))
+    # `smart report` reads a run stopped in its training stage: no learned route yet
+    store = open_store(f"sqlite:///{tmp_path / 'out.jsonl.smart.db'}")
+    try:
+        report = report_task(store, "run")
+    finally:
+        store.close()
+    assert report.ledger is not None and report.ledger.trained == len(first)
+    assert not any(r.startswith(FROZEN) for r in report.ledger.routes)
 
     models.hook = None
     result = asyncio.run(run_batch(run, models.endpoints()))
