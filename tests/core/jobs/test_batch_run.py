@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from interrupt import Interrupt  # this folder is on sys.path
 
 from smart_core import Answer, ConfigError, Usage, open_store
 from smart_core.jobs.batch_run import BatchRun, load_items, render_prompt, run_batch, timeline
@@ -100,21 +101,16 @@ def test_interrupted_run_resumes_without_paying_twice(tmp_path):
     models = Models(path, {MINI: 0.02, HAIKU: 0.3})
     run = _run(path, tmp_path)
     calls = 0
-    running: list[asyncio.Task] = []
+    cut = Interrupt()
 
     async def stop_midway(item, model):
         nonlocal calls
         calls += 1
         if calls == 150:
-            running[0].cancel()  # what asyncio.run does on Ctrl-C: cancel the main task
-
-    async def main():
-        running.append(asyncio.ensure_future(run_batch(run, models.endpoints())))
-        await running[0]
+            cut.stop()  # what asyncio.run does on Ctrl-C: cancel the main task
 
     models.hook = stop_midway
-    with pytest.raises(asyncio.CancelledError):
-        asyncio.run(main())
+    cut.run(lambda: run_batch(run, models.endpoints()))
     first = _lines(tmp_path / "out.jsonl")
     assert 0 < len(first) < 200
     answered_before = {x["id"] for x in first}

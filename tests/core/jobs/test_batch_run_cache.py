@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from interrupt import Interrupt  # this folder is on sys.path
 
 from smart_core import Answer, ConfigError, Usage
 from smart_core.jobs.batch_run import BatchRun, run_batch
@@ -135,19 +136,14 @@ def test_a_cancelled_run_resumes_with_every_hit_and_paid_answer_recorded_once(tm
     n = len(who)
     models = Tokens()
     run = _run(path, tmp_path, concurrency=6)
-    running: list[asyncio.Task] = []
+    cut = Interrupt()
 
     async def stop_midway(model):
         if sum(models.calls.values()) == 25:
-            running[0].cancel()  # what asyncio.run does on Ctrl-C
-
-    async def main():
-        running.append(asyncio.ensure_future(run_batch(run, models.endpoints())))
-        await running[0]
+            cut.stop()  # what asyncio.run does on Ctrl-C
 
     models.hook = stop_midway
-    with pytest.raises(asyncio.CancelledError):
-        asyncio.run(main())
+    cut.run(lambda: run_batch(run, models.endpoints()))
     first = _lines(tmp_path / "out.jsonl")
     assert 0 < len(first) < n
     models.hook = None

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from interrupt import Interrupt  # this folder is on sys.path
 from test_batch_run import HAIKU, MINI, REF, Models, _items, _lines  # this folder is on sys.path
 
 from smart_core import ConfigError, open_store
@@ -72,21 +73,16 @@ def test_interrupted_run_resumes_from_the_server_exactly_once(tmp_path, store_ur
     models = Models(path, {MINI: 0.02, HAIKU: 0.3})
     run = _run(path, tmp_path / "out.jsonl", store_url, seed=7)
     calls = 0
-    running: list[asyncio.Task] = []
+    cut = Interrupt()
 
     async def stop_midway(item, model):
         nonlocal calls
         calls += 1
         if calls == 150:
-            running[0].cancel()  # the run stops as it would on Ctrl-C, items in flight
-
-    async def main():
-        running.append(asyncio.ensure_future(run_batch(run, models.endpoints())))
-        await running[0]
+            cut.stop()  # the run stops as it would on Ctrl-C, items in flight
 
     models.hook = stop_midway
-    with pytest.raises(asyncio.CancelledError):
-        asyncio.run(main())
+    cut.run(lambda: run_batch(run, models.endpoints()))
     first = {x["id"] for x in _lines(run.output)}
     assert 0 < len(first) < N
     before = Counter(models.calls)

@@ -11,6 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from interrupt import Interrupt  # this folder is on sys.path
 
 from smart_core import Answer, ConfigError, SmartError, Usage, open_store
 from smart_core.jobs.batch_run import BatchRun, load_items, run_batch
@@ -168,21 +169,16 @@ def test_a_run_killed_while_training_resumes_on_the_same_items_and_fits_once(tmp
     models = Models()
     run = _run(path, tmp_path)
     calls = 0
-    running: list[asyncio.Task] = []
+    cut = Interrupt()
 
     async def stop_midway(item, model):
         nonlocal calls
         calls += 1
         if calls == 50:  # within the training stage: 60 items of two calls each
-            running[0].cancel()
-
-    async def main():
-        running.append(asyncio.ensure_future(run_batch(run, models.endpoints())))
-        await running[0]
+            cut.stop()
 
     models.hook = stop_midway
-    with pytest.raises(asyncio.CancelledError):
-        asyncio.run(main())
+    cut.run(lambda: run_batch(run, models.endpoints()))
     first = _lines(tmp_path / "out.jsonl")
     assert 0 < len(first) < TRAIN and all(x["training"] for x in first)
     assert K.TRAINED in _counters(tmp_path)
