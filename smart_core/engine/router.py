@@ -275,19 +275,15 @@ class SmartRouter(ProbeRecording, CacheServing, BatchServing):
         policy = self.policy(task)  # built without the store (its config is recorded later)
         self._warn_outage(policy.task, error)
         ref = policy.reference
-        cert = Certificate(
-            task=policy.task,
-            route=ref,
+        cert = Certificate.of_reference(
+            policy.task,
+            ref,
             probe=False,
-            mix={ref: 1.0},
-            bound=1.0,
-            probes=0,
             epsilon=policy.epsilon,
             delta=policy.delta,
             method=policy.method,
             mode=policy.mode,
             effective_epsilon=policy.epsilon,
-            bounds={ref: 1.0},
         )
         decision = Decision(ref, False, (), False, cert, {})
         return Ticket(request_id, decision, ref, recorded=False)

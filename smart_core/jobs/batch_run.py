@@ -276,8 +276,14 @@ async def run_batch(
     store, db = open_run(run, key, items, config, restart)
     state: Path | str = db.where if run.store else run.state_path
     router: SmartRouter | None = None  # started once the learned scorers, if any, are frozen
-    # what the ledger reads until the router starts (a training run's batch before its freeze)
-    policy: Policy = policy_for(stored_config(config, store, task), task=task)
+
+    def policy_now() -> Policy:
+        """The run's policy: the router's once it has started; before (a training stage, or a
+        run stopped in it), the batch's as the store has it, with no learned route yet."""
+        if router is not None:
+            return router.policy(task)
+        return policy_for(stored_config(config, store, task), task=task)
+
     tickets = {item: ticket_from(t) for item, t in db.tickets().items()}
     saved: dict[str, dict[str, Answer]] = {}
     lookups: dict[str, CacheLookup] = {}  # what the answer cache found for each item, as saved
@@ -331,7 +337,7 @@ async def run_batch(
         if ticket is None:
             async with lock:
                 state = prefix.state(await store.aread(task))
-                decision = policy.decide(state, router.rng)
+                decision = policy_now().decide(state, router.rng)
                 ticket = Ticket(item_id, decision, decision.route)
                 await db.asave_ticket(item_id, ticket_json(ticket))
                 tickets[item_id] = ticket
@@ -504,7 +510,7 @@ async def run_batch(
         async with lock:  # the prefix must not move between the read and its state
             counters = await store.aread(task)
             state = prefix.state(counters)
-        return Ledger.from_counters(counters, policy, state)
+        return Ledger.from_counters(counters, policy_now(), state)
 
     feed = ProgressFeed(progress, len(items), ledger_now, every=progress_every)
 
@@ -534,7 +540,7 @@ async def run_batch(
                 )
             stage.claim(store, task, config, prompts, saved)
         router = start_router(run, config, store, endpoints, task)
-        policy = router.policy(task)  # also records the config for `smart report`
+        router.policy(task)  # built now: it records the config for `smart report`
         await each(order, one)
         await feed.flush()
     finally:
@@ -544,7 +550,7 @@ async def run_batch(
         rows = db.timeline()
         db.close()
         counters = store.read(task)
-        ledger = Ledger.from_counters(counters, policy, prefix.state(counters))
+        ledger = Ledger.from_counters(counters, policy_now(), prefix.state(counters))
         if router is not None:
             router.close()
         else:

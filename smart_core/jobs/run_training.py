@@ -72,21 +72,16 @@ class TrainingStage:
     def certificate(self, config: SmartConfig) -> Certificate:
         """What a training item's answer carries: the reference's, promised nothing beyond it
         (it differs nowhere); the budget is the batch's, certified after the stage."""
-        ref = config.reference.name
         size = config.batch_size - len(self.item_ids)
-        return Certificate(
-            task=config.task,
-            route=ref,
+        return Certificate.of_reference(
+            config.task,
+            config.reference.name,
             probe=True,
-            mix={ref: 1.0},
-            bound=1.0,
-            probes=0,
             epsilon=config.epsilon,
             delta=config.delta,
             method=config.method,
             mode="batch",
             effective_epsilon=0.0,
-            bounds={ref: 1.0},
             batch_size=size,
             budget=config.epsilon * size,
             differing_at_most=0.0,

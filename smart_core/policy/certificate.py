@@ -63,6 +63,38 @@ class Certificate:
     step: str | None = None
     score: float | None = None
 
+    @classmethod
+    def of_reference(
+        cls,
+        task: str,
+        reference: str,
+        *,
+        probe: bool,
+        epsilon: float,
+        delta: float,
+        method: str,
+        mode: str,
+        effective_epsilon: float,
+        **batch: Any,
+    ) -> Certificate:
+        """The reference's own answer, outside any mix (an unrecorded request, a training item):
+        it agrees with itself, which is all it promises. ``batch`` sets the batch fields."""
+        return cls(
+            task=task,
+            route=reference,
+            probe=probe,
+            mix={reference: 1.0},
+            bound=1.0,
+            probes=0,
+            epsilon=epsilon,
+            delta=delta,
+            method=method,
+            mode=mode,
+            effective_epsilon=effective_epsilon,
+            bounds={reference: 1.0},
+            **batch,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy (for response metadata, output files and reports)."""
         return asdict(self)
