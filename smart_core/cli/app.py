@@ -27,6 +27,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help is printed as written: rich markup would read "[[cascades]]" and route names such
+    # as "cascade:m[label=A]>ref" as style tags and drop them.
+    rich_markup_mode=None,
 )
 app.add_typer(bench_app, name="bench")
 app.command("fake-server")(fake_server)

@@ -16,7 +16,9 @@ from .options import numbers
 
 __all__ = ["bench_app"]
 
-bench_app = typer.Typer(help="Benchmarks that print numbers.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks that print numbers.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @bench_app.command("paper")

@@ -72,6 +72,15 @@ def test_help_lists_the_commands(runner):
     assert "paper" in bench.output and "overhead" in bench.output
 
 
+@pytest.mark.parametrize("command", ["replay", "run"])
+def test_help_prints_brackets_as_written(runner, command):
+    """Help text is not read as rich markup, which dropped "[[cascades]]" (the TOML table a
+    user must write) from the ``--cascades`` option's help."""
+    result = invoke(runner, command, "--help")
+    assert result.exit_code == 0
+    assert "[[cascades]]" in result.output
+
+
 # -- replay -------------------------------------------------------------------------------------
 
 
