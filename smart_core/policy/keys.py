@@ -42,6 +42,7 @@ __all__ = [
     "look_agreements",
     "look_open",
     "look_probes",
+    "look_route",
     "probe_route",
     "probes_of",
     "probes_open",
@@ -234,6 +235,15 @@ def look_agreements(route: str) -> str:
 def look_open(route: str) -> str:
     """Like :func:`cert_open`, within ``route``'s planned look."""
     return f"look.open:{route}"
+
+
+def look_route(key: str) -> str | None:
+    """The route of one of a candidate's planned-look probe counters, else None."""
+    for name in (look_probes, look_agreements, look_open):
+        head = name("")
+        if key.startswith(head):
+            return key[len(head) :]
+    return None
 
 
 def cert_route(key: str) -> str | None:

@@ -76,15 +76,22 @@ def plan_leader_looks(
 def pending_looks(
     looks: Mapping[str, LookPlan], state: TaskState, capped: Mapping[str, float | None]
 ) -> tuple[str, ...]:
-    """The candidates whose next probe joins their looks' sample: up to the next look's size,
-    then none until the sample is all in and read. A look is read only when no look probe is
-    open (the sample must be every probe tagged so far), so with many probes in flight the
-    tagging pauses at each size rather than run past it unread; the probes in between still
-    count for the bound valid at every size. None once a look passed (``capped[c]`` set)."""
+    """The candidates whose next probe joins their looks' sample, until a look passed
+    (``capped[c]`` set) or the sample reached the last look's size.
+
+    Where the run supplies the settled prefix of the look probes (``state.look_prefix``), a
+    look is read on the prefix as soon as its first probes are in, so tagging goes on while
+    others are out. Without it a look is read only when no look probe is open (the sample must
+    be every probe tagged so far): tagging pauses at each size until the sample is all in and
+    read, and the probes decided in between count only for the bound valid at every size."""
     out = []
     for c, plan in looks.items():
         look = state.looked_by(c)
         if state.evidence_of(c).dropped or capped.get(c) is not None:
+            continue
+        if state.look_prefix is not None:
+            if look.sampled < plan.last:
+                out.append(c)
             continue
         after = [n for n in plan.sizes if n > look.compared]
         if after and look.sampled < after[0]:
@@ -94,20 +101,27 @@ def pending_looks(
 
 def look_cap(plan: LookPlan | None, state: TaskState, c: str) -> float | None:
     """The most differing answers among ``c``'s items unprobed now, once one of its looks
-    passed (``None`` before, or while a look probe is open: the sample read must be all of the
-    probes tagged so far).
+    passed (``None`` before, or while the sample a look is read on is not all in).
 
-    A pass certifies the look plan's budget for the items the look left unprobed. Items probed
-    since are among those, so their differing answers come off the budget, one for one (not the
-    budget scaled down to the items left, which later probes agreeing more than their share
-    would make too small). A later probe still open is taken as agreeing, so it takes nothing
-    off."""
-    look = state.looked_by(c)
-    if plan is None or look.open > 0 or not look.compared:
+    The sample is :meth:`TaskState.look_sample`: the first look probes decided, up to the
+    first still open where the run supplies that prefix, else every look probe once none is
+    open. Either is a uniform sample of the items (which probes are tagged is decided before
+    their answers), and a look read on more probes than its size is read late, which is safe
+    (:mod:`smart_core.stats.sequential_looks`).
+
+    A pass certifies the look plan's budget for the items outside the sample. Probed items
+    outside it are among those, so their differing answers come off the budget, one for one
+    (not the budget scaled down to the items left, which later probes agreeing more than their
+    share would make too small). A later probe still open is taken as agreeing, so it takes
+    nothing off."""
+    sample = state.look_sample(c)
+    if plan is None or (state.look_prefix is None and sample.open > 0):
         return None
-    k = int(look.compared - look.agreed)
-    if not plan.certifies(k, int(look.compared)):
+    n = int(sample.sampled)  # a probe of the prefix that never settles reads as differing
+    if not n:
+        return None
+    if not plan.certifies(int(n - sample.agreed), n):
         return None
     now = state.evidence_of(c)
-    found_since = max((now.compared - now.agreed) - k, 0.0)
+    found_since = max((now.compared - now.agreed) - (sample.compared - sample.agreed), 0.0)
     return float(max(plan.budget - found_since, 0.0))

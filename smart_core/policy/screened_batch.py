@@ -306,9 +306,18 @@ class ScreenedBatchPolicy(PolicyBase):
         :data:`MIN_SCREEN`); once a request is decided in certification it is over for good."""
         if state.requests > state.screened or state.requests >= self.screen:
             return False
-        if state.requests < min(MIN_SCREEN, self.screen):
+        if self._settled(state) < min(MIN_SCREEN, self.screen):
             return True
         return len(self._found_contenders(state)) > 1
+
+    def _settled(self, state: TaskState) -> int:
+        """Screening probes whose outcomes are in: what screening has seen, as opposed to what
+        it has asked. With many requests in flight the two part ways, and judging on the
+        requests asked would end screening (no candidate compared yet means no contender left)
+        or drop candidates on a handful of outcomes. Any rule of what screening saw keeps the
+        guarantee: its end and its choices are functions of F0."""
+        held = max((_screening_evidence(state, c).open for c in self.candidates), default=0.0)
+        return int(state.screened - held)
 
     def _prospects(self, state: TaskState, rest: int) -> dict[str, Prospect]:
         """Each candidate's prospect on ``rest`` items from the screening counters as they are
@@ -436,12 +445,13 @@ class ScreenedBatchPolicy(PolicyBase):
         """Probe every candidate the plain plan would still probe; route nothing to them."""
         plain = self._screening.view(state)
         to_drop = list(plain.to_drop)
-        if state.requests >= MIN_PROBES_BEFORE_DROP:
+        settled = self._settled(state)
+        if settled >= MIN_PROBES_BEFORE_DROP:
             found = self._prospects(state, max(self.batch_size - int(state.requests), 1))
             # Priced out: cannot pay back even agreeing always. Told apart from the leader
-            # (once enough requests are screened): no longer worth screening.
+            # (once enough screening outcomes are in): no longer worth screening.
             out = set(priced_out(found))
-            if state.requests >= MIN_SCREEN:
+            if settled >= MIN_SCREEN:
                 out |= set(found) - set(contenders(found))
             to_drop += [c for c in found if c in out and c not in to_drop]
         live = tuple(

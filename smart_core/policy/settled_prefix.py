@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from . import keys as K
-from .state import TaskState
+from .state import Evidence, TaskState
 
 __all__ = ["SettledPrefix"]
 
@@ -37,6 +37,7 @@ _Family = tuple[
 ]
 _WHOLE: _Family = (K.probe_route, K.probes_of, K.agreements, K.probes_open)
 _CERT: _Family = (K.cert_route, K.cert_probes, K.cert_agreements, K.cert_open)
+_LOOK: _Family = (K.look_route, K.look_probes, K.look_agreements, K.look_open)
 
 
 def _is_probe_key(key: str) -> bool:
@@ -114,7 +115,26 @@ class SettledPrefix:
         screening): a probe decided after screening is in both."""
         return self._prefix(counters, _CERT)
 
+    def look_prefix(self, counters: Mapping[str, float]) -> dict[str, Evidence]:
+        """Per candidate with look probes, the settled prefix of its look's sample: the first
+        look probes in decision order, up to the first one still open. Its agreements and
+        compared probes, and (``open``) the probes in it that will never settle, abandoned or
+        stale: a look reads them as differing. The first ``m`` look probes decided are a
+        uniform sample of the items whatever settles when, so a look may be read on them while
+        later look probes are out (:func:`~smart_core.policy.leader_looks.look_cap`)."""
+        return {
+            c: Evidence(compared=n - o, agreed=s, open=o)
+            for c, (s, n, o) in self._counts(counters, _LOOK).items()
+        }
+
     def _prefix(self, counters: Mapping[str, float], family: _Family) -> dict[str, tuple[int, int]]:
+        return {c: (s, n) for c, (s, n, _) in self._counts(counters, family).items()}
+
+    def _counts(
+        self, counters: Mapping[str, float], family: _Family
+    ) -> dict[str, tuple[int, int, int]]:
+        """Per candidate, (agreements, probes, still open) of the prefix, the open ones among
+        the probes."""
         route_of, probes_of, agreements, opened = family
         later: dict[str, float] = {}
         for probe in self._probes.values():
@@ -126,7 +146,8 @@ class SettledPrefix:
             n, s, o = probes_of(c), agreements(c), opened(c)
             still_open = max(counters.get(o, 0.0) - later.get(o, 0.0), 0.0)
             probes = counters.get(n, 0.0) - later.get(n, 0.0) + still_open
-            out[c] = (int(counters.get(s, 0.0) - later.get(s, 0.0)), int(probes))
+            agreed = counters.get(s, 0.0) - later.get(s, 0.0)
+            out[c] = (int(agreed), int(probes), int(still_open))
         return out
 
     def state(self, counters: Mapping[str, float]) -> TaskState:
@@ -139,7 +160,10 @@ class SettledPrefix:
         self._abandon_stale()
         cert = self.cert_prefix(counters)  # only a screened batch has certification counters
         return TaskState.from_counters(
-            counters, prefix=self.prefix(counters), cert_prefix=cert or None
+            counters,
+            prefix=self.prefix(counters),
+            cert_prefix=cert or None,
+            look_prefix=self.look_prefix(counters),
         )
 
     def holds(self, seq: int) -> bool:

@@ -162,6 +162,11 @@ class TaskState:
     look_evidence: Mapping[str, Evidence] = field(default_factory=dict)
     #: Like ``prefix``, over the certification stage's probes.
     cert_prefix: Mapping[str, tuple[int, int]] | None = None
+    #: Per candidate, the settled prefix of its look probes
+    #: (:meth:`~smart_core.policy.settled_prefix.SettledPrefix.look_prefix`), when a run that
+    #: knows the decision order supplies it (then a mapping, empty before any look probe);
+    #: ``None`` otherwise.
+    look_prefix: Mapping[str, Evidence] | None = None
 
     @classmethod
     def from_counters(
@@ -170,6 +175,7 @@ class TaskState:
         *,
         prefix: Mapping[str, tuple[int, int]] | None = None,
         cert_prefix: Mapping[str, tuple[int, int]] | None = None,
+        look_prefix: Mapping[str, Evidence] | None = None,
     ) -> TaskState:
         """The state held by a store's ``counters`` (keys of :mod:`smart_core.policy.keys`)."""
         per_route: dict[str, dict[str, float]] = {name: {} for name in _PER_ROUTE.values()}
@@ -213,6 +219,7 @@ class TaskState:
             cert_evidence={c: Evidence(**v) for c, v in cert.items()},
             look_evidence={c: Evidence(**v) for c, v in look.items()},
             cert_prefix=cert_prefix,
+            look_prefix=look_prefix,
             **per_route,
         )
 
@@ -232,6 +239,14 @@ class TaskState:
     def looked_by(self, candidate: str) -> Evidence:
         """``candidate``'s probe counters within its planned look (zero if it has none)."""
         return self.look_evidence.get(candidate, _NO_EVIDENCE)
+
+    def look_sample(self, candidate: str) -> Evidence:
+        """The sample ``candidate``'s looks may be read on: the settled prefix of its look
+        probes where the run supplies one (its ``open`` ones never settle: read as differing),
+        else all of them (readable once none is open)."""
+        if self.look_prefix is not None:
+            return self.look_prefix.get(candidate, _NO_EVIDENCE)
+        return self.looked_by(candidate)
 
     def epoch_of(self, candidate: str) -> int:
         """``candidate``'s drift epoch: how many times its detector has restarted it."""

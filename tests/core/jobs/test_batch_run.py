@@ -314,3 +314,29 @@ def test_the_progress_counts_every_item_but_builds_a_ledger_a_few_times_a_second
     assert result.done == 300
     # the start, then once every item is done: all 300 counted, the last ledger the run's end
     assert calls == [(0, 0, 300), (300, 300, 300)]
+
+
+def test_with_probes_in_flight_the_leaders_looks_read_the_settled_prefix(tmp_path):
+    """32 items in flight and a leader that needs many probes (it errs on 7 % of items, at
+    epsilon 0.10): its looks are read on the first look probes decided as soon as those are in,
+    so almost every certification probe joins the looks' sample. Waiting at each look's size
+    until every look probe was in let three of four certification probes pass by untagged."""
+    many = [MINI, HAIKU, "openai:gpt-4.1-nano", "openai:gpt-4.1-mini", "openai:gpt-5-mini"]
+    many.append("anthropic:claude-haiku-4-5")
+    path = _items(tmp_path, 1200)
+    errors = {MINI: 0.07, HAIKU: 0.3, **{m: 0.25 for m in many[2:]}}
+    models = Models(path, errors)
+
+    async def slow_candidates(item: str, model: str) -> None:
+        if model != REF:
+            await asyncio.sleep(0.002)
+
+    models.hook = slow_candidates
+    run = replace(_run(path, tmp_path, candidates=many), concurrency=32)
+    result = asyncio.run(run_batch(run, {m: models.endpoint(m) for m in [REF, *many]}))
+    assert result.done == 1200 and result.failed == {}
+    counters = open_store(f"sqlite:///{result.state}").read(run.task)
+    cert, look = counters[K.cert_probes(MINI)], counters.get(K.look_probes(MINI), 0.0)
+    assert cert > 150, cert  # certifying took many probes ...
+    assert look >= cert - 3 * 32, (look, cert)  # ... nearly all of them in the looks' sample
+    assert counters[K.routed(MINI)] > 400  # and a look passed

@@ -46,12 +46,24 @@ class _Run:
         self.write(inc)
         self.prefix.settled(seq, inc)
 
+    def decide_look(self, *, tagged: bool) -> int | None:
+        inc = _look_decision(A, tagged)
+        self.write(inc)
+        return self.prefix.decided(inc)
+
+    def settle_look(self, seq: int, agreed: bool, *, tagged: bool = True) -> None:
+        inc = _look_outcome(A, tagged, agreed)
+        self.write(inc)
+        self.prefix.settled(seq, inc)
+
     def seen(self, model: str) -> tuple[float, float]:
         """(probes, agreements) of the settled prefix handed to the policy."""
         state = self.prefix.state(self.store)
         assert state.prefix is not None
         # The store's own counters pass through untouched: the prefix is a field of its own.
-        assert state == TaskState.from_counters(self.store, prefix=state.prefix)
+        assert state == TaskState.from_counters(
+            self.store, prefix=state.prefix, look_prefix=state.look_prefix
+        )
         agreements, probes = state.prefix[model]
         return probes, agreements
 
@@ -218,3 +230,84 @@ def test_reading_the_prefix_beside_the_open_count_keeps_the_level_at_the_thresho
     print(f"\nabove the truth: policy's reading {rate:.3f}, arrival order {biased / 400:.3f}")
     assert rate <= alpha + 3 * (alpha * (1 - alpha) / streams) ** 0.5
     assert biased / 400 > 2 * alpha
+
+
+# -- the looks' sample ---------------------------------------------------------------------------
+
+
+def _look_decision(model: str, tagged: bool) -> dict[str, float]:
+    inc = {**_decision(model), K.cert_open(model): 1.0}
+    return inc | ({K.look_open(model): 1.0} if tagged else {})
+
+
+def _look_outcome(model: str, tagged: bool, agreed: bool | None) -> dict[str, float]:
+    """A certification probe's outcome: compared (agreed or not), or ``None``, a failed call
+    (settled, not compared), as probe_outcome and probe_failure write them."""
+    if agreed is None:
+        inc = {K.failures(model): 1.0, K.probes_open(model): -1.0, K.cert_open(model): -1.0}
+        return inc | ({K.look_open(model): -1.0} if tagged else {})
+    a = 1.0 if agreed else 0.0
+    inc = {K.probes_of(model): 1.0, K.agreements(model): a, K.probes_open(model): -1.0}
+    inc |= {K.cert_probes(model): 1.0, K.cert_agreements(model): a, K.cert_open(model): -1.0}
+    if tagged:
+        inc |= {K.look_probes(model): 1.0, K.look_agreements(model): a, K.look_open(model): -1.0}
+    return inc
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_look_prefix_is_the_first_look_probes_decided_up_to_the_first_open_probe(seed):
+    """A look may be read while later look probes are out only if what it reads is the first
+    look probes *decided*, a uniform sample whatever settles when. Probes decided in order,
+    some tagged for the look, settled in a random order: at every step the look prefix handed
+    to the policy counts exactly the tagged probes before the first probe still open, and the
+    whole look counters stay untouched beside it."""
+    rng = random.Random(seed)
+    run = _Run()
+    decided: list[tuple[int, bool, bool | None]] = []  # (seq, tagged, outcome)
+    settled: set[int] = set()
+    pending: list[int] = []
+    for _ in range(300):
+        if pending and (len(pending) > 40 or rng.random() < 0.5):
+            i = pending.pop(rng.randrange(len(pending)))
+            seq, tagged, outcome = decided[i]
+            inc = _look_outcome(A, tagged, outcome)
+            run.write(inc)
+            run.prefix.settled(seq, inc)
+            settled.add(i)
+        else:
+            tagged = rng.random() < 0.7
+            inc = _look_decision(A, tagged)
+            run.write(inc)
+            seq = run.prefix.decided(inc)
+            outcome = None if rng.random() < 0.05 else rng.random() < 0.9
+            decided.append((seq, tagged, outcome))
+            pending.append(len(decided) - 1)
+        state = run.prefix.state(run.store)
+        first_open = next((i for i in range(len(decided)) if i not in settled), len(decided))
+        before = [d for d in decided[:first_open] if d[1] and d[2] is not None]
+        look = state.look_prefix.get(A)
+        if not any(d[1] for d in decided):
+            assert look is None
+            continue
+        assert look is not None
+        assert (look.compared, look.agreed, look.open) == (
+            len(before),
+            sum(1 for d in before if d[2]),
+            0,
+        )
+        assert state.looked_by(A).compared == run.store.get(K.look_probes(A), 0.0)
+    assert len(settled) > 100
+
+
+def test_a_look_probe_abandoned_in_the_prefix_reads_as_differing():
+    """A look probe whose answers are lost never settles; once the prefix reaches it, the look
+    reads it as a differing answer (open, in the sample), never as one left out."""
+    run = _Run()
+    seqs = [run.decide_look(tagged=True) for _ in range(3)]
+    run.settle_look(seqs[1], True)
+    run.settle_look(seqs[2], True)
+    run.prefix.abandoned(seqs[0])
+    state = run.prefix.state(run.store)
+    sample = state.look_sample(A)
+    assert (sample.compared, sample.agreed, sample.open) == (2, 2, 1)
+    assert sample.sampled == 3
