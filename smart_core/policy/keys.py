@@ -6,6 +6,8 @@ hold the state and every worker derives the same policy from it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = [
     "ANSWERED",
     "AUDITS",
@@ -97,7 +99,12 @@ def probes_open(route: str) -> str:
 
 def probe_route(key: str) -> str | None:
     """The route of one of a candidate's probe counters (compared, agreeing, open), else None."""
-    for name in (probes_of, agreements, probes_open):
+    return _route_of(key, probes_of, agreements, probes_open)
+
+
+def _route_of(key: str, *families: Callable[[str], str]) -> str | None:
+    """The route ``key`` names, if it is a counter of one of these per-route families."""
+    for name in families:
         head = name("")
         if key.startswith(head):
             return key[len(head) :]
@@ -239,17 +246,12 @@ def look_open(route: str) -> str:
 
 def look_route(key: str) -> str | None:
     """The route of one of a candidate's planned-look probe counters, else None."""
-    for name in (look_probes, look_agreements, look_open):
-        head = name("")
-        if key.startswith(head):
-            return key[len(head) :]
-    return None
+    return _route_of(key, look_probes, look_agreements, look_open)
 
 
 def cert_route(key: str) -> str | None:
-    """The route of one of a candidate's certification-stage probe counters, else None."""
-    for name in (cert_probes, cert_agreements, cert_open, look_probes, look_agreements, look_open):
-        head = name("")
-        if key.startswith(head):
-            return key[len(head) :]
-    return None
+    """The route of one of a candidate's certification-stage probe counters (its look's
+    included), else None."""
+    return _route_of(
+        key, cert_probes, cert_agreements, cert_open, look_probes, look_agreements, look_open
+    )

@@ -63,6 +63,16 @@ class Models:
         return {m: self.endpoint(m) for m in (REF, MINI, HAIKU)}
 
 
+#: Six candidates: a batch of them is screened.
+SIX = [MINI, HAIKU, "openai:gpt-4.1-nano", "openai:gpt-4.1-mini", "openai:gpt-5-mini"]
+SIX.append("anthropic:claude-haiku-4-5")
+
+
+def _six_errors(best: float) -> dict[str, float]:
+    """Error rates of the six: ``MINI`` errs on a share ``best`` of items, the others far more."""
+    return {MINI: best, HAIKU: 0.3, **{m: 0.25 for m in SIX[2:]}}
+
+
 def _run(path: Path, tmp_path: Path, **kw) -> BatchRun:
     kw.setdefault("candidates", [MINI, HAIKU])
     return BatchRun(
@@ -246,10 +256,9 @@ def test_a_run_of_six_candidates_is_screened_then_certified_and_every_probe_sett
     screening (its own counters), and ends with every item answered once, no probe left open in
     either stage, and the realized disagreement within epsilon. Differing answers come back
     late, so screening's last probes are still out when certification begins."""
-    many = [MINI, HAIKU, "openai:gpt-4.1-nano", "openai:gpt-4.1-mini", "openai:gpt-5-mini"]
-    many.append("anthropic:claude-haiku-4-5")
+    many = SIX
     path = _items(tmp_path, 600)
-    errors = {MINI: 0.02, HAIKU: 0.3, **{m: 0.25 for m in many[2:]}}
+    errors = _six_errors(0.02)
     models = Models(path, errors)
 
     async def late_if_differing(item: str, model: str) -> None:
@@ -321,10 +330,9 @@ def test_with_probes_in_flight_the_leaders_looks_read_the_settled_prefix(tmp_pat
     epsilon 0.10): its looks are read on the first look probes decided as soon as those are in,
     so almost every certification probe joins the looks' sample. Waiting at each look's size
     until every look probe was in let three of four certification probes pass by untagged."""
-    many = [MINI, HAIKU, "openai:gpt-4.1-nano", "openai:gpt-4.1-mini", "openai:gpt-5-mini"]
-    many.append("anthropic:claude-haiku-4-5")
+    many = SIX
     path = _items(tmp_path, 1200)
-    errors = {MINI: 0.07, HAIKU: 0.3, **{m: 0.25 for m in many[2:]}}
+    errors = _six_errors(0.07)
     models = Models(path, errors)
 
     async def slow_candidates(item: str, model: str) -> None:
