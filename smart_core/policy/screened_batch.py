@@ -487,7 +487,9 @@ class ScreenedBatchPolicy(PolicyBase):
         )
 
     def _widen(self, view: PolicyView) -> PolicyView:
-        """A certification-stage view over every candidate (those not chosen: weight 0)."""
+        """A certification-stage view over every candidate (those not chosen: weight 0, and the
+        interval that claims nothing, [0, 1]: printed as [0, 0] it read as a certified
+        disagreement beside their screening's 44 agreements in 45)."""
         routes = (self.reference, *self.candidates)
         weight = dict(zip(view.routes, view.weights, strict=True))
         return replace(
@@ -495,7 +497,7 @@ class ScreenedBatchPolicy(PolicyBase):
             routes=routes,
             weights=tuple(weight.get(r, 0.0) for r in routes),
             lower={r: view.lower.get(r, 0.0) for r in routes},
-            upper={r: view.upper.get(r, 0.0) for r in routes},
+            upper={r: view.upper.get(r, 1.0) for r in routes},
             cost={r: view.cost.get(r, 0.0) for r in routes},
             stage="certifying",
         )
@@ -640,7 +642,7 @@ class _CertificationPlan(BatchPlanPolicy):
         lower, upper, live = super()._bounds(state)
         if self.free is not None:
             # No bound and never probed: its items are charged in full.
-            lower[self.free], upper[self.free] = 0.0, 0.0
+            lower[self.free], upper[self.free] = 0.0, 1.0
             live = [c for c in live if c != self.free]
         for c in self.looks:
             look = self._look_cap(state, c)

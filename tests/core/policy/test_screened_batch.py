@@ -421,6 +421,21 @@ def test_the_cheapest_candidate_takes_no_share_of_delta():
     assert plan._cap(state, lower, "junk") == plan.batch_size  # all of its items may differ
 
 
+def test_candidates_without_a_certification_bound_show_the_interval_that_claims_nothing():
+    """After screening, a candidate not chosen (and the cheapest, which takes the budget no
+    certificate needs) has no bound: the view, which the ledger prints, gives it [0, 1], never
+    an upper bound of 0 beside its screening's agreements."""
+    policy = make(screen=30)
+    counters = screened_30({"a": 30, "b": 20, "c": 18, "junk": 2})
+    plan = policy._plan(TaskState.of(counters))
+    view = policy.view(TaskState.of(counters))
+    unbounded = [c for c in ("b", "c", "junk") if c not in plan.candidates or c == plan.free]
+    assert unbounded  # the check is exercised
+    for c in unbounded:
+        assert (view.lower[c], view.upper[c]) == (0.0, 1.0), c
+    assert 0.0 < view.upper["a"] <= 1.0
+
+
 def test_priced_out_compares_a_best_case_with_the_others_low_ends():
     found = {
         "a": Prospect(10.0, 8.0, 12.0, 40.0),
