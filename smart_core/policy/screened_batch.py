@@ -78,6 +78,9 @@ SCREEN_FROM = 6
 SCREEN_SHARE = 0.08
 #: Standard errors apart two predicted savings must be before screening tells them apart.
 SEPARATION = 1.0
+#: A candidate whose call costs at least this share of the reference's is held back in
+#: screening while its outcomes are out (:meth:`ScreenedBatchPolicy._held_back`).
+DEAR = 0.25
 #: Requests screened at least (three times the probes a candidate gets before it may be
 #: dropped), unless ``screen`` is smaller.
 MIN_SCREEN = 3 * MIN_PROBES_BEFORE_DROP
@@ -454,10 +457,26 @@ class ScreenedBatchPolicy(PolicyBase):
             if settled >= MIN_SCREEN:
                 out |= set(found) - set(contenders(found))
             to_drop += [c for c in found if c in out and c not in to_drop]
+        ref = self.expected_cost(state, self.reference)
         live = tuple(
-            c for c in self.candidates if not state.evidence_of(c).dropped and c not in to_drop
+            c
+            for c in self.candidates
+            if not state.evidence_of(c).dropped
+            and c not in to_drop
+            and not self._held_back(state, c, ref)
         )
         return self._reference_view(state, live, tuple(to_drop), "screening")
+
+    def _held_back(self, state: TaskState, c: str, reference_cost: float) -> bool:
+        """A dear candidate (a call at least :data:`DEAR` of the reference's) skips screening
+        probes while :data:`MIN_PROBES_BEFORE_DROP` of its own are out: their outcomes are
+        enough to price it out, and with 32 items in flight it was probed 32 times, at most of
+        a reference call each, before the first came back. Which candidates a probe calls may
+        follow anything seen so far (screening only chooses); cheap ones keep every probe, so
+        screening learns as fast as before."""
+        if self.expected_cost(state, c) < DEAR * reference_cost:
+            return False
+        return _screening_evidence(state, c).open >= MIN_PROBES_BEFORE_DROP
 
     def _pending_view(self, state: TaskState, *, waiting: bool) -> PolicyView:
         """Screening is over: while its last outcomes are out (``waiting``), or if nothing is

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -23,6 +23,7 @@ from smart_core.policy import (
     probe_outcome,
 )
 from smart_core.policy import keys as K
+from smart_core.policy.base import MIN_PROBES_BEFORE_DROP
 from smart_core.policy.leader_looks import GRID_LIMIT
 from smart_core.policy.screened_batch import (
     LOOK_SHARE,
@@ -38,8 +39,10 @@ from smart_core.policy.state import Evidence
 from smart_core.stats.sequential_looks import look_error
 
 REF = "ref"
-#: Cost of one call: three cheap candidates, a dear one (the reference's price) and a free one.
+#: Cost of one call: three cheap candidates, a dear one (the reference's price), a pricey one
+#: (most of it) and a free one.
 COSTS = {REF: 0.005, "a": 0.0004, "b": 0.0003, "c": 0.0005, "dear": 0.005, "junk": 0.0001}
+COSTS["pricey"] = 0.004
 
 
 def make(candidates=("a", "b", "c", "junk"), *, n=1500, epsilon=0.10, delta=0.05, screen=None):
@@ -148,6 +151,36 @@ def test_screening_judges_on_the_outcomes_in_not_the_requests_asked():
                 for k, v in probe_outcome(old, c, True).items():
                     counters[k] += v
     assert counters[K.SCREENED] == MIN_SCREEN + 32
+
+
+@pytest.mark.parametrize("cheap_agree", [True, False])
+def test_a_pricey_candidate_waits_for_its_outcomes_in_screening_the_cheap_ones_do_not(
+    cheap_agree,
+):
+    """With 32 requests in flight, a candidate priced near the reference joins screening
+    probes only while fewer than MIN_PROBES_BEFORE_DROP of its own are out; the cheap ones join
+    every probe. Its first outcomes decide: priced out where the cheap ones agree as often
+    (after 8 probes, not 32), probed again where they do not."""
+    policy = make(("a", "b", "c", "pricey"))
+    rng = random.Random(0)
+    counters: dict[str, float] = defaultdict(float)
+    held = []
+    joined: Counter[str] = Counter()
+    for _ in range(32):
+        d = policy.decide(counters, rng)
+        assert d.stage == "screening"
+        joined.update(d.probe_models)
+        for k, v in d.increments.items():
+            counters[k] += v
+        held.append(d)
+    assert joined == {"a": 32, "b": 32, "c": 32, "pricey": MIN_PROBES_BEFORE_DROP}
+    for old in held[:MIN_PROBES_BEFORE_DROP]:  # the first outcomes in, pricey's among them
+        for c in old.probe_models:
+            for k, v in probe_outcome(old, c, cheap_agree or c == "pricey").items():
+                counters[k] += v
+    d = policy.decide(counters, rng)
+    assert d.stage == "screening"
+    assert ("pricey" in d.probe_models) is not cheap_agree
 
 
 def test_certification_bounds_count_only_the_probes_after_screening():
