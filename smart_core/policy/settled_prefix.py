@@ -108,12 +108,12 @@ class SettledPrefix:
         """Per candidate with probe counters, (agreements, probes) of the settled prefix: what
         the probes after the first one still open wrote to ``counters`` is left out (the open
         ones within the prefix are counted, as differing)."""
-        return self._prefix(counters, _WHOLE)
+        return self._prefix(counters, _WHOLE, self._later())
 
     def cert_prefix(self, counters: Mapping[str, float]) -> dict[str, tuple[int, int]]:
         """Like :meth:`prefix`, over the certification stage's probe counters (batch mode with
         screening): a probe decided after screening is in both."""
-        return self._prefix(counters, _CERT)
+        return self._prefix(counters, _CERT, self._later())
 
     def look_prefix(self, counters: Mapping[str, float]) -> dict[str, Evidence]:
         """Per candidate with look probes, the settled prefix of its look's sample: the first
@@ -122,24 +122,35 @@ class SettledPrefix:
         stale: a look reads them as differing. The first ``m`` look probes decided are a
         uniform sample of the items whatever settles when, so a look may be read on them while
         later look probes are out (:func:`~smart_core.policy.leader_looks.look_cap`)."""
+        return self._look_prefix(counters, self._later())
+
+    def _look_prefix(
+        self, counters: Mapping[str, float], later: Mapping[str, float]
+    ) -> dict[str, Evidence]:
         return {
             c: Evidence(compared=n - o, agreed=s, open=o)
-            for c, (s, n, o) in self._counts(counters, _LOOK).items()
+            for c, (s, n, o) in self._counts(counters, _LOOK, later).items()
         }
 
-    def _prefix(self, counters: Mapping[str, float], family: _Family) -> dict[str, tuple[int, int]]:
-        return {c: (s, n) for c, (s, n, _) in self._counts(counters, family).items()}
+    def _prefix(
+        self, counters: Mapping[str, float], family: _Family, later: Mapping[str, float]
+    ) -> dict[str, tuple[int, int]]:
+        return {c: (s, n) for c, (s, n, _) in self._counts(counters, family, later).items()}
 
-    def _counts(
-        self, counters: Mapping[str, float], family: _Family
-    ) -> dict[str, tuple[int, int, int]]:
-        """Per candidate, (agreements, probes, still open) of the prefix, the open ones among
-        the probes."""
-        route_of, probes_of, agreements, opened = family
+    def _later(self) -> dict[str, float]:
+        """What the probes held out of the prefix wrote to the counters, summed per key."""
         later: dict[str, float] = {}
         for probe in self._probes.values():
             for k, v in probe.written.items():
                 later[k] = later.get(k, 0.0) + v
+        return later
+
+    def _counts(
+        self, counters: Mapping[str, float], family: _Family, later: Mapping[str, float]
+    ) -> dict[str, tuple[int, int, int]]:
+        """Per candidate, (agreements, probes, still open) of the prefix, the open ones among
+        the probes; ``later`` is :meth:`_later`."""
+        route_of, probes_of, agreements, opened = family
         out = {}
         candidates = {route for k in counters if (route := route_of(k))}
         for c in candidates:
@@ -158,12 +169,14 @@ class SettledPrefix:
         if not self._sole_decider(counters):
             return TaskState.from_counters(counters)
         self._abandon_stale()
-        cert = self.cert_prefix(counters)  # only a screened batch has certification counters
+        later = self._later()  # one pass over the held probes serves every family
+        # Only a screened batch has certification counters, and its look probes are among them.
+        cert = self._prefix(counters, _CERT, later)
         return TaskState.from_counters(
             counters,
-            prefix=self.prefix(counters),
+            prefix=self._prefix(counters, _WHOLE, later),
             cert_prefix=cert or None,
-            look_prefix=self.look_prefix(counters),
+            look_prefix=self._look_prefix(counters, later) if cert else None,
         )
 
     def holds(self, seq: int) -> bool:

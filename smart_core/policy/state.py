@@ -164,8 +164,8 @@ class TaskState:
     cert_prefix: Mapping[str, tuple[int, int]] | None = None
     #: Per candidate, the settled prefix of its look probes
     #: (:meth:`~smart_core.policy.settled_prefix.SettledPrefix.look_prefix`), when a run that
-    #: knows the decision order supplies it (then a mapping, empty before any look probe);
-    #: ``None`` otherwise.
+    #: knows the decision order supplies it (from the first certification probe on: no look
+    #: probe comes before); ``None`` otherwise.
     look_prefix: Mapping[str, Evidence] | None = None
 
     @classmethod

@@ -312,8 +312,7 @@ def test_with_the_settled_prefix_looks_are_read_on_it_while_later_probes_are_out
         settling); ``later`` differing answers among settled look probes after the prefix."""
         compared, agreed, lost = prefix
         differing = compared - agreed + later
-        probes = tagged
-        state = {**counters, K.REQUESTS: 30 + probes, K.PROBES: 30 + probes}
+        state = {**counters, K.REQUESTS: 30 + tagged, K.PROBES: 30 + tagged}
         done = tagged - open_
         state |= {K.look_probes("a"): done, K.look_agreements("a"): done - differing}
         state |= {K.look_open("a"): open_}

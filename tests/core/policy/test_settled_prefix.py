@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import random
+from types import SimpleNamespace
 
 import pytest
 
@@ -241,17 +242,12 @@ def _look_decision(model: str, tagged: bool) -> dict[str, float]:
 
 
 def _look_outcome(model: str, tagged: bool, agreed: bool | None) -> dict[str, float]:
-    """A certification probe's outcome: compared (agreed or not), or ``None``, a failed call
-    (settled, not compared), as probe_outcome and probe_failure write them."""
+    """A certification probe's outcome as the engine writes it: compared (agreed or not), or
+    ``None``, a failed call (settled, not compared)."""
+    decision = SimpleNamespace(probe_tags={}, stage="certifying", look=(model,) if tagged else ())
     if agreed is None:
-        inc = {K.failures(model): 1.0, K.probes_open(model): -1.0, K.cert_open(model): -1.0}
-        return inc | ({K.look_open(model): -1.0} if tagged else {})
-    a = 1.0 if agreed else 0.0
-    inc = {K.probes_of(model): 1.0, K.agreements(model): a, K.probes_open(model): -1.0}
-    inc |= {K.cert_probes(model): 1.0, K.cert_agreements(model): a, K.cert_open(model): -1.0}
-    if tagged:
-        inc |= {K.look_probes(model): 1.0, K.look_agreements(model): a, K.look_open(model): -1.0}
-    return inc
+        return probe_failure(decision, model)
+    return probe_outcome(decision, model, agreed)
 
 
 @pytest.mark.parametrize("seed", range(20))
