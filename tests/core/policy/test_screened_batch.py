@@ -157,10 +157,10 @@ def test_screening_judges_on_the_outcomes_in_not_the_requests_asked():
 def test_a_pricey_candidate_waits_for_its_outcomes_in_screening_the_cheap_ones_do_not(
     cheap_agree,
 ):
-    """With 32 requests in flight, a candidate priced near the reference joins screening
-    probes only while fewer than MIN_PROBES_BEFORE_DROP of its own are out; the cheap ones join
-    every probe. Its first outcomes decide: priced out where the cheap ones agree as often
-    (after 8 probes, not 32), probed again where they do not."""
+    """With 32 requests in flight, a candidate priced near the reference joins one screening
+    probe (its price is then known) and waits until MIN_PROBES_BEFORE_DROP screening outcomes
+    are in; the cheap ones join every probe. Those outcomes decide: priced out where the cheap
+    ones agree as often (after 1 probe of its own, not 32), probed again where they do not."""
     policy = make(("a", "b", "c", "pricey"))
     rng = random.Random(0)
     counters: dict[str, float] = defaultdict(float)
@@ -173,7 +173,7 @@ def test_a_pricey_candidate_waits_for_its_outcomes_in_screening_the_cheap_ones_d
         for k, v in d.increments.items():
             counters[k] += v
         held.append(d)
-    assert joined == {"a": 32, "b": 32, "c": 32, "pricey": MIN_PROBES_BEFORE_DROP}
+    assert joined == {"a": 32, "b": 32, "c": 32, "pricey": 1}
     for old in held[:MIN_PROBES_BEFORE_DROP]:  # the first outcomes in, pricey's among them
         for c in old.probe_models:
             for k, v in probe_outcome(old, c, cheap_agree or c == "pricey").items():
@@ -181,6 +181,55 @@ def test_a_pricey_candidate_waits_for_its_outcomes_in_screening_the_cheap_ones_d
     d = policy.decide(counters, rng)
     assert d.stage == "screening"
     assert ("pricey" in d.probe_models) is not cheap_agree
+
+
+def test_one_at_a_time_a_pricey_candidate_is_probed_once_until_it_can_be_priced_out():
+    """One request at a time nothing is ever out, yet a candidate priced near the reference
+    joins only the first screening probe: MIN_PROBES_BEFORE_DROP outcomes must be in before
+    anything may price it out, and its own agreements do not enter that rule. Where the cheap
+    candidates agree as often, it is dropped then, after one call instead of eight."""
+    policy = make(("a", "b", "c", "pricey"))
+    rng = random.Random(0)
+    counters: dict[str, float] = defaultdict(float)
+    joined: Counter[str] = Counter()
+    for _ in range(MIN_PROBES_BEFORE_DROP):
+        d = policy.decide(counters, rng)
+        assert d.stage == "screening" and K.dropped("pricey") not in d.increments
+        joined.update(d.probe_models)
+        for k, v in d.increments.items():
+            counters[k] += v
+        for c in d.probe_models:
+            for k, v in probe_outcome(d, c, True).items():
+                counters[k] += v
+    assert joined == {c: MIN_PROBES_BEFORE_DROP for c in "abc"} | {"pricey": 1}
+    d = policy.decide(counters, rng)
+    assert d.stage == "screening" and "pricey" not in d.probe_models
+    assert d.increments.get(K.dropped("pricey")) == 1.0
+
+
+def test_certification_stops_probing_a_contender_its_probes_tell_apart_from_the_leader():
+    """Screening kept b beside a (28 and 29 agreements in 30). In certification b agrees 80 %
+    of the time and a 96 %: b stops being probed once its certification probes tell it apart
+    (the screening rule, on everything seen), within a few dozen probes, while a is probed on;
+    valued at its upper bound alone, b was called on 84 probes."""
+    policy = make(screen=30)
+    counters = defaultdict(float, screened_30({"a": 29, "b": 28, "c": 18, "junk": 2}))
+    rng, outcomes = random.Random(1), random.Random(5)
+    probed: Counter[str] = Counter()
+    dropped_at = None
+    for i in range(150):
+        d = policy.decide(counters, rng)
+        probed.update(d.probe_models)
+        if K.cert_dropped("b") in d.increments:
+            dropped_at = probed["a"]
+        for k, v in d.increments.items():
+            counters[k] += v
+        for c in d.probe_models:
+            agreed = i % 25 != 0 if c == "a" else outcomes.random() < 0.8
+            for k, v in probe_outcome(d, c, agreed).items():
+                counters[k] += v
+    assert dropped_at is not None and dropped_at <= 3 * MIN_PROBES_BEFORE_DROP
+    assert probed["b"] < dropped_at + 1 and probed["a"] > 2 * probed["b"]
 
 
 def test_certification_bounds_count_only_the_probes_after_screening():
