@@ -482,7 +482,7 @@ class ScreenedBatchPolicy(PolicyBase):
             return False
         own = _screening_evidence(state, c)
         if self._settled(state) < MIN_PROBES_BEFORE_DROP:
-            return own.compared + own.open >= 1
+            return own.sampled >= 1
         return own.open >= MIN_PROBES_BEFORE_DROP
 
     def _pending_view(self, state: TaskState, *, waiting: bool) -> PolicyView:
